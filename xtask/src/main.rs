@@ -1,0 +1,249 @@
+//! Repository automation: `cargo xtask ci` is the single CI entry point, and `cargo xtask tidy` checks repository rules.
+//!
+//! Subcommands are parsed by hand and cargo is run through `$CARGO`, so this crate stays quick to compile.
+//! It depends on no workspace crate.
+
+// xtask is a command-line tool: printing progress and results is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+// xtask drives cargo; the spawn ban is for library crates.
+#![allow(clippy::disallowed_methods)]
+
+mod tidy;
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+const USAGE: &str = "\
+Usage: cargo xtask <command>
+
+Commands:
+  ci      run the CI pipeline: fmt, clippy, build, test, doc (stops at the first failure)
+  tidy    check repository rules (the same checks run as a test under `cargo test -p xtask`)
+  help    print this message
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        [] | ["help" | "-h" | "--help"] => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        ["ci"] => report(ci()),
+        ["tidy"] => report(tidy_command()),
+        _ => {
+            eprintln!("error: unknown arguments: {}\n", args.join(" "));
+            eprint!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Turns the outcome of a subcommand into an exit code, printing the error chain on failure.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Returns the workspace root, which is the parent of the xtask crate.
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .with_context(|| format!("{} has no parent directory", manifest_dir.display()))?;
+    Ok(root.to_path_buf())
+}
+
+/// The cargo binary to run: `$CARGO` when set (it is under `cargo xtask`), else `cargo` from `PATH`.
+fn cargo() -> OsString {
+    env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"))
+}
+
+fn tidy_command() -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let violations = tidy::check(&root);
+    for violation in &violations {
+        println!("{violation}");
+    }
+    if !violations.is_empty() {
+        bail!("tidy found {} violation(s)", violations.len());
+    }
+    println!("tidy: ok");
+    Ok(())
+}
+
+/// One cargo invocation: its arguments and any extra environment.
+#[derive(Debug)]
+struct CargoCommand {
+    args: Vec<&'static str>,
+    envs: Vec<(&'static str, &'static str)>,
+}
+
+/// One named CI step, made of cargo invocations run in order.
+#[derive(Debug)]
+struct Step {
+    name: &'static str,
+    commands: Vec<CargoCommand>,
+}
+
+fn cargo_command(args: &[&'static str]) -> CargoCommand {
+    CargoCommand {
+        args: args.to_vec(),
+        envs: Vec::new(),
+    }
+}
+
+/// The CI pipeline, in order.
+///
+/// This is the one place to add a step.
+/// An `interop` step (`cargo xtask interop`, which installs real MCP servers from npm and PyPI) belongs last, once it exists.
+fn ci_steps(root: &Path) -> Vec<Step> {
+    let test_commands = if nextest_available(root) {
+        println!("note: cargo-nextest found: tests run under `cargo nextest`, doctests under `cargo test --doc`");
+        vec![
+            cargo_command(&[
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--profile",
+                "ci",
+                "--no-fail-fast",
+            ]),
+            // Nextest does not run doctests.
+            cargo_command(&["test", "--workspace", "--locked", "--doc"]),
+        ]
+    } else {
+        println!("note: cargo-nextest not found: tests run under `cargo test`");
+        vec![cargo_command(&["test", "--workspace", "--locked"])]
+    };
+    vec![
+        Step {
+            name: "fmt",
+            commands: vec![cargo_command(&["fmt", "--all", "--check"])],
+        },
+        Step {
+            name: "clippy",
+            commands: vec![cargo_command(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ])],
+        },
+        Step {
+            // Tests spawn helper binaries such as `mcp-fake-server`, so build them first.
+            name: "build",
+            commands: vec![cargo_command(&[
+                "build",
+                "--workspace",
+                "--locked",
+                "--bins",
+            ])],
+        },
+        Step {
+            name: "test",
+            commands: test_commands,
+        },
+        Step {
+            name: "doc",
+            commands: vec![CargoCommand {
+                args: vec!["doc", "--workspace", "--no-deps", "--locked"],
+                envs: vec![("RUSTDOCFLAGS", "-D warnings")],
+            }],
+        },
+    ]
+}
+
+/// Reports whether `cargo nextest` is installed, by running `cargo nextest --version` quietly.
+fn nextest_available(root: &Path) -> bool {
+    Command::new(cargo())
+        .args(["nextest", "--version"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn ci() -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let ci_start = Instant::now();
+    let steps = ci_steps(&root);
+    let mut timings: Vec<(&'static str, Duration)> = Vec::new();
+    for step in &steps {
+        let step_start = Instant::now();
+        println!("\n==> {}", step.name);
+        for command in &step.commands {
+            run_cargo(&root, command).with_context(|| {
+                format!(
+                    "ci step `{}` failed after {:.1?} (total {:.1?})",
+                    step.name,
+                    step_start.elapsed(),
+                    ci_start.elapsed()
+                )
+            })?;
+        }
+        let elapsed = step_start.elapsed();
+        println!("<== {} ok in {:.1?}", step.name, elapsed);
+        timings.push((step.name, elapsed));
+    }
+    println!("\nci: all steps passed");
+    for (name, elapsed) in &timings {
+        println!("  {name:<8} {elapsed:.1?}");
+    }
+    println!("  {:<8} {:.1?}", "total", ci_start.elapsed());
+    Ok(())
+}
+
+/// Echoes and runs one cargo command from the workspace root, failing on a non-zero exit.
+fn run_cargo(root: &Path, command: &CargoCommand) -> anyhow::Result<()> {
+    let mut line = String::from("$ ");
+    for (key, value) in &command.envs {
+        line.push_str(&format!("{key}={} ", shell_quote(value)));
+    }
+    line.push_str("cargo");
+    for arg in &command.args {
+        line.push(' ');
+        line.push_str(&shell_quote(arg));
+    }
+    println!("{line}");
+    let status = Command::new(cargo())
+        .args(&command.args)
+        .envs(command.envs.iter().copied())
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("cannot run `{}`", line.trim_start_matches("$ ")))?;
+    if !status.success() {
+        bail!("`{}` exited with {status}", line.trim_start_matches("$ "));
+    }
+    Ok(())
+}
+
+/// Quotes `word` for display when it contains characters a shell would split on.
+fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@+".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
