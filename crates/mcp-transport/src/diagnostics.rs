@@ -1,0 +1,125 @@
+//! What the host knows about a server beyond its messages: stderr tail, exit status, input state.
+
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::stderr::StderrTail;
+use crate::ServerName;
+
+/// Shared view of a server's side channels, used to explain failures.
+///
+/// Cloning is cheap; all clones observe the same server.
+#[derive(Clone, Debug)]
+pub struct Diagnostics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    server: ServerName,
+    tail: Mutex<StderrTail>,
+    exit_status: Mutex<Option<ExitStatus>>,
+    exited: CancellationToken,
+    stderr_done: CancellationToken,
+    close_input: CancellationToken,
+}
+
+impl Diagnostics {
+    pub(crate) fn new(server: ServerName, tail_lines: usize, tail_bytes: usize) -> Diagnostics {
+        Diagnostics {
+            inner: Arc::new(Inner {
+                server,
+                tail: Mutex::new(StderrTail::new(tail_lines, tail_bytes)),
+                exit_status: Mutex::new(None),
+                exited: CancellationToken::new(),
+                stderr_done: CancellationToken::new(),
+                close_input: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The server these diagnostics describe.
+    pub fn server(&self) -> &ServerName {
+        &self.inner.server
+    }
+
+    /// The last lines the server wrote to stderr (bounded), joined by newlines.
+    pub fn stderr_tail(&self) -> String {
+        match self.inner.tail.lock() {
+            Ok(tail) => tail.render(),
+            Err(poisoned) => poisoned.into_inner().render(),
+        }
+    }
+
+    /// The server's exit status, once it has exited and been reaped.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        match self.inner.exit_status.lock() {
+            Ok(status) => *status,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Whether the server process has exited and been reaped (always false without a process).
+    pub fn has_exited(&self) -> bool {
+        self.inner.exited.is_cancelled()
+    }
+
+    /// Waits at most `timeout` for the server to exit; returns its status if it did.
+    ///
+    /// Without a process (an in-memory transport) this waits the full `timeout` and returns `None`.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe.
+    pub async fn wait_for_exit(&self, timeout: Duration) -> Option<ExitStatus> {
+        let _ = tokio::time::timeout(timeout, self.inner.exited.cancelled()).await;
+        self.exit_status()
+    }
+
+    /// Waits at most `timeout` until the server's stderr has been read to its end, so that the
+    /// tail is complete. Returns immediately for transports without stderr.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe.
+    pub async fn wait_for_stderr_end(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.inner.stderr_done.cancelled()).await;
+    }
+
+    /// Asks whoever owns the writing half to close the server's input.
+    pub fn request_input_close(&self) {
+        self.inner.close_input.cancel();
+    }
+
+    /// Whether closing the input was requested.
+    pub fn is_input_close_requested(&self) -> bool {
+        self.inner.close_input.is_cancelled()
+    }
+
+    /// Completes when closing the input is requested (see [`Diagnostics::request_input_close`]).
+    pub fn input_close_requested(&self) -> WaitForCancellationFuture<'_> {
+        self.inner.close_input.cancelled()
+    }
+
+    pub(crate) fn push_stderr_line(&self, line: &str) {
+        match self.inner.tail.lock() {
+            Ok(mut tail) => tail.push(line),
+            Err(poisoned) => poisoned.into_inner().push(line),
+        }
+    }
+
+    pub(crate) fn mark_stderr_done(&self) {
+        self.inner.stderr_done.cancel();
+    }
+
+    pub(crate) fn set_exited(&self, status: Option<ExitStatus>) {
+        match self.inner.exit_status.lock() {
+            Ok(mut slot) => *slot = status,
+            Err(poisoned) => *poisoned.into_inner() = status,
+        }
+        self.inner.exited.cancel();
+    }
+}

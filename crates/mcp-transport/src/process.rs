@@ -1,0 +1,337 @@
+//! Starting a server as a child process in its own process group, and stopping it for sure.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::{stderr, Diagnostics, Error, ServerName, Transport, TransportOptions};
+
+/// How long to wait for the kernel to report a SIGKILLed process as exited.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for the rest of stderr once the process group is gone.
+const STDERR_WAIT: Duration = Duration::from_secs(1);
+
+/// What to run: program, arguments, environment and working directory.
+///
+/// The program is run directly, never through a shell.
+#[derive(Clone, Debug)]
+pub struct ServerCommand {
+    /// The program (a path, or a name looked up in `PATH`).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Variables to set in the child's environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// Whether the child starts from the host's environment (`true`) or an empty one.
+    pub inherit_env: bool,
+    /// The working directory; the host's when `None`.
+    pub cwd: Option<PathBuf>,
+}
+
+impl ServerCommand {
+    /// A command running `program` with no arguments, inheriting the host's environment.
+    pub fn new(program: impl Into<PathBuf>) -> ServerCommand {
+        ServerCommand {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            inherit_env: true,
+            cwd: None,
+        }
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> ServerCommand
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// The step of [`ChildProcess::close`] at which the server ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseStep {
+    /// The server had already exited when the close began.
+    AlreadyExited,
+    /// The server exited after its input was closed.
+    InputClosed,
+    /// The server exited after SIGTERM was sent to its process group.
+    Terminated,
+    /// The server was killed with SIGKILL.
+    Killed,
+}
+
+impl fmt::Display for CloseStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CloseStep::AlreadyExited => "had already exited",
+            CloseStep::InputClosed => "exited after its input was closed",
+            CloseStep::Terminated => "exited after SIGTERM",
+            CloseStep::Killed => "was killed with SIGKILL",
+        })
+    }
+}
+
+/// How a server process ended.
+#[derive(Clone, Debug)]
+pub struct ExitReport {
+    /// The server.
+    pub server: ServerName,
+    /// The step that ended it.
+    pub step: CloseStep,
+    /// Its exit status, if it could be reaped.
+    pub status: Option<ExitStatus>,
+    /// The time the close took.
+    pub elapsed: Duration,
+    /// The last lines it wrote to stderr.
+    pub stderr_tail: String,
+}
+
+impl fmt::Display for ExitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "server `{}` {}", self.server, self.step)?;
+        match self.status {
+            Some(status) => write!(f, " ({status})")?,
+            None => f.write_str(" (exit status unknown)")?,
+        }
+        write!(f, " in {} ms", self.elapsed.as_millis())
+    }
+}
+
+/// A running server process and the group it leads.
+///
+/// # Drop behavior
+///
+/// Dropping a `ChildProcess` that was not [closed](ChildProcess::close) sends SIGKILL to the
+/// whole process group at once, synchronously, so that no server or helper it started outlives
+/// its owner, even during a panic or without a runtime. The process is reaped by a task on the
+/// tracker passed to [`spawn`] (or by tokio's orphan reaper if the runtime is gone).
+#[derive(Debug)]
+pub struct ChildProcess {
+    server: ServerName,
+    pid: u32,
+    diagnostics: Diagnostics,
+    /// Cancelled to make the reaper task kill and reap the child at once.
+    kill_now: CancellationToken,
+    /// Cancelled to stop the stderr task even if some escaped process keeps the pipe open.
+    stop_stderr: CancellationToken,
+    finished: bool,
+}
+
+/// Starts `command` as a server: its own process group, stdio piped, stderr drained.
+///
+/// Two tasks are spawned on `tracker`: one drains stderr, one reaps the child. Both end when the
+/// process group is gone, or when the returned [`ChildProcess`] is closed or dropped.
+pub fn spawn(
+    server: ServerName,
+    command: &ServerCommand,
+    options: &TransportOptions,
+    tracker: &TaskTracker,
+) -> Result<(ChildProcess, Transport), Error> {
+    let spawn_error = |source| Error::Spawn {
+        server: server.clone(),
+        program: command.program.clone(),
+        source,
+    };
+    // This is the one place in the workspace that starts processes.
+    #[allow(clippy::disallowed_methods)]
+    let mut cmd = tokio::process::Command::new(&command.program);
+    cmd.args(&command.args);
+    if !command.inherit_env {
+        cmd.env_clear();
+    }
+    cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = &command.cwd {
+        cmd.current_dir(cwd);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(spawn_error)?;
+    let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
+        child.id(),
+        child.stdin.take(),
+        child.stdout.take(),
+        child.stderr.take(),
+    ) else {
+        // `spawn` with piped stdio always provides all three; be safe anyway.
+        let _ = child.start_kill();
+        return Err(spawn_error(std::io::Error::other(
+            "the child's stdio could not be captured",
+        )));
+    };
+    let span = tracing::info_span!("mcp_server", server = %server, pid);
+    tracing::debug!(parent: &span, program = %command.program.display(), "server process started");
+
+    let diagnostics = Diagnostics::new(
+        server.clone(),
+        options.stderr_tail_lines,
+        options.stderr_tail_bytes,
+    );
+    let kill_now = CancellationToken::new();
+    let stop_stderr = CancellationToken::new();
+
+    let stderr_diagnostics = diagnostics.clone();
+    let stop = stop_stderr.clone();
+    tracker.spawn(
+        async move {
+            tokio::select! {
+                () = stderr::drain(stderr, stderr_diagnostics.clone()) => {}
+                () = stop.cancelled() => stderr_diagnostics.mark_stderr_done(),
+            }
+        }
+        .instrument(span.clone()),
+    );
+
+    let reaper_diagnostics = diagnostics.clone();
+    let kill = kill_now.clone();
+    tracker.spawn(
+        async move {
+            let status = tokio::select! {
+                status = child.wait() => status.ok(),
+                () = kill.cancelled() => {
+                    let _ = child.start_kill();
+                    match tokio::time::timeout(KILL_WAIT, child.wait()).await {
+                        Ok(status) => status.ok(),
+                        Err(_) => None,
+                    }
+                }
+            };
+            tracing::debug!(?status, "server process reaped");
+            reaper_diagnostics.set_exited(status);
+        }
+        .instrument(span),
+    );
+
+    let transport = Transport::new(
+        diagnostics.clone(),
+        Box::pin(stdout),
+        Box::pin(stdin),
+        options,
+    );
+    let process = ChildProcess {
+        server,
+        pid,
+        diagnostics,
+        kill_now,
+        stop_stderr,
+        finished: false,
+    };
+    Ok((process, transport))
+}
+
+impl ChildProcess {
+    /// The server.
+    pub fn server(&self) -> &ServerName {
+        &self.server
+    }
+
+    /// The process id of the server, which is also the id of its process group.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The diagnostics shared with the transport.
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.diagnostics
+    }
+
+    /// Sends SIGKILL to the whole process group now, without waiting.
+    ///
+    /// For emergencies (a second Ctrl-C); [`close`](ChildProcess::close) still reaps and reports.
+    pub fn kill(&self) {
+        self.signal_group(Signal::SIGKILL);
+        self.kill_now.cancel();
+    }
+
+    /// Stops the server and reports how it ended.
+    ///
+    /// The steps: close its input (the session's writer closes stdin when asked through
+    /// [`Diagnostics::request_input_close`]) and wait `grace`; send SIGTERM to the process group
+    /// and wait `grace`; send SIGKILL to the group and reap. Once the server has exited, the group
+    /// is sent SIGKILL once more so that helpers it started do not linger.
+    /// The whole call takes at most about two `grace` periods plus a few seconds.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe in the sense that the report is lost, but never leaks: if the future is
+    /// dropped, the `ChildProcess` it owns is dropped too and kills the group.
+    pub async fn close(mut self, grace: Duration) -> ExitReport {
+        let started = Instant::now();
+        let already_exited = self.diagnostics.has_exited();
+        self.diagnostics.request_input_close();
+        let step = if already_exited {
+            CloseStep::AlreadyExited
+        } else {
+            if self.wait_exit(grace).await {
+                CloseStep::InputClosed
+            } else {
+                tracing::debug!(server = %self.server, "server ignored end of input; sending SIGTERM");
+                self.signal_group(Signal::SIGTERM);
+                if self.wait_exit(grace).await {
+                    CloseStep::Terminated
+                } else {
+                    tracing::warn!(server = %self.server, "server ignored SIGTERM; sending SIGKILL");
+                    self.signal_group(Signal::SIGKILL);
+                    self.kill_now.cancel();
+                    self.wait_exit(KILL_WAIT).await;
+                    CloseStep::Killed
+                }
+            }
+        };
+        // The leader is gone; whatever else is left of its group goes too. The group id cannot
+        // have been reused while any member of the group is alive.
+        self.signal_group(Signal::SIGKILL);
+        self.diagnostics.wait_for_stderr_end(STDERR_WAIT).await;
+        self.stop_stderr.cancel();
+        self.finished = true;
+        let report = ExitReport {
+            server: self.server.clone(),
+            step,
+            status: self.diagnostics.exit_status(),
+            elapsed: started.elapsed(),
+            stderr_tail: self.diagnostics.stderr_tail(),
+        };
+        tracing::info!(server = %self.server, "{report}");
+        report
+    }
+
+    async fn wait_exit(&self, timeout: Duration) -> bool {
+        self.diagnostics.wait_for_exit(timeout).await;
+        self.diagnostics.has_exited()
+    }
+
+    fn signal_group(&self, signal: Signal) {
+        let Ok(pgid) = i32::try_from(self.pid) else {
+            return;
+        };
+        if pgid <= 1 {
+            return;
+        }
+        // ESRCH (no such group) is the normal outcome once everything is gone.
+        let _ = killpg(Pid::from_raw(pgid), signal);
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.signal_group(Signal::SIGKILL);
+            self.kill_now.cancel();
+            self.stop_stderr.cancel();
+        }
+    }
+}
