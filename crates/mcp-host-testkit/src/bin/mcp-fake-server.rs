@@ -1,0 +1,119 @@
+//! The `mcp-fake-server` binary: the scriptable fake MCP server on stdio, configured by the flags of `FakeConfig`.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use mcp_host_testkit::fake::{serve, FakeConfig};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match FakeConfig::from_args(args.iter().cloned()) {
+        Ok(config) => config,
+        Err(error) => {
+            log(&format!("fake-server: {error}"));
+            std::process::exit(2);
+        }
+    };
+    if config.grandchild {
+        // The grandchild exists only to be killed by the host's process-group cleanup.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    if config.spawn_grandchild {
+        if let Err(error) = spawn_grandchild(&args) {
+            log(&format!("fake-server: cannot spawn grandchild: {error}"));
+            std::process::exit(1);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            log(&format!("fake-server: cannot start tokio: {error}"));
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(run(config));
+    // Exit without dropping the runtime: its blocking stdin read would hold up the shutdown.
+    std::process::exit(code);
+}
+
+/// Serves on stdin/stdout and returns the exit code.
+async fn run(config: FakeConfig) -> i32 {
+    let sigterm = if config.ignore_sigterm {
+        match signal(SignalKind::terminate()) {
+            Ok(sigterm) => Some(sigterm),
+            Err(error) => {
+                log(&format!("fake-server: cannot ignore SIGTERM: {error}"));
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let stdout = match own_stdout() {
+        Ok(stdout) => stdout,
+        Err(error) => {
+            log(&format!("fake-server: cannot take stdout: {error}"));
+            return 1;
+        }
+    };
+    tokio::select! {
+        served = serve(config, tokio::io::stdin(), stdout) => match served {
+            Ok(exit) => exit.code(),
+            Err(error) => {
+                log(&format!("fake-server: stdin failed: {error}"));
+                1
+            }
+        },
+        never = ignore_sigterm(sigterm) => match never {},
+    }
+}
+
+/// Takes the only descriptor of the real stdout, so that dropping the writer really closes it.
+///
+/// Fd 1 itself is pointed at `/dev/null`; nothing else in this process writes to it.
+fn own_stdout() -> std::io::Result<tokio::fs::File> {
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    nix::unistd::dup2_stdout(&null)?;
+    Ok(tokio::fs::File::from_std(std::fs::File::from(stdout)))
+}
+
+/// Logs each SIGTERM and otherwise ignores it; pends forever when `sigterm` is `None`.
+async fn ignore_sigterm(sigterm: Option<Signal>) -> Infallible {
+    if let Some(mut sigterm) = sigterm {
+        while sigterm.recv().await.is_some() {
+            log("fake-server: ignoring SIGTERM");
+        }
+    }
+    std::future::pending().await
+}
+
+/// Starts `<this executable> --grandchild <our args>` in our process group and does not wait for it.
+// The fake server must create a grandchild to test the host's process-group cleanup.
+#[allow(clippy::disallowed_methods)]
+fn spawn_grandchild(args: &[String]) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let grandchild = std::process::Command::new(exe)
+        .arg("--grandchild")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()?;
+    log(&format!("fake-server: grandchild pid {}", grandchild.id()));
+    Ok(())
+}
+
+/// Writes one line to stderr, ignoring errors (nobody may be reading it).
+fn log(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

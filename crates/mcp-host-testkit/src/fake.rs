@@ -1,0 +1,997 @@
+//! A scriptable fake MCP server (protocol revision 2025-11-25) that tests run as a process or in-process.
+//!
+//! The server speaks newline-delimited JSON-RPC 2.0 over any `AsyncRead`/`AsyncWrite` pair.
+//! [`FakeConfig`] selects its misbehaviours; the `mcp-fake-server` binary takes the same settings as flags.
+//! Requests are handled concurrently (one task per request), so a slow tool call never blocks other requests.
+//! All output goes through one writer task, one JSON message per line.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The protocol revision the fake server prefers.
+pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Protocol revisions the fake server echoes back when a client asks for them.
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] =
+    &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// Names of the built-in tools, in the order `tools/list` returns them (generated tools follow).
+pub const BUILTIN_TOOLS: &[&str] = &[
+    "echo",
+    "add",
+    "slow",
+    "fail",
+    "huge",
+    "crash",
+    "cancelled",
+    "env",
+    "ask_client",
+    "touch",
+];
+
+/// Size of the text returned by the `huge` tool when `--huge-line-bytes` is not given.
+pub const DEFAULT_HUGE_LINE_BYTES: usize = 1024;
+
+/// How long the `ask_client` tool waits for the client's response.
+pub const ASK_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of the fake server; `Default` is a well-behaved server with 3 generated tools and no pagination.
+///
+/// Each field matches one flag of the `mcp-fake-server` binary (see [`FakeConfig::from_args`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeConfig {
+    /// `--name NAME`: `serverInfo.name` (default `fake-server`).
+    pub name: String,
+    /// `--protocol-version V`: always answer `initialize` with this version.
+    /// `None` echoes the client's version if supported, else [`LATEST_PROTOCOL_VERSION`].
+    pub protocol_version: Option<String>,
+    /// `--tools N`: number of generated tools `tool_0`..`tool_{N-1}` after the built-in ones (default 3).
+    pub n_tools: usize,
+    /// `--page-size N`: page size of the list methods; 0 (default) returns everything in one page.
+    pub page_size: usize,
+    /// `--repeat-cursor`: `tools/list` always returns `nextCursor: "again"`.
+    pub repeat_cursor: bool,
+    /// `--init-delay-ms N`: sleep this long before answering `initialize`.
+    pub init_delay_ms: u64,
+    /// `--crash-at-init`: exit with code 3 on `initialize`, without answering.
+    pub crash_at_init: bool,
+    /// `--crash-on-call`: exit with code 4 on any `tools/call`, without answering.
+    pub crash_on_call: bool,
+    /// `--crash-after N`: the `tools/call` that arrives after N others exits with code 5, without answering.
+    pub crash_after: Option<u64>,
+    /// `--ignore-eof`: keep running after stdin reaches EOF.
+    pub ignore_eof: bool,
+    /// `--ignore-sigterm`: ignore SIGTERM (binary only).
+    pub ignore_sigterm: bool,
+    /// `--spawn-grandchild`: start a sleeping copy of the binary in the same process group (binary only).
+    pub spawn_grandchild: bool,
+    /// `--stderr-flood-bytes N`: write N bytes of log lines to stderr at startup.
+    pub stderr_flood_bytes: u64,
+    /// `--garbage-lines`: write a non-JSON line and a blank line before each response.
+    pub garbage_lines: bool,
+    /// `--huge-line-bytes N`: size of the text the `huge` tool returns (default [`DEFAULT_HUGE_LINE_BYTES`]).
+    pub huge_line_bytes: usize,
+    /// `--list-changed`: send `notifications/tools/list_changed` after `notifications/initialized`.
+    pub list_changed: bool,
+    /// `--notify-flood N`: send N `notifications/message` after `notifications/initialized`.
+    pub notify_flood: u64,
+    /// `--close-stdout-after-init`: close the output after `notifications/initialized`, but keep reading input.
+    pub close_stdout_after_init: bool,
+    /// `--grandchild`: internal mode of the spawned grandchild, which only sleeps until a signal kills it.
+    pub grandchild: bool,
+}
+
+/// Why [`serve`] returned; the binary exits with [`Exit::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The input reached EOF (exit code 0).
+    Eof,
+    /// `--crash-at-init` fired (exit code 3).
+    CrashAtInit,
+    /// `--crash-on-call` fired (exit code 4).
+    CrashOnCall,
+    /// `--crash-after` fired (exit code 5).
+    CrashAfter,
+    /// The `crash` tool was called (exit code 6).
+    CrashTool,
+}
+
+impl Default for FakeConfig {
+    fn default() -> FakeConfig {
+        FakeConfig {
+            name: "fake-server".to_owned(),
+            protocol_version: None,
+            n_tools: 3,
+            page_size: 0,
+            repeat_cursor: false,
+            init_delay_ms: 0,
+            crash_at_init: false,
+            crash_on_call: false,
+            crash_after: None,
+            ignore_eof: false,
+            ignore_sigterm: false,
+            spawn_grandchild: false,
+            stderr_flood_bytes: 0,
+            garbage_lines: false,
+            huge_line_bytes: DEFAULT_HUGE_LINE_BYTES,
+            list_changed: false,
+            notify_flood: 0,
+            close_stdout_after_init: false,
+            grandchild: false,
+        }
+    }
+}
+
+impl FakeConfig {
+    /// Parses binary flags (without the program name).
+    ///
+    /// Unknown flags, missing values and bad numbers are errors.
+    /// `--marker VALUE` is accepted and ignored: tests put it in argv to find leftover processes.
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<FakeConfig, String> {
+        let mut config = FakeConfig::default();
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let args = &mut args;
+            match flag.as_str() {
+                "--name" => config.name = value(&flag, args)?,
+                "--protocol-version" => config.protocol_version = Some(value(&flag, args)?),
+                "--tools" => config.n_tools = number(&flag, args)?,
+                "--page-size" => config.page_size = number(&flag, args)?,
+                "--repeat-cursor" => config.repeat_cursor = true,
+                "--init-delay-ms" => config.init_delay_ms = number(&flag, args)?,
+                "--crash-at-init" => config.crash_at_init = true,
+                "--crash-on-call" => config.crash_on_call = true,
+                "--crash-after" => config.crash_after = Some(number(&flag, args)?),
+                "--ignore-eof" => config.ignore_eof = true,
+                "--ignore-sigterm" => config.ignore_sigterm = true,
+                "--spawn-grandchild" => config.spawn_grandchild = true,
+                "--stderr-flood-bytes" => config.stderr_flood_bytes = number(&flag, args)?,
+                "--garbage-lines" => config.garbage_lines = true,
+                "--huge-line-bytes" => config.huge_line_bytes = number(&flag, args)?,
+                "--list-changed" => config.list_changed = true,
+                "--notify-flood" => config.notify_flood = number(&flag, args)?,
+                "--close-stdout-after-init" => config.close_stdout_after_init = true,
+                "--grandchild" => config.grandchild = true,
+                "--marker" => {
+                    value(&flag, args)?;
+                }
+                _ => return Err(format!("unknown argument: {flag}")),
+            }
+        }
+        Ok(config)
+    }
+
+    /// Renders the flags that differ from the default, such that `from_args(to_args())` gives back `self`.
+    pub fn to_args(&self) -> Vec<String> {
+        let default = FakeConfig::default();
+        let mut args: Vec<String> = Vec::new();
+        let mut flag = |name: &str, value: Option<String>| {
+            args.push(name.to_owned());
+            args.extend(value);
+        };
+        if self.name != default.name {
+            flag("--name", Some(self.name.clone()));
+        }
+        if let Some(version) = &self.protocol_version {
+            flag("--protocol-version", Some(version.clone()));
+        }
+        if self.n_tools != default.n_tools {
+            flag("--tools", Some(self.n_tools.to_string()));
+        }
+        if self.page_size != default.page_size {
+            flag("--page-size", Some(self.page_size.to_string()));
+        }
+        if self.repeat_cursor {
+            flag("--repeat-cursor", None);
+        }
+        if self.init_delay_ms != default.init_delay_ms {
+            flag("--init-delay-ms", Some(self.init_delay_ms.to_string()));
+        }
+        if self.crash_at_init {
+            flag("--crash-at-init", None);
+        }
+        if self.crash_on_call {
+            flag("--crash-on-call", None);
+        }
+        if let Some(n_calls) = self.crash_after {
+            flag("--crash-after", Some(n_calls.to_string()));
+        }
+        if self.ignore_eof {
+            flag("--ignore-eof", None);
+        }
+        if self.ignore_sigterm {
+            flag("--ignore-sigterm", None);
+        }
+        if self.spawn_grandchild {
+            flag("--spawn-grandchild", None);
+        }
+        if self.stderr_flood_bytes != default.stderr_flood_bytes {
+            flag(
+                "--stderr-flood-bytes",
+                Some(self.stderr_flood_bytes.to_string()),
+            );
+        }
+        if self.garbage_lines {
+            flag("--garbage-lines", None);
+        }
+        if self.huge_line_bytes != default.huge_line_bytes {
+            flag("--huge-line-bytes", Some(self.huge_line_bytes.to_string()));
+        }
+        if self.list_changed {
+            flag("--list-changed", None);
+        }
+        if self.notify_flood != default.notify_flood {
+            flag("--notify-flood", Some(self.notify_flood.to_string()));
+        }
+        if self.close_stdout_after_init {
+            flag("--close-stdout-after-init", None);
+        }
+        if self.grandchild {
+            flag("--grandchild", None);
+        }
+        args
+    }
+}
+
+impl Exit {
+    /// The process exit code the binary uses for this outcome.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Eof => 0,
+            Exit::CrashAtInit => 3,
+            Exit::CrashOnCall => 4,
+            Exit::CrashAfter => 5,
+            Exit::CrashTool => 6,
+        }
+    }
+}
+
+/// Runs the fake server until its input reaches EOF or a crash flag fires; logs go to the process's stderr.
+///
+/// Process-level flags (`--ignore-sigterm`, `--spawn-grandchild`, `--grandchild`) are handled by the binary, not here.
+/// Crash flags make `serve` return the matching [`Exit`] instead of exiting the process.
+/// With `--ignore-eof`, an EOF on `input` does not end `serve`.
+///
+/// # Cancel safety
+/// Dropping the future stops the server: in-flight requests are aborted and `output` is dropped.
+pub async fn serve<R, W>(config: FakeConfig, input: R, output: W) -> std::io::Result<Exit>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    serve_with_log(config, input, output, tokio::io::stderr()).await
+}
+
+/// Like [`serve`], but writes the server's log lines (what the binary writes to stderr) to `log`.
+///
+/// # Cancel safety
+/// Dropping the future stops the server: in-flight requests are aborted and `output` and `log` are dropped.
+pub async fn serve_with_log<R, W, L>(
+    config: FakeConfig,
+    input: R,
+    output: W,
+    log: L,
+) -> std::io::Result<Exit>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+    L: AsyncWrite + Unpin + Send + 'static,
+{
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        config,
+        out: out_tx,
+        exit: exit_tx,
+        log: tokio::sync::Mutex::new(Box::new(log)),
+        in_flight: Mutex::new(HashMap::new()),
+        pending_client: Mutex::new(HashMap::new()),
+        cancelled: Mutex::new(Vec::new()),
+        n_calls: AtomicU64::new(0),
+        n_client_requests: AtomicU64::new(0),
+    });
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    tasks.spawn(write_loop(output, out_rx));
+    if shared.config.stderr_flood_bytes > 0 {
+        tasks.spawn(flood_log(shared.clone()));
+    }
+
+    let mut reader = BufReader::new(input);
+    let mut line = Vec::new();
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            Some(exit) = exit_rx.recv() => return Ok(exit),
+            read = reader.read_until(b'\n', &mut line), if reading => match read? {
+                0 if shared.config.ignore_eof => {
+                    reading = false;
+                    let shared = shared.clone();
+                    tasks.spawn(async move {
+                        shared.log("fake-server: stdin closed, ignoring EOF").await;
+                    });
+                }
+                0 => {
+                    // Let the writer finish what is queued, but do not wait forever on a reader that is gone.
+                    let (flushed_tx, flushed_rx) = oneshot::channel();
+                    if shared.out.send(Outgoing::Flush(flushed_tx)).is_ok() {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), flushed_rx).await;
+                    }
+                    return Ok(Exit::Eof);
+                }
+                _ => {
+                    handle_line(&shared, &line, &mut tasks);
+                    line.clear();
+                }
+            },
+            Some(_) = tasks.join_next() => {}
+        }
+    }
+}
+
+/// A message for the writer task.
+enum Outgoing {
+    /// One JSON message (or garbage), written with a trailing newline and flushed.
+    Line(String),
+    /// Drop the output; later lines are discarded.
+    Close,
+    /// Acknowledge once everything queued before has been written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// State shared by the reader loop and the request tasks.
+struct Shared {
+    config: FakeConfig,
+    out: mpsc::UnboundedSender<Outgoing>,
+    exit: mpsc::UnboundedSender<Exit>,
+    log: tokio::sync::Mutex<Box<dyn AsyncWrite + Unpin + Send>>,
+    /// Cancellation tokens of requests being handled, keyed by the JSON text of their id.
+    in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// Our requests to the client that wait for a response, keyed by the JSON text of their id.
+    pending_client: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    /// Request ids of every `notifications/cancelled`, in arrival order.
+    cancelled: Mutex<Vec<Value>>,
+    n_calls: AtomicU64,
+    n_client_requests: AtomicU64,
+}
+
+/// A JSON-RPC error response.
+struct RpcError {
+    code: i64,
+    message: String,
+    data: Option<Value>,
+}
+
+/// The answer to a request: `None` means no response at all (the server crashed or the request was cancelled).
+type Outcome = Option<Result<Value, RpcError>>;
+
+impl Shared {
+    /// Writes one log line; errors (a closed stderr) are ignored.
+    async fn log(&self, line: &str) {
+        self.log_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    async fn log_raw(&self, bytes: &[u8]) -> bool {
+        let mut log = self.log.lock().await;
+        log.write_all(bytes).await.is_ok() && log.flush().await.is_ok()
+    }
+
+    /// Logs `line` and asks the reader loop to stop with `exit`; the caller sends no response.
+    async fn crash(&self, exit: Exit, line: &str) -> Outcome {
+        self.log(line).await;
+        let _ = self.exit.send(exit);
+        None
+    }
+
+    fn send(&self, message: Value) {
+        let _ = self.out.send(Outgoing::Line(message.to_string()));
+    }
+
+    fn notify(&self, method: &str, params: Value) {
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    fn respond(&self, id: Value, result: Result<Value, RpcError>) {
+        if self.config.garbage_lines {
+            let _ = self.out.send(Outgoing::Line("this is not json".to_owned()));
+            let _ = self.out.send(Outgoing::Line(String::new()));
+        }
+        let message = match result {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err(error) => {
+                let mut object = Map::new();
+                object.insert("code".to_owned(), error.code.into());
+                object.insert("message".to_owned(), error.message.into());
+                if let Some(data) = error.data {
+                    object.insert("data".to_owned(), data);
+                }
+                json!({"jsonrpc": "2.0", "id": id, "error": object})
+            }
+        };
+        self.send(message);
+    }
+}
+
+fn value(flag: &str, args: &mut impl Iterator<Item = String>) -> Result<String, String> {
+    args.next()
+        .ok_or_else(|| format!("missing value for {flag}"))
+}
+
+fn number<T: FromStr>(flag: &str, args: &mut impl Iterator<Item = String>) -> Result<T, String> {
+    let text = value(flag, args)?;
+    text.parse()
+        .map_err(|_| format!("invalid number for {flag}: {text}"))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn write_loop<W: AsyncWrite + Unpin + Send>(
+    output: W,
+    mut out_rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let mut output = Some(output);
+    while let Some(outgoing) = out_rx.recv().await {
+        match outgoing {
+            Outgoing::Line(mut line) => {
+                let Some(writer) = output.as_mut() else {
+                    continue;
+                };
+                line.push('\n');
+                let written = writer.write_all(line.as_bytes()).await;
+                if written.is_err() || writer.flush().await.is_err() {
+                    // The reader is gone; keep draining the queue so senders never notice.
+                    output = None;
+                }
+            }
+            Outgoing::Close => {
+                if let Some(mut writer) = output.take() {
+                    let _ = writer.shutdown().await;
+                }
+            }
+            Outgoing::Flush(flushed) => {
+                let _ = flushed.send(());
+            }
+        }
+    }
+}
+
+/// Writes `stderr_flood_bytes` bytes of ~100-byte log lines, in chunks, as fast as the log accepts them.
+async fn flood_log(shared: Arc<Shared>) {
+    let mut remaining = usize::try_from(shared.config.stderr_flood_bytes).unwrap_or(usize::MAX);
+    let mut line_idx: u64 = 0;
+    while remaining > 0 {
+        let mut chunk = String::with_capacity(8 * 1024);
+        while chunk.len() < 8000 && remaining > 0 {
+            let mut line = format!("fake-server: flood line {line_idx:06} ");
+            while line.len() < 99 {
+                line.push('x');
+            }
+            line.truncate(remaining.min(100) - 1);
+            line.push('\n');
+            remaining -= line.len();
+            chunk.push_str(&line);
+            line_idx += 1;
+        }
+        if !shared.log_raw(chunk.as_bytes()).await {
+            return;
+        }
+    }
+}
+
+fn handle_line(shared: &Arc<Shared>, line: &[u8], tasks: &mut JoinSet<()>) {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let message: Value = match serde_json::from_slice(line) {
+        Ok(message) => message,
+        Err(error) => {
+            let text = String::from_utf8_lossy(line).trim_end().to_owned();
+            return spawn_log(
+                shared,
+                tasks,
+                format!("fake-server: invalid JSON line ({error}): {text}"),
+            );
+        }
+    };
+    let Value::Object(mut object) = message else {
+        return spawn_log(
+            shared,
+            tasks,
+            format!("fake-server: not a JSON-RPC object: {message}"),
+        );
+    };
+    let method = object
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let id = object.get("id").filter(|id| !id.is_null()).cloned();
+    let params = object.remove("params").unwrap_or(Value::Null);
+    match (method, id) {
+        (Some(method), Some(id)) => {
+            let token = CancellationToken::new();
+            lock(&shared.in_flight).insert(id.to_string(), token.clone());
+            tasks.spawn(handle_request(shared.clone(), id, method, params, token));
+        }
+        (Some(method), None) => handle_notification(shared, &method, &params, tasks),
+        (None, Some(id)) => {
+            let waiter = lock(&shared.pending_client).remove(&id.to_string());
+            match waiter {
+                Some(waiter) => {
+                    let _ = waiter.send(Value::Object(object));
+                }
+                None => spawn_log(
+                    shared,
+                    tasks,
+                    format!("fake-server: response with unknown id {id}"),
+                ),
+            }
+        }
+        (None, None) => spawn_log(
+            shared,
+            tasks,
+            format!(
+                "fake-server: message without method or id: {}",
+                Value::Object(object)
+            ),
+        ),
+    }
+}
+
+fn spawn_log(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, line: String) {
+    let shared = shared.clone();
+    tasks.spawn(async move { shared.log(&line).await });
+}
+
+fn handle_notification(
+    shared: &Arc<Shared>,
+    method: &str,
+    params: &Value,
+    tasks: &mut JoinSet<()>,
+) {
+    let config = &shared.config;
+    match method {
+        "notifications/initialized" => {
+            if config.list_changed {
+                shared.notify("notifications/tools/list_changed", json!({}));
+            }
+            for flood_idx in 0..config.notify_flood {
+                shared.notify(
+                    "notifications/message",
+                    json!({"level": "info", "logger": "fake", "data": format!("flood {flood_idx}")}),
+                );
+            }
+            if config.close_stdout_after_init {
+                let _ = shared.out.send(Outgoing::Close);
+            }
+        }
+        "notifications/cancelled" => {
+            let request_id = params.get("requestId").cloned().unwrap_or(Value::Null);
+            lock(&shared.cancelled).push(request_id.clone());
+            if let Some(token) = lock(&shared.in_flight).get(&request_id.to_string()) {
+                token.cancel();
+            }
+            spawn_log(
+                shared,
+                tasks,
+                format!("fake-server: cancelled request {request_id}"),
+            );
+        }
+        _ => {}
+    }
+}
+
+async fn handle_request(
+    shared: Arc<Shared>,
+    id: Value,
+    method: String,
+    params: Value,
+    token: CancellationToken,
+) {
+    let outcome = tokio::select! {
+        outcome = dispatch(&shared, &method, &params) => outcome,
+        () = token.cancelled() => None,
+    };
+    lock(&shared.in_flight).remove(&id.to_string());
+    if let Some(result) = outcome {
+        shared.respond(id, result);
+    }
+}
+
+async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
+    let config = &shared.config;
+    let result = match method {
+        "initialize" => return initialize(shared, params).await,
+        "ping" | "logging/setLevel" => Ok(json!({})),
+        "tools/list" => paginate(
+            tool_list(config),
+            "tools",
+            params,
+            config.page_size,
+            config.repeat_cursor,
+        ),
+        "tools/call" => return call_tool(shared, params).await,
+        "prompts/list" => paginate(
+            vec![json!({
+                "name": "greet",
+                "description": "Greets someone by name.",
+                "arguments": [{"name": "name", "description": "Who to greet.", "required": true}],
+            })],
+            "prompts",
+            params,
+            config.page_size,
+            false,
+        ),
+        "prompts/get" => prompt(params),
+        "resources/list" => paginate(
+            vec![json!({"uri": "mem://hello", "name": "hello", "mimeType": "text/plain"})],
+            "resources",
+            params,
+            config.page_size,
+            false,
+        ),
+        "resources/templates/list" => paginate(
+            vec![json!({"uriTemplate": "mem://item/{id}", "name": "item"})],
+            "resourceTemplates",
+            params,
+            config.page_size,
+            false,
+        ),
+        "resources/read" => read_resource(config, params),
+        _ => Err(RpcError {
+            code: -32601,
+            message: format!("method not found: {method}"),
+            data: None,
+        }),
+    };
+    Some(result)
+}
+
+async fn initialize(shared: &Shared, params: &Value) -> Outcome {
+    let config = &shared.config;
+    if config.crash_at_init {
+        return shared
+            .crash(Exit::CrashAtInit, "fake-server: crashing at init")
+            .await;
+    }
+    if config.init_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(config.init_delay_ms)).await;
+    }
+    let requested = params.get("protocolVersion").and_then(Value::as_str);
+    let protocol_version = match (&config.protocol_version, requested) {
+        (Some(version), _) => version.clone(),
+        (None, Some(requested)) if SUPPORTED_PROTOCOL_VERSIONS.contains(&requested) => {
+            requested.to_owned()
+        }
+        _ => LATEST_PROTOCOL_VERSION.to_owned(),
+    };
+    Some(Ok(json!({
+        "protocolVersion": protocol_version,
+        "capabilities": {
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true, "subscribe": false},
+            "logging": {},
+        },
+        "serverInfo": {"name": config.name, "version": "0.1.0"},
+        "instructions": "fake server for tests",
+    })))
+}
+
+fn tool_list(config: &FakeConfig) -> Vec<Value> {
+    let empty = json!({"type": "object", "properties": {}});
+    let mut tools = vec![
+        tool(
+            "echo",
+            "Returns `text`, after `delay_ms` milliseconds if given.",
+            json!({
+                "type": "object",
+                "properties": {"text": {"type": "string"}, "delay_ms": {"type": "number"}},
+                "required": ["text"],
+            }),
+        ),
+        tool(
+            "add",
+            "Adds `a` and `b`.",
+            json!({
+                "type": "object",
+                "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+                "required": ["a", "b"],
+            }),
+        ),
+        tool(
+            "slow",
+            "Sleeps `ms` milliseconds, reporting progress.",
+            json!({"type": "object", "properties": {"ms": {"type": "number"}}, "required": ["ms"]}),
+        ),
+        tool("fail", "Returns a tool error.", empty.clone()),
+        tool("huge", "Returns a very long text.", empty.clone()),
+        tool("crash", "Kills the server.", empty.clone()),
+        tool(
+            "cancelled",
+            "Lists the request ids of received cancellations.",
+            empty.clone(),
+        ),
+        tool("env", "Returns the server's environment.", empty.clone()),
+        tool(
+            "ask_client",
+            "Sends a request to the client and returns its response.",
+            json!({
+                "type": "object",
+                "properties": {"method": {"type": "string"}, "params": {"type": "object"}},
+                "required": ["method"],
+            }),
+        ),
+        tool("touch", "Sends tools/list_changed.", empty),
+    ];
+    for tool_idx in 0..config.n_tools {
+        tools.push(tool(
+            &format!("tool_{tool_idx}"),
+            "Generated tool: returns its arguments as JSON text.",
+            json!({"type": "object", "additionalProperties": true}),
+        ));
+    }
+    tools
+}
+
+fn tool(name: &str, description: &str, input_schema: Value) -> Value {
+    json!({"name": name, "description": description, "inputSchema": input_schema, "x-fake": true})
+}
+
+/// Returns the page of `items` that `params.cursor` selects, under `field`, plus `nextCursor` when more follow.
+fn paginate(
+    items: Vec<Value>,
+    field: &str,
+    params: &Value,
+    page_size: usize,
+    repeat_cursor: bool,
+) -> Result<Value, RpcError> {
+    let cursor = params.get("cursor").and_then(Value::as_str);
+    let page_idx = match cursor {
+        None => 0,
+        Some("again") if repeat_cursor => 0,
+        Some(cursor) => match cursor.strip_prefix("page-").map(str::parse::<usize>) {
+            Some(Ok(page_number)) if page_number >= 2 && page_size > 0 => page_number - 1,
+            _ => return Err(invalid_params(format!("invalid cursor: {cursor}"))),
+        },
+    };
+    let (page, next_cursor) = if page_size == 0 {
+        (items, None)
+    } else {
+        let start = page_idx.saturating_mul(page_size);
+        if page_idx > 0 && start >= items.len() {
+            return Err(invalid_params(format!(
+                "invalid cursor: page-{}",
+                page_idx + 1
+            )));
+        }
+        let more = start.saturating_add(page_size) < items.len();
+        let page = items.into_iter().skip(start).take(page_size).collect();
+        (page, more.then(|| format!("page-{}", page_idx + 2)))
+    };
+    let next_cursor = if repeat_cursor {
+        Some("again".to_owned())
+    } else {
+        next_cursor
+    };
+    let mut result = Map::new();
+    result.insert(field.to_owned(), Value::Array(page));
+    if let Some(next_cursor) = next_cursor {
+        result.insert("nextCursor".to_owned(), next_cursor.into());
+    }
+    Ok(Value::Object(result))
+}
+
+async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
+    let config = &shared.config;
+    if config.crash_on_call {
+        return shared
+            .crash(Exit::CrashOnCall, "fake-server: crashing on tools/call")
+            .await;
+    }
+    let call_idx = shared.n_calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(n_calls) = config.crash_after {
+        if call_idx >= n_calls {
+            let line = format!("fake-server: crashing after {n_calls} tool calls");
+            return shared.crash(Exit::CrashAfter, &line).await;
+        }
+    }
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let arguments = params.get("arguments").cloned().unwrap_or(json!({}));
+    let result = match name {
+        "echo" => echo(&arguments).await,
+        "add" => add(&arguments),
+        "slow" => slow(shared, params, &arguments).await,
+        "fail" => Ok(json!({
+            "content": [{"type": "text", "text": "tool failed on purpose"}],
+            "isError": true,
+        })),
+        "huge" => Ok(text_result("x".repeat(config.huge_line_bytes))),
+        "crash" => {
+            return shared
+                .crash(Exit::CrashTool, "fake-server: crashing in tool crash")
+                .await
+        }
+        "cancelled" => {
+            let ids = Value::Array(lock(&shared.cancelled).clone());
+            Ok(text_result(ids.to_string()))
+        }
+        "env" => {
+            let env: Map<String, Value> = std::env::vars_os()
+                .map(|(key, value)| {
+                    let value = value.to_string_lossy().into_owned();
+                    (key.to_string_lossy().into_owned(), Value::String(value))
+                })
+                .collect();
+            Ok(text_result(Value::Object(env).to_string()))
+        }
+        "ask_client" => ask_client(shared, &arguments).await,
+        "touch" => {
+            shared.notify("notifications/tools/list_changed", json!({}));
+            Ok(text_result("ok"))
+        }
+        _ => match name
+            .strip_prefix("tool_")
+            .and_then(|idx| idx.parse::<usize>().ok())
+        {
+            Some(tool_idx) if tool_idx < config.n_tools && name == format!("tool_{tool_idx}") => {
+                Ok(text_result(arguments.to_string()))
+            }
+            _ => Err(invalid_params(format!("unknown tool: {name}"))),
+        },
+    };
+    Some(result)
+}
+
+async fn echo(arguments: &Value) -> Result<Value, RpcError> {
+    let text = str_argument(arguments, "text")?;
+    if let Some(delay_ms) = arguments.get("delay_ms").and_then(Value::as_f64) {
+        tokio::time::sleep(millis(delay_ms)).await;
+    }
+    Ok(text_result(text))
+}
+
+fn add(arguments: &Value) -> Result<Value, RpcError> {
+    let a = number_argument(arguments, "a")?;
+    let b = number_argument(arguments, "b")?;
+    let sum = match (a.as_i64(), b.as_i64()) {
+        (Some(a), Some(b)) => a.checked_add(b).map(Value::from),
+        _ => None,
+    }
+    .unwrap_or_else(|| json!(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0)));
+    Ok(json!({
+        "content": [{"type": "text", "text": sum.to_string()}],
+        "structuredContent": {"sum": sum},
+        "isError": false,
+    }))
+}
+
+async fn slow(shared: &Shared, params: &Value, arguments: &Value) -> Result<Value, RpcError> {
+    let ms = number_argument(arguments, "ms")?.as_f64().unwrap_or(0.0);
+    let progress_token = params
+        .get("_meta")
+        .and_then(|meta| meta.get("progressToken"))
+        .cloned();
+    let n_steps: u32 = 5;
+    let step = millis(ms) / n_steps;
+    for step_idx in 1..=n_steps {
+        tokio::time::sleep(step).await;
+        if let Some(progress_token) = &progress_token {
+            shared.notify(
+                "notifications/progress",
+                json!({
+                    "progressToken": progress_token,
+                    "progress": step_idx,
+                    "total": n_steps,
+                    "message": format!("slow step {step_idx}/{n_steps}"),
+                }),
+            );
+        }
+    }
+    Ok(text_result(format!("slept {ms} ms")))
+}
+
+async fn ask_client(shared: &Shared, arguments: &Value) -> Result<Value, RpcError> {
+    let method = str_argument(arguments, "method")?;
+    let request_idx = shared.n_client_requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let id = Value::String(format!("srv-{request_idx}"));
+    let (response_tx, response_rx) = oneshot::channel();
+    lock(&shared.pending_client).insert(id.to_string(), response_tx);
+    let mut request = Map::new();
+    request.insert("jsonrpc".to_owned(), "2.0".into());
+    request.insert("id".to_owned(), id.clone());
+    request.insert("method".to_owned(), method.into());
+    if let Some(params) = arguments.get("params") {
+        request.insert("params".to_owned(), params.clone());
+    }
+    shared.send(Value::Object(request));
+    let response = tokio::time::timeout(ASK_CLIENT_TIMEOUT, response_rx).await;
+    lock(&shared.pending_client).remove(&id.to_string());
+    match response {
+        Ok(Ok(response)) => Ok(text_result(response.to_string())),
+        _ => Ok(json!({
+            "content": [{"type": "text", "text": format!("no response to {method} within {ASK_CLIENT_TIMEOUT:?}")}],
+            "isError": true,
+        })),
+    }
+}
+
+fn prompt(params: &Value) -> Result<Value, RpcError> {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if name != "greet" {
+        return Err(invalid_params(format!("unknown prompt: {name}")));
+    }
+    let arguments = params.get("arguments").cloned().unwrap_or(json!({}));
+    let who = str_argument(&arguments, "name")?;
+    Ok(json!({
+        "description": "Greets someone by name.",
+        "messages": [{"role": "user", "content": {"type": "text", "text": format!("Hello, {who}!")}}],
+    }))
+}
+
+fn read_resource(config: &FakeConfig, params: &Value) -> Result<Value, RpcError> {
+    let uri = params
+        .get("uri")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let text = if uri == "mem://hello" {
+        format!("hello from {}", config.name)
+    } else if let Some(item) = uri.strip_prefix("mem://item/") {
+        format!("item {item}")
+    } else {
+        return Err(RpcError {
+            code: -32002,
+            message: "resource not found".to_owned(),
+            data: Some(json!({"uri": uri})),
+        });
+    };
+    Ok(json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": text}]}))
+}
+
+fn text_result(text: impl Into<String>) -> Value {
+    json!({"content": [{"type": "text", "text": text.into()}], "isError": false})
+}
+
+fn invalid_params(message: String) -> RpcError {
+    RpcError {
+        code: -32602,
+        message,
+        data: None,
+    }
+}
+
+fn str_argument<'a>(arguments: &'a Value, key: &str) -> Result<&'a str, RpcError> {
+    arguments
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid_params(format!("missing string argument: {key}")))
+}
+
+fn number_argument<'a>(
+    arguments: &'a Value,
+    key: &str,
+) -> Result<&'a serde_json::Number, RpcError> {
+    match arguments.get(key) {
+        Some(Value::Number(number)) => Ok(number),
+        _ => Err(invalid_params(format!("missing number argument: {key}"))),
+    }
+}
+
+fn millis(ms: f64) -> Duration {
+    Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::ZERO)
+}

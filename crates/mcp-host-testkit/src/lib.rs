@@ -1,0 +1,22 @@
+//! Fake MCP servers and process-leak checks for the tests of the mcp-host crates.
+//!
+//! The crate offers one scriptable fake server ([`fake`]) in two forms: the `mcp-fake-server` binary,
+//! configured by flags, for tests that need a real child process (crashes, signals, grandchildren, stderr floods),
+//! and [`in_process`], the same server behind in-memory pipes for fast tests.
+//! [`procs`] finds the binary and checks, through a unique argv marker, that a test left no process behind.
+//!
+//! **Architecture Invariant:** this crate depends on no higher mcp-host crate (not even `mcp-transport` or `mcp-session`),
+//! so the fake server cannot share code, and hence bugs, with the client it tests.
+//!
+//! **Architecture Invariant:** other crates list this crate under `[dev-dependencies]` only.
+
+pub mod fake;
+pub mod in_process;
+pub mod procs;
+
+pub use fake::{serve, serve_with_log, Exit, FakeConfig};
+pub use in_process::{spawn_in_process, InProcessFake};
+pub use procs::{
+    assert_no_process_left, assert_no_process_left_blocking, fake_server_args, fake_server_path,
+    pid_alive, pids_with_marker, unique_marker,
+};
