@@ -1,0 +1,356 @@
+//! The driver of a session: reads the server's messages, writes the host's, routes both.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use mcp_transport::{BoxedRead, BoxedWrite, FrameReader, FrameWriter};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::protocol::{LoggingMessage, Progress};
+use crate::session::{CloseReason, Event, Reply, RpcError, Shared};
+use crate::Error;
+
+/// Most bytes batched into one write.
+const MAX_BATCH: usize = 1024 * 1024;
+
+/// The future that drives one session: poll it (spawn it on a tracker) for the session to work.
+///
+/// It completes when the server closes its output, when the output breaks the protocol's framing
+/// (an over-long line), or when every [`Session`](crate::Session) handle is dropped. On
+/// completion every pending request has been failed. It resolves to `Ok(())` when the end was
+/// asked for by the host and to the error otherwise.
+///
+/// # Drop behavior
+///
+/// Dropping it closes the server's input and fails every pending request with
+/// [`Error::ShuttingDown`]; it does not touch the process (that is `ChildProcess`'s job).
+#[must_use = "a session does nothing unless its connection is polled"]
+pub struct Connection {
+    inner: Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("server", &self.shared.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for Connection {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.close(CloseReason::ShuttingDown);
+    }
+}
+
+pub(crate) fn new(
+    shared: Arc<Shared>,
+    reader: FrameReader<BoxedRead>,
+    writer: FrameWriter<BoxedWrite>,
+    outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+) -> Connection {
+    Connection {
+        inner: Box::pin(drive(shared.clone(), reader, writer, outgoing, events)),
+        shared,
+    }
+}
+
+async fn drive(
+    shared: Arc<Shared>,
+    reader: FrameReader<BoxedRead>,
+    writer: FrameWriter<BoxedWrite>,
+    outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+) -> Result<(), Error> {
+    let reading = read_loop(&shared, reader, events);
+    let writing = async {
+        write_loop(&shared, writer, outgoing).await;
+        std::future::pending::<()>().await;
+    };
+    let ended = tokio::select! {
+        ended = reading => ended,
+        () = writing => Ok(()),
+        () = shared.handles_gone.cancelled() => {
+            shared.close(CloseReason::ShuttingDown);
+            return Ok(());
+        }
+    };
+    // The writer is gone now, so the server's input is closed.
+    let expected = shared.close_reason().is_some() || shared.diagnostics.is_input_close_requested();
+    match ended {
+        Ok(()) => {
+            let status = shared
+                .diagnostics
+                .wait_for_exit(shared.options.exit_wait)
+                .await;
+            shared
+                .diagnostics
+                .wait_for_stderr_end(shared.options.exit_wait)
+                .await;
+            let reason = CloseReason::ServerClosed {
+                status,
+                stderr_tail: Arc::from(shared.diagnostics.stderr_tail()),
+            };
+            shared.close(reason.clone());
+            if expected {
+                tracing::debug!(server = %shared.server, "server closed its output");
+                Ok(())
+            } else {
+                let error = reason.to_error(&shared.server);
+                tracing::error!(server = %shared.server, error = %error, "server closed the connection unexpectedly");
+                Err(error)
+            }
+        }
+        Err(source) => {
+            let reason = match &source {
+                mcp_transport::Error::LineTooLong { limit, .. } => {
+                    CloseReason::LineTooLong { limit: *limit }
+                }
+                _ => CloseReason::ServerClosed {
+                    status: shared.diagnostics.exit_status(),
+                    stderr_tail: Arc::from(shared.diagnostics.stderr_tail()),
+                },
+            };
+            shared.close(reason);
+            let error = Error::Transport {
+                server: shared.server.clone(),
+                source,
+            };
+            tracing::error!(server = %shared.server, error = %error, "connection failed");
+            Err(error)
+        }
+    }
+}
+
+async fn write_loop(
+    shared: &Shared,
+    mut writer: FrameWriter<BoxedWrite>,
+    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = shared.diagnostics.input_close_requested() => break,
+            line = outgoing.recv() => match line {
+                Some(line) => line,
+                None => break,
+            },
+        };
+        writer.queue(&first);
+        while writer.n_pending() < MAX_BATCH {
+            match outgoing.try_recv() {
+                Ok(line) => writer.queue(&line),
+                Err(_) => break,
+            }
+        }
+        let flushed = tokio::select! {
+            flushed = writer.flush() => flushed,
+            () = shared.diagnostics.input_close_requested() => break,
+        };
+        if let Err(error) = flushed {
+            tracing::debug!(server = %shared.server, error = %error, "writing to the server failed");
+            break;
+        }
+    }
+    writer.close();
+    tracing::debug!(server = %shared.server, "server input closed");
+}
+
+/// An incoming JSON-RPC message; which fields are present says what it is.
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<RpcError>,
+}
+
+async fn read_loop(
+    shared: &Shared,
+    mut reader: FrameReader<BoxedRead>,
+    events: mpsc::Sender<Event>,
+) -> Result<(), mcp_transport::Error> {
+    while let Some(frame) = reader.next_frame().await? {
+        let message: Incoming<'_> = match serde_json::from_slice(frame) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(server = %shared.server, error = %error, "skipping a message that is not valid JSON-RPC");
+                continue;
+            }
+        };
+        match (message.method, message.id) {
+            (Some(method), Some(id)) => answer_request(shared, &method, id, message.params),
+            (Some(method), None) => deliver_notification(shared, &events, &method, message.params),
+            (None, Some(id)) => deliver_response(shared, id, message.result, message.error),
+            (None, None) => {
+                tracing::warn!(server = %shared.server, "skipping a message with neither method nor id");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn deliver_response(
+    shared: &Shared,
+    id: &RawValue,
+    result: Option<&RawValue>,
+    error: Option<RpcError>,
+) {
+    let Ok(id_number) = serde_json::from_str::<u64>(id.get()) else {
+        tracing::warn!(server = %shared.server, id = id.get(), "skipping a response with an id this host never uses");
+        return;
+    };
+    let reply = match (result, error) {
+        (_, Some(error)) => Reply::Error(error),
+        (Some(result), None) => Reply::Result(result.to_owned()),
+        (None, None) => Reply::Error(RpcError {
+            code: -32603,
+            message: "the response has neither result nor error".to_owned(),
+            data: None,
+        }),
+    };
+    if !shared.complete(id_number, reply) {
+        if shared.was_issued(id_number) {
+            // Cancelled or timed out already, or a duplicate answer.
+            tracing::debug!(server = %shared.server, request_id = id_number, "ignoring a late or duplicate response");
+        } else {
+            tracing::warn!(server = %shared.server, request_id = id_number, "skipping a response to a request never sent");
+        }
+    }
+}
+
+fn deliver_notification(
+    shared: &Shared,
+    events: &mpsc::Sender<Event>,
+    method: &str,
+    params: Option<&RawValue>,
+) {
+    let event = match method {
+        "notifications/progress" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct ProgressParams {
+                progress_token: Value,
+                #[serde(flatten)]
+                progress: Progress,
+            }
+            let parsed = params.map(|params| serde_json::from_str::<ProgressParams>(params.get()));
+            match parsed {
+                Some(Ok(parsed)) => {
+                    let routed = parsed
+                        .progress_token
+                        .as_u64()
+                        .is_some_and(|id| shared.report_progress(id, parsed.progress));
+                    if !routed {
+                        tracing::debug!(server = %shared.server, "ignoring progress for a request not in flight");
+                    }
+                }
+                _ => {
+                    tracing::warn!(server = %shared.server, "skipping a malformed progress notification")
+                }
+            }
+            return;
+        }
+        "notifications/cancelled" => {
+            // The host answers server requests at once, so there is nothing to cancel.
+            return;
+        }
+        "notifications/tools/list_changed" => Event::ToolsListChanged,
+        "notifications/prompts/list_changed" => Event::PromptsListChanged,
+        "notifications/resources/list_changed" => Event::ResourcesListChanged,
+        "notifications/resources/updated" => {
+            #[derive(Deserialize)]
+            struct Updated {
+                uri: String,
+            }
+            match params.map(|params| serde_json::from_str::<Updated>(params.get())) {
+                Some(Ok(updated)) => Event::ResourceUpdated { uri: updated.uri },
+                _ => {
+                    tracing::warn!(server = %shared.server, "skipping a malformed resources/updated notification");
+                    return;
+                }
+            }
+        }
+        "notifications/message" => {
+            match params.map(|params| serde_json::from_str::<LoggingMessage>(params.get())) {
+                Some(Ok(message)) => Event::Log(message),
+                _ => {
+                    tracing::warn!(server = %shared.server, "skipping a malformed log notification");
+                    return;
+                }
+            }
+        }
+        other => Event::Other {
+            method: other.to_owned(),
+            params: params.and_then(|params| serde_json::from_str(params.get()).ok()),
+        },
+    };
+    match events.try_send(event) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let n_dropped = shared.n_events_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n_dropped.is_power_of_two() {
+                tracing::warn!(server = %shared.server, n_dropped, "event queue full; dropping notifications");
+            }
+        }
+    }
+}
+
+fn answer_request(shared: &Shared, method: &str, id: &RawValue, params: Option<&RawValue>) {
+    let _ = params;
+    let outcome: Result<Value, RpcError> = match method {
+        "ping" => Ok(Value::Object(serde_json::Map::new())),
+        "roots/list" => match &shared.options.roots {
+            Some(provider) => Ok(serde_json::json!({ "roots": provider.roots() })),
+            None => Err(method_not_found(method)),
+        },
+        _ => Err(method_not_found(method)),
+    };
+    if let Err(error) = &outcome {
+        tracing::debug!(server = %shared.server, method, code = error.code, "refusing a server request");
+    }
+    let response = match outcome {
+        Ok(result) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(error) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+    };
+    match serde_json::to_vec(&response) {
+        Ok(line) => {
+            let _ = shared.outgoing.send(line);
+        }
+        Err(error) => {
+            tracing::warn!(server = %shared.server, error = %error, "failed to encode a response");
+        }
+    }
+}
+
+fn method_not_found(method: &str) -> RpcError {
+    RpcError {
+        code: -32601,
+        message: format!("method not found: {method}"),
+        data: None,
+    }
+}

@@ -1,0 +1,932 @@
+//! The handle through which the host talks to one server: requests, notifications, typed calls.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use mcp_transport::{Diagnostics, ServerName, Transport};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{self, Connection};
+use crate::protocol::{
+    CallToolResult, GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    LoggingMessage, Page, Progress, Prompt, ReadResourceResult, Resource, ResourceTemplate, Root,
+    Tool, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
+};
+use crate::Error;
+
+/// Answers the server's `roots/list` requests.
+pub trait RootsProvider: Send + Sync + 'static {
+    /// The roots this server may see now.
+    fn roots(&self) -> Vec<Root>;
+}
+
+/// A fixed list of roots.
+impl RootsProvider for Vec<Root> {
+    fn roots(&self) -> Vec<Root> {
+        self.clone()
+    }
+}
+
+/// Called with every progress report of one request.
+pub type ProgressCallback = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Settings of a session.
+#[derive(Clone)]
+pub struct SessionOptions {
+    /// Who the host is, as told to the server in `initialize`.
+    pub client_info: Implementation,
+    /// Timeout of every request unless the call says otherwise (default 60 s).
+    pub request_timeout: Duration,
+    /// Hard limit on a request's duration even when progress keeps extending it (default 10 min).
+    pub max_request_timeout: Duration,
+    /// How many notifications may wait in the event queue before new ones are dropped and
+    /// counted (default 1024).
+    pub event_capacity: usize,
+    /// Most pages a list helper fetches before giving up (default 100).
+    pub max_pages: usize,
+    /// How long to wait for the exit status and the rest of stderr once the server has closed
+    /// its output, to explain the failure (default 500 ms).
+    pub exit_wait: Duration,
+    /// Source of the answer to `roots/list`; when `None` the host does not offer roots.
+    pub roots: Option<Arc<dyn RootsProvider>>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> SessionOptions {
+        SessionOptions {
+            client_info: Implementation::new("mcp-host", env!("CARGO_PKG_VERSION")),
+            request_timeout: Duration::from_secs(60),
+            max_request_timeout: Duration::from_secs(600),
+            event_capacity: 1024,
+            max_pages: 100,
+            exit_wait: Duration::from_millis(500),
+            roots: None,
+        }
+    }
+}
+
+impl fmt::Debug for SessionOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionOptions")
+            .field("client_info", &self.client_info)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_request_timeout", &self.max_request_timeout)
+            .field("event_capacity", &self.event_capacity)
+            .field("max_pages", &self.max_pages)
+            .field("exit_wait", &self.exit_wait)
+            .field("roots", &self.roots.is_some())
+            .finish()
+    }
+}
+
+/// Settings of one request.
+#[derive(Clone, Default)]
+pub struct RequestOptions {
+    /// Overrides the session's request timeout.
+    pub timeout: Option<Duration>,
+    /// Receives progress reports; each report restarts the timeout, up to the session's hard
+    /// maximum.
+    pub on_progress: Option<ProgressCallback>,
+}
+
+impl RequestOptions {
+    /// Options with just a timeout.
+    pub fn with_timeout(timeout: Duration) -> RequestOptions {
+        RequestOptions {
+            timeout: Some(timeout),
+            on_progress: None,
+        }
+    }
+}
+
+impl fmt::Debug for RequestOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestOptions")
+            .field("timeout", &self.timeout)
+            .field("on_progress", &self.on_progress.is_some())
+            .finish()
+    }
+}
+
+/// A notification from the server, delivered through [`Session::take_events`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `notifications/tools/list_changed`.
+    ToolsListChanged,
+    /// `notifications/prompts/list_changed`.
+    PromptsListChanged,
+    /// `notifications/resources/list_changed`.
+    ResourcesListChanged,
+    /// `notifications/resources/updated`.
+    ResourceUpdated {
+        /// The resource that changed.
+        uri: String,
+    },
+    /// `notifications/message`: a log message.
+    Log(LoggingMessage),
+    /// Any other notification.
+    Other {
+        /// Its method.
+        method: String,
+        /// Its parameters.
+        params: Option<Value>,
+    },
+}
+
+/// The handle of a session with one server. Cheap to clone; all clones share the session.
+///
+/// Create it with [`connect`] or [`handshake`]; its [`Connection`] must be polled (spawned) for
+/// anything to happen.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) shared: Arc<Shared>,
+    _handle: Arc<HandleGuard>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("server", &self.shared.server)
+            .field("closed", &self.shared.closed.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancels `handles_gone` when the last [`Session`] clone is dropped.
+struct HandleGuard(CancellationToken);
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// State shared by the session handles and the connection driver.
+pub(crate) struct Shared {
+    pub(crate) server: ServerName,
+    pub(crate) options: SessionOptions,
+    pub(crate) diagnostics: Diagnostics,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    pub(crate) outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    closed: OnceLock<CloseReason>,
+    initialized: OnceLock<InitializeResult>,
+    pub(crate) n_events_dropped: AtomicU64,
+    pub(crate) handles_gone: CancellationToken,
+    events: Mutex<Option<mpsc::Receiver<Event>>>,
+}
+
+struct Pending {
+    reply: oneshot::Sender<Reply>,
+    progress: Option<Arc<ProgressState>>,
+}
+
+struct ProgressState {
+    callback: ProgressCallback,
+    started: Instant,
+    /// Milliseconds after `started` of the latest progress report.
+    last_report_ms: AtomicU64,
+}
+
+pub(crate) enum Reply {
+    Result(Box<RawValue>),
+    Error(RpcError),
+    Closed(CloseReason),
+}
+
+/// A JSON-RPC error object.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub(crate) struct RpcError {
+    pub(crate) code: i64,
+    #[serde(default)]
+    pub(crate) message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) data: Option<Value>,
+}
+
+/// Why a session ended; turned into an [`Error`] for every request it affects.
+#[derive(Clone, Debug)]
+pub(crate) enum CloseReason {
+    ShuttingDown,
+    ServerClosed {
+        status: Option<std::process::ExitStatus>,
+        stderr_tail: Arc<str>,
+    },
+    LineTooLong {
+        limit: usize,
+    },
+}
+
+impl CloseReason {
+    pub(crate) fn to_error(&self, server: &ServerName) -> Error {
+        match self {
+            CloseReason::ShuttingDown => Error::ShuttingDown {
+                server: server.clone(),
+            },
+            CloseReason::ServerClosed {
+                status,
+                stderr_tail,
+            } => Error::ServerClosed {
+                server: server.clone(),
+                status: *status,
+                stderr_tail: stderr_tail.clone(),
+            },
+            CloseReason::LineTooLong { limit } => Error::Transport {
+                server: server.clone(),
+                source: mcp_transport::Error::LineTooLong {
+                    server: server.clone(),
+                    limit: *limit,
+                },
+            },
+        }
+    }
+}
+
+/// Creates a session over `transport` without doing the handshake.
+///
+/// Poll the returned [`Connection`] (spawn it on a tracker), then call
+/// [`Session::initialize`]. [`handshake`] does both steps for you.
+pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Connection) {
+    let (reader, writer, diagnostics) = transport.into_parts();
+    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+    let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
+    let handles_gone = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        server: diagnostics.server().clone(),
+        options,
+        diagnostics,
+        next_id: AtomicU64::new(1),
+        pending: Mutex::new(HashMap::new()),
+        outgoing,
+        closed: OnceLock::new(),
+        initialized: OnceLock::new(),
+        n_events_dropped: AtomicU64::new(0),
+        handles_gone: handles_gone.clone(),
+        events: Mutex::new(Some(events_rx)),
+    });
+    let connection = connection::new(shared.clone(), reader, writer, outgoing_rx, events_tx);
+    let session = Session {
+        shared,
+        _handle: Arc::new(HandleGuard(handles_gone)),
+    };
+    (session, connection)
+}
+
+/// Creates a session over `transport` and performs the `initialize` handshake, polling the
+/// connection meanwhile. On success, spawn the returned [`Connection`] before using the session.
+///
+/// # Cancel safety
+///
+/// Cancelling drops the session and the connection, which closes the server's input.
+pub async fn handshake(
+    transport: Transport,
+    options: SessionOptions,
+) -> Result<(Session, Connection, InitializeResult), Error> {
+    let (session, mut connection) = connect(transport, options);
+    let result = {
+        let initialize = session.initialize();
+        tokio::pin!(initialize);
+        tokio::select! {
+            biased;
+            result = &mut initialize => result,
+            ended = &mut connection => {
+                // The connection failed every pending request when it ended, so this returns now.
+                match initialize.await {
+                    Err(err) => Err(err),
+                    Ok(_) => Err(ended.err().unwrap_or(Error::ShuttingDown {
+                        server: session.shared.server.clone(),
+                    })),
+                }
+            }
+        }
+    };
+    let result = result?;
+    Ok((session, connection, result))
+}
+
+impl Session {
+    /// The server at the other end.
+    pub fn server(&self) -> &ServerName {
+        &self.shared.server
+    }
+
+    /// The server's side channels (stderr tail, exit status).
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.shared.diagnostics
+    }
+
+    /// The server's answer to `initialize`, once the handshake is done.
+    pub fn peer(&self) -> Option<&InitializeResult> {
+        self.shared.initialized.get()
+    }
+
+    /// The protocol revision in use, once the handshake is done.
+    pub fn protocol_version(&self) -> Option<&str> {
+        self.peer().map(|peer| peer.protocol_version.as_str())
+    }
+
+    /// Whether the session has ended (server gone or shutting down).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.get().is_some()
+    }
+
+    /// Takes the receiver of server notifications. Only the first call gets it.
+    ///
+    /// The queue is bounded ([`SessionOptions::event_capacity`]): when it is full, new events are
+    /// dropped and counted in [`Session::n_events_dropped`], so a flood cannot grow memory.
+    pub fn take_events(&self) -> Option<mpsc::Receiver<Event>> {
+        lock(&self.shared.events).take()
+    }
+
+    /// How many notifications were dropped because the event queue was full.
+    pub fn n_events_dropped(&self) -> u64 {
+        self.shared.n_events_dropped.load(Ordering::Relaxed)
+    }
+
+    /// How many requests are waiting for an answer.
+    pub fn n_pending(&self) -> usize {
+        lock(&self.shared.pending).len()
+    }
+
+    /// Performs the `initialize` handshake: `initialize`, check the protocol revision, then
+    /// `notifications/initialized`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling leaves the session uninitialised; the server is not sent
+    /// `notifications/cancelled` for `initialize`, as the protocol requires.
+    pub async fn initialize(&self) -> Result<InitializeResult, Error> {
+        let shared = &self.shared;
+        let mut capabilities = Map::new();
+        if shared.options.roots.is_some() {
+            capabilities.insert("roots".to_owned(), serde_json::json!({"listChanged": true}));
+        }
+        let params = serde_json::json!({
+            "protocolVersion": LATEST_PROTOCOL_VERSION,
+            "capabilities": capabilities,
+            "clientInfo": shared.options.client_info,
+        });
+        let result: InitializeResult = self
+            .request("initialize", Some(params), &RequestOptions::default())
+            .await?;
+        if !SUPPORTED_PROTOCOL_VERSIONS.contains(&result.protocol_version.as_str()) {
+            return Err(Error::UnsupportedProtocolVersion {
+                server: shared.server.clone(),
+                requested: LATEST_PROTOCOL_VERSION.to_owned(),
+                offered: result.protocol_version,
+            });
+        }
+        let _ = shared.initialized.set(result.clone());
+        self.notify("notifications/initialized", None)?;
+        tracing::info!(
+            server = %shared.server,
+            protocol_version = %result.protocol_version,
+            server_name = %result.server_info.name,
+            server_version = %result.server_info.version,
+            "server initialized"
+        );
+        Ok(result)
+    }
+
+    /// Sends a request and decodes its result.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes sends `notifications/cancelled` for the request
+    /// and forgets it; a late answer is ignored.
+    pub async fn request<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        options: &RequestOptions,
+    ) -> Result<R, Error> {
+        let raw = self.request_raw(method, params, options).await?;
+        serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
+            server: self.shared.server.clone(),
+            method: method.to_owned(),
+            source,
+        })
+    }
+
+    /// Sends a request and returns its result undecoded.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        options: &RequestOptions,
+    ) -> Result<Box<RawValue>, Error> {
+        let shared = &*self.shared;
+        if let Some(reason) = shared.closed.get() {
+            return Err(reason.to_error(&shared.server));
+        }
+        if shared.diagnostics.is_input_close_requested() {
+            return Err(Error::ShuttingDown {
+                server: shared.server.clone(),
+            });
+        }
+        if shared.initialized.get().is_none() && method != "initialize" && method != "ping" {
+            return Err(Error::NotInitialized {
+                server: shared.server.clone(),
+                method: method.to_owned(),
+            });
+        }
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let timeout = options.timeout.unwrap_or(shared.options.request_timeout);
+        let progress = options.on_progress.as_ref().map(|callback| {
+            Arc::new(ProgressState {
+                callback: callback.clone(),
+                started: Instant::now(),
+                last_report_ms: AtomicU64::new(0),
+            })
+        });
+        let line = encode_request(id, method, params, progress.is_some()).map_err(|source| {
+            Error::Encode {
+                server: shared.server.clone(),
+                method: method.to_owned(),
+                source,
+            }
+        })?;
+
+        let (reply_tx, mut reply_rx) = oneshot::channel();
+        lock(&shared.pending).insert(
+            id,
+            Pending {
+                reply: reply_tx,
+                progress: progress.clone(),
+            },
+        );
+        let mut guard = PendingGuard {
+            shared,
+            id,
+            cancel_on_drop: method != "initialize",
+            armed: true,
+        };
+        // The connection may have closed between the first check and the insertion; it fails
+        // everything pending when it closes, so check again now that we are in the map.
+        if let Some(reason) = shared.closed.get() {
+            guard.forget();
+            return Err(reason.to_error(&shared.server));
+        }
+        let _ = shared.outgoing.send(line);
+        tracing::trace!(server = %shared.server, request_id = id, method, "request sent");
+
+        let started = Instant::now();
+        let hard_deadline = started + shared.options.max_request_timeout.max(timeout);
+        let mut deadline = started + timeout;
+        let reply = loop {
+            tokio::select! {
+                reply = &mut reply_rx => break reply,
+                () = tokio::time::sleep_until(deadline) => {
+                    if let Some(progress) = &progress {
+                        let last = progress.started
+                            + Duration::from_millis(progress.last_report_ms.load(Ordering::Relaxed));
+                        let extended = (last + timeout).min(hard_deadline);
+                        if extended > deadline {
+                            deadline = extended;
+                            continue;
+                        }
+                    }
+                    guard.cancel("timed out");
+                    return Err(Error::Timeout {
+                        server: shared.server.clone(),
+                        method: method.to_owned(),
+                        timeout: started.elapsed(),
+                    });
+                }
+            }
+        };
+        guard.armed = false;
+        match reply {
+            Ok(Reply::Result(raw)) => Ok(raw),
+            Ok(Reply::Error(error)) => Err(Error::Rpc {
+                server: shared.server.clone(),
+                method: method.to_owned(),
+                code: error.code,
+                message: error.message,
+                data: error.data,
+            }),
+            Ok(Reply::Closed(reason)) => Err(reason.to_error(&shared.server)),
+            // The sender is dropped only when the entry is removed without an answer, which
+            // happens when the session closes.
+            Err(_) => Err(shared
+                .closed
+                .get()
+                .map(|reason| reason.to_error(&shared.server))
+                .unwrap_or(Error::ShuttingDown {
+                    server: shared.server.clone(),
+                })),
+        }
+    }
+
+    /// Sends a notification.
+    pub fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Error> {
+        let shared = &self.shared;
+        if let Some(reason) = shared.closed.get() {
+            return Err(reason.to_error(&shared.server));
+        }
+        let line = encode_notification(method, params).map_err(|source| Error::Encode {
+            server: shared.server.clone(),
+            method: method.to_owned(),
+            source,
+        })?;
+        let _ = shared.outgoing.send(line);
+        Ok(())
+    }
+
+    /// Tells the server that the roots changed (`notifications/roots/list_changed`).
+    pub fn notify_roots_changed(&self) -> Result<(), Error> {
+        self.notify("notifications/roots/list_changed", None)
+    }
+
+    /// Ends the session from the host's side: every request in flight fails now with
+    /// [`Error::ShuttingDown`], new requests fail the same way, and the server's input is closed.
+    pub fn shut_down(&self) {
+        self.shared.close(CloseReason::ShuttingDown);
+        self.shared.diagnostics.request_input_close();
+    }
+
+    /// Sends `ping` and waits for the answer.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn ping(&self, options: &RequestOptions) -> Result<(), Error> {
+        let _: Value = self.request("ping", None, options).await?;
+        Ok(())
+    }
+
+    /// Fetches one page of tools.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_tools(&self, cursor: Option<&str>) -> Result<ListToolsResult, Error> {
+        self.list_page(cursor).await
+    }
+
+    /// Fetches every tool, following cursors (see [`Session::list_all`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_all_tools(&self) -> Result<Vec<Tool>, Error> {
+        self.list_all::<ListToolsResult>().await
+    }
+
+    /// Calls a tool. A tool failure is `Ok` with [`CallToolResult::is_tool_error`] set.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        options: &RequestOptions,
+    ) -> Result<CallToolResult, Error> {
+        let mut params = Map::new();
+        params.insert("name".to_owned(), Value::String(name.to_owned()));
+        if let Some(arguments) = arguments {
+            params.insert("arguments".to_owned(), Value::Object(arguments));
+        }
+        self.request("tools/call", Some(Value::Object(params)), options)
+            .await
+    }
+
+    /// Fetches one page of prompts.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_prompts(&self, cursor: Option<&str>) -> Result<ListPromptsResult, Error> {
+        self.list_page(cursor).await
+    }
+
+    /// Fetches every prompt, following cursors.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_all_prompts(&self) -> Result<Vec<Prompt>, Error> {
+        self.list_all::<ListPromptsResult>().await
+    }
+
+    /// Renders a prompt.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        options: &RequestOptions,
+    ) -> Result<GetPromptResult, Error> {
+        let mut params = Map::new();
+        params.insert("name".to_owned(), Value::String(name.to_owned()));
+        if let Some(arguments) = arguments {
+            params.insert("arguments".to_owned(), Value::Object(arguments));
+        }
+        self.request("prompts/get", Some(Value::Object(params)), options)
+            .await
+    }
+
+    /// Fetches one page of resources.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_resources(&self, cursor: Option<&str>) -> Result<ListResourcesResult, Error> {
+        self.list_page(cursor).await
+    }
+
+    /// Fetches every resource, following cursors.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_all_resources(&self) -> Result<Vec<Resource>, Error> {
+        self.list_all::<ListResourcesResult>().await
+    }
+
+    /// Fetches one page of resource templates.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_resource_templates(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<ListResourceTemplatesResult, Error> {
+        self.list_page(cursor).await
+    }
+
+    /// Fetches every resource template, following cursors.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_all_resource_templates(&self) -> Result<Vec<ResourceTemplate>, Error> {
+        self.list_all::<ListResourceTemplatesResult>().await
+    }
+
+    /// Reads a resource.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+        options: &RequestOptions,
+    ) -> Result<ReadResourceResult, Error> {
+        self.request(
+            "resources/read",
+            Some(serde_json::json!({ "uri": uri })),
+            options,
+        )
+        .await
+    }
+
+    /// Asks the server to send log messages at `level` and above.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn set_logging_level(&self, level: LoggingLevel) -> Result<(), Error> {
+        let _: Value = self
+            .request(
+                "logging/setLevel",
+                Some(serde_json::json!({ "level": level })),
+                &RequestOptions::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Fetches one page of a paginated list.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_page<P: Page>(&self, cursor: Option<&str>) -> Result<P, Error> {
+        let params = cursor.map(|cursor| serde_json::json!({ "cursor": cursor }));
+        self.request(P::METHOD, params, &RequestOptions::default())
+            .await
+    }
+
+    /// Fetches a whole paginated list, following `nextCursor`.
+    ///
+    /// Stops with [`Error::RepeatedCursor`] if the server returns a cursor it returned before,
+    /// and with [`Error::TooManyPages`] after [`SessionOptions::max_pages`] pages.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn list_all<P: Page>(&self) -> Result<Vec<P::Item>, Error> {
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..self.shared.options.max_pages.max(1) {
+            let page: P = self.list_page(cursor.as_deref()).await?;
+            let next = page.next_cursor().map(str::to_owned);
+            items.extend(page.into_items());
+            match next {
+                None => return Ok(items),
+                Some(next) => {
+                    if !seen.insert(next.clone()) {
+                        return Err(Error::RepeatedCursor {
+                            server: self.shared.server.clone(),
+                            method: P::METHOD.to_owned(),
+                            cursor: next,
+                        });
+                    }
+                    cursor = Some(next);
+                }
+            }
+        }
+        Err(Error::TooManyPages {
+            server: self.shared.server.clone(),
+            method: P::METHOD.to_owned(),
+            max_pages: self.shared.options.max_pages,
+        })
+    }
+}
+
+/// Removes a request from the pending map when its caller stops waiting.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+    cancel_on_drop: bool,
+    armed: bool,
+}
+
+impl PendingGuard<'_> {
+    /// Forgets the request and, if it was still pending, tells the server it is cancelled.
+    fn cancel(&mut self, reason: &str) {
+        self.armed = false;
+        let was_pending = lock(&self.shared.pending).remove(&self.id).is_some();
+        if was_pending && self.cancel_on_drop && self.shared.closed.get().is_none() {
+            let params = serde_json::json!({ "requestId": self.id, "reason": reason });
+            if let Ok(line) = encode_notification("notifications/cancelled", Some(params)) {
+                let _ = self.shared.outgoing.send(line);
+            }
+            tracing::debug!(server = %self.shared.server, request_id = self.id, reason, "request cancelled");
+        }
+    }
+
+    fn forget(&mut self) {
+        self.armed = false;
+        lock(&self.shared.pending).remove(&self.id);
+    }
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cancel("the caller stopped waiting");
+        }
+    }
+}
+
+impl Shared {
+    /// Delivers the answer to request `id`; returns false if no such request is pending.
+    pub(crate) fn complete(&self, id: u64, reply: Reply) -> bool {
+        let pending = lock(&self.pending).remove(&id);
+        match pending {
+            Some(pending) => {
+                let _ = pending.reply.send(reply);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `id` was ever issued by this session.
+    pub(crate) fn was_issued(&self, id: u64) -> bool {
+        id > 0 && id < self.next_id.load(Ordering::Relaxed)
+    }
+
+    /// Passes a progress report to the request it belongs to; returns false if there is none.
+    pub(crate) fn report_progress(&self, id: u64, progress: Progress) -> bool {
+        let state = lock(&self.pending)
+            .get(&id)
+            .and_then(|pending| pending.progress.clone());
+        let Some(state) = state else {
+            return false;
+        };
+        let elapsed = u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        state.last_report_ms.store(elapsed, Ordering::Relaxed);
+        (state.callback)(progress);
+        true
+    }
+
+    /// Ends the session: records why (first reason wins) and fails every pending request.
+    pub(crate) fn close(&self, reason: CloseReason) {
+        let _ = self.closed.set(reason);
+        let reason = self
+            .closed
+            .get()
+            .cloned()
+            .unwrap_or(CloseReason::ShuttingDown);
+        let drained: Vec<Pending> = lock(&self.pending).drain().map(|(_, p)| p).collect();
+        if !drained.is_empty() {
+            tracing::debug!(server = %self.server, n_failed = drained.len(), "failing pending requests");
+        }
+        for pending in drained {
+            let _ = pending.reply.send(Reply::Closed(reason.clone()));
+        }
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<&CloseReason> {
+        self.closed.get()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+#[derive(Serialize)]
+struct OutgoingRequest<'a> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct OutgoingNotification<'a> {
+    jsonrpc: &'static str,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<Value>,
+}
+
+fn encode_request(
+    id: u64,
+    method: &str,
+    params: Option<Value>,
+    with_progress: bool,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let params = if with_progress {
+        let mut params = match params {
+            Some(Value::Object(map)) => map,
+            None => Map::new(),
+            Some(other) => {
+                // Only objects can carry `_meta`; send other params as they are.
+                return serde_json::to_vec(&OutgoingRequest {
+                    jsonrpc: "2.0",
+                    id,
+                    method,
+                    params: Some(other),
+                });
+            }
+        };
+        let meta = params
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(meta) = meta {
+            meta.insert("progressToken".to_owned(), Value::from(id));
+        }
+        Some(Value::Object(params))
+    } else {
+        params
+    };
+    serde_json::to_vec(&OutgoingRequest {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
+}
+
+pub(crate) fn encode_notification(
+    method: &str,
+    params: Option<Value>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&OutgoingNotification {
+        jsonrpc: "2.0",
+        method,
+        params,
+    })
+}

@@ -1,0 +1,283 @@
+//! Requests in flight: correlation, timeouts and cancellation, progress, errors, server requests.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_host_testkit::FakeConfig;
+use mcp_session::protocol::Root;
+use mcp_session::{Error, Event, RequestOptions, SessionOptions};
+use mcp_transport::TransportOptions;
+use serde_json::{json, Map, Value};
+use tokio::task::JoinSet;
+
+use crate::{start, start_with, PROMPTLY};
+
+fn args(value: Value) -> Option<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Some(map),
+        _ => panic!("arguments must be an object"),
+    }
+}
+
+/// The request ids the fake server saw in `notifications/cancelled`.
+async fn cancelled_ids(session: &mcp_session::Session) -> Vec<Value> {
+    let result = session
+        .call_tool("cancelled", None, &RequestOptions::default())
+        .await
+        .unwrap();
+    serde_json::from_str(&result.text()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_calls_answered_out_of_order() {
+    let running = start(FakeConfig::default()).await;
+    let mut calls = JoinSet::new();
+    for call_idx in 0..1000u64 {
+        let session = running.session.clone();
+        calls.spawn(async move {
+            // Different delays make the server answer in a different order than asked.
+            let delay_ms = (call_idx * 7919) % 50;
+            let text = format!("call {call_idx}");
+            let result = session
+                .call_tool(
+                    "echo",
+                    args(json!({ "text": text, "delay_ms": delay_ms })),
+                    &RequestOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(result.text(), text);
+        });
+    }
+    let mut n_done = 0;
+    while let Some(joined) = tokio::time::timeout(PROMPTLY, calls.join_next())
+        .await
+        .unwrap()
+    {
+        joined.unwrap();
+        n_done += 1;
+    }
+    assert_eq!(n_done, 1000);
+    assert_eq!(running.session.n_pending(), 0);
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn timeout_fails_the_call_and_tells_the_server() {
+    let running = start(FakeConfig::default()).await;
+    let err = running
+        .session
+        .call_tool(
+            "slow",
+            args(json!({ "ms": 30_000 })),
+            &RequestOptions::with_timeout(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("tools/call"), "{err}");
+    // The cancellation is written before the next request, and the server handles input in order.
+    let cancelled = cancelled_ids(&running.session).await;
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert!(cancelled[0].is_u64());
+    assert_eq!(running.session.n_pending(), 0);
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn dropping_the_call_tells_the_server() {
+    let running = start(FakeConfig::default()).await;
+    let options = RequestOptions::default();
+    let call = running
+        .session
+        .call_tool("slow", args(json!({ "ms": 30_000 })), &options);
+    // Give up on the call from outside; the future is dropped unfinished.
+    assert!(tokio::time::timeout(Duration::from_millis(100), call)
+        .await
+        .is_err());
+    let cancelled = cancelled_ids(&running.session).await;
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert_eq!(running.session.n_pending(), 0);
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn progress_is_reported_and_extends_the_timeout() {
+    let running = start(FakeConfig::default()).await;
+    let n_reports = Arc::new(AtomicUsize::new(0));
+    let counter = n_reports.clone();
+    let options = RequestOptions {
+        // The call takes 2 s; progress every 400 ms keeps a 1 s timeout from firing.
+        timeout: Some(Duration::from_secs(1)),
+        on_progress: Some(Arc::new(move |progress| {
+            assert!(progress.progress > 0.0);
+            counter.fetch_add(1, Ordering::Relaxed);
+        })),
+    };
+    let result = running
+        .session
+        .call_tool("slow", args(json!({ "ms": 2_000 })), &options)
+        .await
+        .unwrap();
+    assert!(!result.is_tool_error());
+    assert!(n_reports.load(Ordering::Relaxed) >= 2);
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn tool_error_is_a_result_and_rpc_error_is_an_error() {
+    let running = start(FakeConfig::default()).await;
+    let result = running
+        .session
+        .call_tool("fail", None, &RequestOptions::default())
+        .await
+        .unwrap();
+    assert!(result.is_tool_error());
+    assert_eq!(result.text(), "tool failed on purpose");
+
+    let err = running
+        .session
+        .call_tool("no_such_tool", None, &RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(-32602), "{err:?}");
+    assert!(err.to_string().contains("fake-server"), "{err}");
+
+    let result = running
+        .session
+        .call_tool(
+            "add",
+            args(json!({ "a": 2, "b": 3 })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        result.structured_content.as_ref().unwrap()["sum"].as_f64(),
+        Some(5.0)
+    );
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn ping_both_ways_and_server_requests() {
+    let options = SessionOptions {
+        roots: Some(Arc::new(vec![Root {
+            uri: "file:///tmp".to_owned(),
+            name: Some("tmp".to_owned()),
+        }])),
+        ..SessionOptions::default()
+    };
+    let running = start_with(FakeConfig::default(), options, TransportOptions::default()).await;
+    running
+        .session
+        .ping(&RequestOptions::default())
+        .await
+        .unwrap();
+
+    let ask = |method: &'static str| {
+        let session = running.session.clone();
+        async move {
+            let result = session
+                .call_tool(
+                    "ask_client",
+                    args(json!({ "method": method })),
+                    &RequestOptions::default(),
+                )
+                .await
+                .unwrap();
+            serde_json::from_str::<Value>(&result.text()).unwrap()
+        }
+    };
+    assert_eq!(ask("ping").await["result"], json!({}));
+    assert_eq!(
+        ask("roots/list").await["result"]["roots"][0]["uri"],
+        "file:///tmp"
+    );
+    assert_eq!(ask("sampling/createMessage").await["error"]["code"], -32601);
+    assert_eq!(ask("no/such/method").await["error"]["code"], -32601);
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn roots_list_without_provider_is_method_not_found() {
+    let running = start(FakeConfig::default()).await;
+    let result = running
+        .session
+        .call_tool(
+            "ask_client",
+            args(json!({ "method": "roots/list" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    let response: Value = serde_json::from_str(&result.text()).unwrap();
+    assert_eq!(response["error"]["code"], -32601);
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn list_changed_arrives_as_an_event() {
+    let config = FakeConfig {
+        list_changed: true,
+        ..FakeConfig::default()
+    };
+    let running = start(config).await;
+    let mut events = running.session.take_events().unwrap();
+    assert!(running.session.take_events().is_none());
+    let event = tokio::time::timeout(PROMPTLY, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event, Event::ToolsListChanged);
+    running
+        .session
+        .call_tool("touch", None, &RequestOptions::default())
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(PROMPTLY, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event, Event::ToolsListChanged);
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn notification_flood_is_bounded_and_counted() {
+    let config = FakeConfig {
+        notify_flood: 5_000,
+        ..FakeConfig::default()
+    };
+    let options = SessionOptions {
+        event_capacity: 16,
+        ..SessionOptions::default()
+    };
+    let running = start_with(config, options, TransportOptions::default()).await;
+    // Calls still work while nobody reads the events.
+    let result = running
+        .session
+        .call_tool(
+            "echo",
+            args(json!({ "text": "still here" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "still here");
+    let flood_done = async {
+        while running.session.n_events_dropped() < 5_000 - 16 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, flood_done).await.unwrap();
+    let mut events = running.session.take_events().unwrap();
+    let mut n_queued = 0;
+    while events.try_recv().is_ok() {
+        n_queued += 1;
+    }
+    assert_eq!(n_queued, 16);
+    assert_eq!(running.session.n_events_dropped(), 5_000 - 16);
+    running.finish().await;
+}
