@@ -8,17 +8,10 @@ use mcp_host_testkit::FakeConfig;
 use mcp_session::protocol::Root;
 use mcp_session::{Error, Event, RequestOptions, SessionOptions};
 use mcp_transport::TransportOptions;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use crate::{start, start_with, PROMPTLY};
-
-fn args(value: Value) -> Option<Map<String, Value>> {
-    match value {
-        Value::Object(map) => Some(map),
-        _ => panic!("arguments must be an object"),
-    }
-}
+use crate::{args, start, start_with, PROMPTLY};
 
 /// The request ids the fake server saw in `notifications/cancelled`.
 async fn cancelled_ids(session: &mcp_session::Session) -> Vec<Value> {

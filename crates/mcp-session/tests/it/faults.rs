@@ -5,17 +5,10 @@ use std::time::Duration;
 use mcp_host_testkit::{assert_no_process_left, FakeConfig};
 use mcp_session::{Error, RequestOptions, SessionOptions};
 use mcp_transport::{CloseStep, TransportOptions};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::{start, start_with, PROMPTLY};
-
-fn args(value: Value) -> Option<Map<String, Value>> {
-    match value {
-        Value::Object(map) => Some(map),
-        _ => panic!("arguments must be an object"),
-    }
-}
+use crate::{args, start, start_with, PROMPTLY};
 
 #[tokio::test]
 async fn server_killed_mid_call_fails_every_pending_call_at_once() {

@@ -3,16 +3,9 @@
 use mcp_host_testkit::FakeConfig;
 use mcp_session::protocol::LoggingLevel;
 use mcp_session::{Error, RequestOptions};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
-use crate::start;
-
-fn args(value: Value) -> Option<Map<String, Value>> {
-    match value {
-        Value::Object(map) => Some(map),
-        _ => panic!("arguments must be an object"),
-    }
-}
+use crate::{args, start};
 
 #[tokio::test]
 async fn pagination_follows_cursors() {

@@ -14,10 +14,19 @@ use mcp_host_testkit::{
 use mcp_session::protocol::InitializeResult;
 use mcp_session::{Connection, Session, SessionOptions};
 use mcp_transport::{ChildProcess, ServerCommand, ServerName, Transport, TransportOptions};
+use serde_json::{Map, Value};
 use tokio_util::task::TaskTracker;
 
 /// A generous bound for anything that should happen "promptly" in a test with real processes.
 pub(crate) const PROMPTLY: Duration = Duration::from_secs(20);
+
+/// Tool arguments from a JSON object literal.
+pub(crate) fn args(value: Value) -> Option<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Some(map),
+        _ => panic!("arguments must be an object"),
+    }
+}
 
 /// A fake server process, not yet connected.
 pub(crate) struct Spawned {
