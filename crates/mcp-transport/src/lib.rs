@@ -24,7 +24,7 @@ mod transport;
 pub use diagnostics::Diagnostics;
 pub use error::Error;
 pub use framing::{FrameReader, FrameWriter};
-pub use process::{spawn, ChildProcess, CloseStep, ExitReport, ServerCommand};
+pub use process::{spawn, ChildProcess, CloseStep, ExitReport, GroupKiller, ServerCommand};
 pub use server_name::ServerName;
 pub use transport::{in_memory, BoxedRead, BoxedWrite, PeerIo, Transport, TransportOptions};
 

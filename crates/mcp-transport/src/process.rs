@@ -233,7 +233,42 @@ pub fn spawn(
     Ok((process, transport))
 }
 
+/// A handle that can SIGKILL a server's process group from anywhere, without owning the process.
+///
+/// It does nothing once the server has been reaped, so that a reused process id is never
+/// signalled. Used by owners that must stop everything at once (a host dropped without shutdown).
+#[derive(Clone, Debug)]
+pub struct GroupKiller {
+    pid: u32,
+    diagnostics: Diagnostics,
+}
+
+impl GroupKiller {
+    /// Sends SIGKILL to the process group if its leader has not been reaped yet.
+    /// Returns whether a signal was sent.
+    pub fn kill(&self) -> bool {
+        if self.diagnostics.has_exited() {
+            return false;
+        }
+        signal_group(self.pid, Signal::SIGKILL);
+        true
+    }
+
+    /// The process id of the group leader.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
 impl ChildProcess {
+    /// A handle that can kill this process group without owning it.
+    pub fn killer(&self) -> GroupKiller {
+        GroupKiller {
+            pid: self.pid,
+            diagnostics: self.diagnostics.clone(),
+        }
+    }
+
     /// The server.
     pub fn server(&self) -> &ServerName {
         &self.server
@@ -315,15 +350,19 @@ impl ChildProcess {
     }
 
     fn signal_group(&self, signal: Signal) {
-        let Ok(pgid) = i32::try_from(self.pid) else {
-            return;
-        };
-        if pgid <= 1 {
-            return;
-        }
-        // ESRCH (no such group) is the normal outcome once everything is gone.
-        let _ = killpg(Pid::from_raw(pgid), signal);
+        signal_group(self.pid, signal);
     }
+}
+
+fn signal_group(pid: u32, signal: Signal) {
+    let Ok(pgid) = i32::try_from(pid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return;
+    }
+    // ESRCH (no such group) is the normal outcome once everything is gone.
+    let _ = killpg(Pid::from_raw(pgid), signal);
 }
 
 impl Drop for ChildProcess {
