@@ -1,0 +1,334 @@
+//! Running one client from spawn to reaped exit: the seed's `ClientManager.manage_client_lifecycle`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use mcp_session::protocol::{Implementation, InitializeResult};
+use mcp_session::{Connection, Session, SessionOptions};
+use mcp_transport::{ChildProcess, ExitReport, GroupKiller, TransportOptions};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::{ClientConfig, ClientId, Error, RootManager, SecurityManager, TaskStatus};
+
+/// A client whose handshake succeeded: what [`TaskStatus::started`] hands back to the starter.
+#[derive(Clone, Debug)]
+pub struct ClientSession {
+    /// The client.
+    pub id: ClientId,
+    /// The session with its server.
+    pub session: Session,
+    /// The server's answer to `initialize`.
+    pub init: InitializeResult,
+    /// The server's process id (also its process group id).
+    pub pid: u32,
+    /// Kills the server's process group at once, for emergencies.
+    pub killer: GroupKiller,
+    /// When the handshake finished.
+    pub ready_at: Instant,
+}
+
+/// Why a client stopped.
+#[derive(Debug)]
+pub enum ExitCause {
+    /// The host cancelled the client's token (or nobody waited for it any more).
+    Cancelled,
+    /// The server went away by itself; the error says how, when there was one.
+    ServerExited {
+        /// The error that ended the session; `None` if the server closed its output cleanly.
+        error: Option<mcp_session::Error>,
+    },
+}
+
+/// How a client's lifecycle ended: why, and how its process ended.
+#[derive(Debug)]
+pub struct ClientExit {
+    /// The client.
+    pub client: ClientId,
+    /// Why it stopped.
+    pub cause: ExitCause,
+    /// How its process ended (stderr tail masked).
+    pub report: ExitReport,
+}
+
+/// Runs clients and keeps the map of those that are ready (`active_clients`).
+///
+/// Cheap to clone: clones share the map.
+#[derive(Clone)]
+pub struct ClientManager {
+    active_clients: Arc<Mutex<HashMap<ClientId, ClientSession>>>,
+    tracker: TaskTracker,
+    roots: RootManager,
+    client_info: Implementation,
+}
+
+impl fmt::Debug for ClientManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientManager")
+            .field("active_clients", &self.active_clients())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientManager {
+    /// A manager whose process helper tasks run on `tracker` and whose clients get their roots
+    /// from `roots`.
+    pub fn new(tracker: TaskTracker, roots: RootManager) -> ClientManager {
+        ClientManager {
+            active_clients: Arc::new(Mutex::new(HashMap::new())),
+            tracker,
+            roots,
+            client_info: Implementation::new("mcp-host", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The ids of the clients that are ready, sorted.
+    pub fn active_clients(&self) -> Vec<ClientId> {
+        let mut ids: Vec<ClientId> = lock(&self.active_clients).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The session of a ready client.
+    pub fn get(&self, id: &ClientId) -> Option<ClientSession> {
+        lock(&self.active_clients).get(id).cloned()
+    }
+
+    /// Whether a client is ready.
+    pub fn contains(&self, id: &ClientId) -> bool {
+        lock(&self.active_clients).contains_key(id)
+    }
+
+    /// Runs one client from start to finish.
+    ///
+    /// Spawn → handshake (bounded by the startup timeout) → insert into `active_clients` →
+    /// `task_status.started(session)` → wait until `cancel` is cancelled or the server exits →
+    /// remove from `active_clients` → graceful close with the configured grace → the exit is
+    /// logged and returned.
+    ///
+    /// An error before readiness is returned (so [`start_task`](crate::start_task) hands it to
+    /// the starter) after the process has been stopped. The entry in `active_clients` is removed
+    /// on every path, including a panic.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future removes the client from `active_clients` and drops the process
+    /// handle, which kills its process group.
+    pub async fn manage_client_lifecycle(
+        &self,
+        config: ClientConfig,
+        security: &SecurityManager,
+        cancel: CancellationToken,
+        task_status: TaskStatus<ClientSession>,
+    ) -> Result<ClientExit, Error> {
+        let id = config.validate()?;
+        let span = tracing::info_span!("mcp_client", client = %id);
+        self.run(id, config, security, cancel, task_status)
+            .instrument(span)
+            .await
+    }
+
+    async fn run(
+        &self,
+        id: ClientId,
+        config: ClientConfig,
+        security: &SecurityManager,
+        cancel: CancellationToken,
+        task_status: TaskStatus<ClientSession>,
+    ) -> Result<ClientExit, Error> {
+        let client = id.as_str().to_owned();
+        let command = security.command_for(&config)?;
+        let roots = if config.roots.is_empty() {
+            None
+        } else {
+            self.roots.set_roots(&id, &config.roots)?;
+            Some(self.roots.provider(&id))
+        };
+        let options = SessionOptions {
+            client_info: self.client_info.clone(),
+            request_timeout: config.call_timeout(),
+            roots,
+            ..SessionOptions::default()
+        };
+        let (process, transport) = mcp_transport::spawn(
+            id.server_name().clone(),
+            &command,
+            &TransportOptions::default(),
+            &self.tracker,
+        )
+        .map_err(|source| Error::Spawn {
+            client: client.clone(),
+            source,
+        })?;
+        tracing::info!(pid = process.pid(), "client starting");
+        let grace = config.shutdown_grace();
+        let (session, mut connection) = mcp_session::connect(transport, options);
+        let mut connection_done = false;
+
+        let handshake = tokio::time::timeout(config.startup_timeout(), session.initialize());
+        tokio::pin!(handshake);
+        let init = loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break Err(Error::Cancelled { client: client.clone() }),
+                result = &mut handshake => break match result {
+                    Ok(Ok(init)) => Ok(init),
+                    Ok(Err(source)) => Err(Error::Session {
+                        client: client.clone(),
+                        source: Box::new(mask_session_error(security, source)),
+                    }),
+                    Err(_) => Err(Error::StartupTimeout {
+                        client: client.clone(),
+                        timeout: config.startup_timeout(),
+                        stderr_tail: security.mask(&process.diagnostics().stderr_tail()).into_owned(),
+                    }),
+                },
+                // The handshake fails promptly once the connection has ended.
+                _ = &mut connection, if !connection_done => connection_done = true,
+            }
+        };
+        let init = match init {
+            Ok(init) => init,
+            Err(error) => {
+                session.shut_down();
+                let report =
+                    close_polling(process, &mut connection, connection_done, grace, security).await;
+                tracing::warn!(error = %error, exit = %report, "client failed to start");
+                self.roots.remove(&id);
+                return Err(error);
+            }
+        };
+
+        let client_session = ClientSession {
+            id: id.clone(),
+            session: session.clone(),
+            init,
+            pid: process.pid(),
+            killer: process.killer(),
+            ready_at: Instant::now(),
+        };
+        let entry = ActiveEntry::insert(&self.active_clients, client_session.clone());
+        tracing::info!("client ready");
+        let starter_waits = task_status.started(client_session).is_ok();
+
+        let cause = if !starter_waits {
+            tracing::debug!("nobody waits for the client any more; stopping it");
+            ExitCause::Cancelled
+        } else if connection_done {
+            ExitCause::ServerExited { error: None }
+        } else {
+            tokio::select! {
+                () = cancel.cancelled() => ExitCause::Cancelled,
+                ended = &mut connection => {
+                    connection_done = true;
+                    ExitCause::ServerExited { error: ended.err().map(|error| mask_session_error(security, error)) }
+                }
+            }
+        };
+        drop(entry);
+        session.shut_down();
+        let report =
+            close_polling(process, &mut connection, connection_done, grace, security).await;
+        self.roots.remove(&id);
+        match &cause {
+            ExitCause::Cancelled => tracing::info!(exit = %report, "client stopped"),
+            ExitCause::ServerExited { error: Some(error) } => {
+                tracing::error!(error = %error, exit = %report, "client lost: its server went away")
+            }
+            ExitCause::ServerExited { error: None } => {
+                tracing::warn!(exit = %report, "client lost: its server closed the connection")
+            }
+        }
+        Ok(ClientExit {
+            client: id,
+            cause,
+            report,
+        })
+    }
+}
+
+/// Closes the process while still polling the connection, so that the connection can close the
+/// server's input when asked and read its last messages.
+async fn close_polling(
+    process: ChildProcess,
+    connection: &mut Connection,
+    mut connection_done: bool,
+    grace: std::time::Duration,
+    security: &SecurityManager,
+) -> ExitReport {
+    let close = process.close(grace);
+    tokio::pin!(close);
+    let mut report = loop {
+        tokio::select! {
+            report = &mut close => break report,
+            _ = &mut *connection, if !connection_done => connection_done = true,
+        }
+    };
+    report.stderr_tail = security.mask(&report.stderr_tail).into_owned();
+    report
+}
+
+/// Masks secrets in the parts of a session error that come from the server.
+fn mask_session_error(security: &SecurityManager, error: mcp_session::Error) -> mcp_session::Error {
+    match error {
+        mcp_session::Error::ServerClosed {
+            server,
+            status,
+            stderr_tail,
+        } => mcp_session::Error::ServerClosed {
+            server,
+            status,
+            stderr_tail: Arc::from(security.mask(&stderr_tail).as_ref()),
+        },
+        mcp_session::Error::Rpc {
+            server,
+            method,
+            code,
+            message,
+            data,
+        } => mcp_session::Error::Rpc {
+            server,
+            method,
+            code,
+            message: security.mask(&message).into_owned(),
+            data,
+        },
+        other => other,
+    }
+}
+
+/// An entry in `active_clients` that removes itself when dropped, on every exit path.
+struct ActiveEntry {
+    map: Arc<Mutex<HashMap<ClientId, ClientSession>>>,
+    id: ClientId,
+}
+
+impl ActiveEntry {
+    fn insert(
+        map: &Arc<Mutex<HashMap<ClientId, ClientSession>>>,
+        session: ClientSession,
+    ) -> ActiveEntry {
+        let id = session.id.clone();
+        lock(map).insert(id.clone(), session);
+        ActiveEntry {
+            map: map.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for ActiveEntry {
+    fn drop(&mut self) {
+        lock(&self.map).remove(&self.id);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

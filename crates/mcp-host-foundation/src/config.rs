@@ -1,0 +1,767 @@
+//! The configuration of one client: what to run, how long to wait for it, and what it may see.
+//!
+//! A [`ClientConfig`] is plain data as it appears in the host's configuration file (camelCase JSON,
+//! every field but `command` optional). [`ClientConfig::validate`] checks everything that can be
+//! checked before the server is started and returns the client's [`ClientId`];
+//! [`validate_all`] does the same for a whole configuration and rejects repeated ids.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mcp_transport::ServerName;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Error;
+
+/// The longest client id, in characters.
+const MAX_ID_LEN: usize = 64;
+
+/// The validated id of a client: 1 to 64 characters of `A-Z`, `a-z`, `0-9`, `_`, `.` and `-`.
+///
+/// The id names the server in logs, errors and reports, so it is also its
+/// [`ServerName`]. Cheap to clone: the text is shared.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(ServerName);
+
+/// The configuration of one client (one MCP server the host starts and talks to).
+///
+/// Durations are in milliseconds.
+/// Only `command` is required; every other field has a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConfig {
+    /// The client's id: 1 to 64 characters of letters, digits, `_`, `.` and `-`.
+    /// In a map of servers the id is the key, and this field may be left out.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// The program to run: a path, or a name looked up in `PATH`.
+    /// It is run directly, never through a shell.
+    pub command: String,
+    /// The program's arguments. They may contain `${env:NAME}` references to the host's
+    /// environment. Default: none.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Variables to set in the server's environment, in addition to the allow-listed variables
+    /// inherited from the host. Values may contain `${env:NAME}` references to the host's
+    /// environment; resolved values are treated as secrets. Default: none.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The server's working directory; an existing directory. Default: the host's.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// The directories the server may work in, answered to `roots/list`: `file://` URIs or
+    /// absolute paths of existing directories. Default: none.
+    #[serde(default)]
+    pub roots: Vec<String>,
+    /// How long the server may take to start and finish the `initialize` handshake, in
+    /// milliseconds; more than 0. Default: 30000.
+    #[serde(default = "default_startup_timeout_ms")]
+    pub startup_timeout_ms: u64,
+    /// How long one request to the server may take, in milliseconds; more than 0.
+    /// Default: 60000.
+    #[serde(default = "default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// How long the server may take to exit after its input is closed, before it is
+    /// terminated, in milliseconds; 0 terminates it at once. Default: 2000.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    /// Whether the host fails to start when this server fails to start. Default: `false`.
+    #[serde(default)]
+    pub required: bool,
+    /// Which of the server's tools are exposed. Default: all.
+    #[serde(default)]
+    pub tools: ToolFilter,
+    /// Names of components (tools, prompts, resource URIs) that are not exposed.
+    /// Default: none.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Whether and how the server is restarted after it exits unexpectedly.
+    /// Default: never restarted.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+/// Which of a server's tools are exposed.
+///
+/// A pattern is an exact tool name, or a prefix followed by `*` (`git_*`; `*` alone matches
+/// every name).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolFilter {
+    /// Patterns of the tools that are exposed. Default (absent): all tools.
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// Patterns of the tools that are never exposed, even when allowed. Default: none.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// Whether and how a server is restarted after it exits unexpectedly.
+///
+/// The delay before restart `n` (counting from 0) is `initialBackoffMs * 2^n`, capped at
+/// `maxBackoffMs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartPolicy {
+    /// How many times the server is restarted at most; 0 turns restarting off. Default: 0.
+    #[serde(default)]
+    pub max_restarts: u32,
+    /// The delay before the first restart, in milliseconds; more than 0. Default: 500.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// The longest delay between restarts, in milliseconds; at least `initialBackoffMs`.
+    /// Default: 30000.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+/// Validates every configuration and checks that no id is used twice.
+///
+/// Returns the ids in the order of `configs`, or the first error.
+pub fn validate_all(configs: &[ClientConfig]) -> Result<Vec<ClientId>, Error> {
+    let mut seen = HashSet::with_capacity(configs.len());
+    let mut ids = Vec::with_capacity(configs.len());
+    for config in configs {
+        let id = config.validate()?;
+        if !seen.insert(id.clone()) {
+            return Err(Error::DuplicateClientId {
+                client: id.as_str().to_owned(),
+            });
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+impl ClientId {
+    /// Checks `id` and wraps it.
+    ///
+    /// Fails with [`Error::InvalidConfig`] (field `id`) unless `id` has 1 to 64 characters,
+    /// each an ASCII letter or digit, `_`, `.` or `-`.
+    pub fn new(id: &str) -> Result<ClientId, Error> {
+        let invalid = |reason: String| Error::InvalidConfig {
+            client: id.to_owned(),
+            field: "id".to_owned(),
+            reason,
+        };
+        if id.is_empty() {
+            return Err(invalid("must not be empty".to_owned()));
+        }
+        if id.chars().count() > MAX_ID_LEN {
+            return Err(invalid(format!(
+                "must be at most {MAX_ID_LEN} characters long"
+            )));
+        }
+        if let Some(bad) = id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            return Err(invalid(format!(
+                "contains {bad:?}; only ASCII letters, digits, `_`, `.` and `-` are allowed"
+            )));
+        }
+        Ok(ClientId(ServerName::new(id)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The id as the name of the server in logs, errors and reports.
+    pub fn server_name(&self) -> &ServerName {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for ClientId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Deserializes a string and validates it as [`ClientId::new`] does.
+impl<'de> Deserialize<'de> for ClientId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ClientId, D::Error> {
+        let id = String::deserialize(deserializer)?;
+        ClientId::new(&id).map_err(serde::de::Error::custom)
+    }
+}
+
+impl ClientConfig {
+    /// A configuration running `command` with no arguments, and defaults everywhere else.
+    pub fn new(id: impl Into<String>, command: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            id: id.into(),
+            command: command.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+            roots: Vec::new(),
+            startup_timeout_ms: default_startup_timeout_ms(),
+            call_timeout_ms: default_call_timeout_ms(),
+            shutdown_grace_ms: default_shutdown_grace_ms(),
+            required: false,
+            tools: ToolFilter::default(),
+            exclude: Vec::new(),
+            restart: RestartPolicy::default(),
+        }
+    }
+
+    /// How long the server may take to start and finish the handshake.
+    pub fn startup_timeout(&self) -> Duration {
+        Duration::from_millis(self.startup_timeout_ms)
+    }
+
+    /// How long one request may take.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+
+    /// How long the server may take to exit after its input is closed.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// Checks everything that can be checked before the server is started, and returns the
+    /// client's id.
+    ///
+    /// Checks the id; that `command` is not blank; that no argument or env entry contains NUL
+    /// and no env name is empty or contains `=`; that `cwd`, if set, is an existing directory;
+    /// that every root is a `file://` URI or an absolute path; that the startup and call
+    /// timeouts are more than 0; that tool patterns are well formed; and that the restart
+    /// backoffs are more than 0 and ordered. Does not check that roots exist (the
+    /// [`RootManager`](crate::RootManager) does when they are set) or that `${env:NAME}`
+    /// references resolve (the [`SecurityManager`](crate::SecurityManager) does).
+    ///
+    /// Fails with [`Error::InvalidConfig`] naming the field (`command`, `args[0]`,
+    /// `env.KEY`, `cwd`, `roots[1]`, `startupTimeoutMs`, `tools.allow[0]`,
+    /// `restart.maxBackoffMs`, …).
+    ///
+    /// This reads the file system (`std::fs::metadata` of `cwd`), so it blocks briefly: call it
+    /// when loading the configuration, not in async hot paths.
+    pub fn validate(&self) -> Result<ClientId, Error> {
+        let id = ClientId::new(&self.id)?;
+        let invalid = |field: String, reason: &str| Error::InvalidConfig {
+            client: self.id.clone(),
+            field,
+            reason: reason.to_owned(),
+        };
+
+        if self.command.trim().is_empty() {
+            return Err(invalid("command".to_owned(), "must not be empty"));
+        }
+        if self.command.contains('\0') {
+            return Err(invalid("command".to_owned(), "must not contain NUL"));
+        }
+        if let Some(arg_idx) = self.args.iter().position(|arg| arg.contains('\0')) {
+            return Err(invalid(format!("args[{arg_idx}]"), "must not contain NUL"));
+        }
+        for (key, value) in &self.env {
+            let field = format!("env.{key}");
+            if key.is_empty() {
+                return Err(invalid(field, "has an empty variable name"));
+            }
+            if key.contains('=') || key.contains('\0') {
+                return Err(invalid(field, "has a name containing `=` or NUL"));
+            }
+            if value.contains('\0') {
+                return Err(invalid(field, "must not contain NUL"));
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            match std::fs::metadata(cwd) {
+                Ok(metadata) if metadata.is_dir() => {}
+                Ok(_) => return Err(invalid("cwd".to_owned(), "is not a directory")),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(invalid("cwd".to_owned(), "does not exist"))
+                }
+                Err(err) => {
+                    return Err(invalid(
+                        "cwd".to_owned(),
+                        &format!("cannot be read ({})", err.kind()),
+                    ))
+                }
+            }
+        }
+        for (root_idx, root) in self.roots.iter().enumerate() {
+            if let Err(reason) = crate::roots::root_path(root) {
+                return Err(invalid(format!("roots[{root_idx}]"), &reason));
+            }
+        }
+        if self.startup_timeout_ms == 0 {
+            return Err(invalid(
+                "startupTimeoutMs".to_owned(),
+                "must be more than 0",
+            ));
+        }
+        if self.call_timeout_ms == 0 {
+            return Err(invalid("callTimeoutMs".to_owned(), "must be more than 0"));
+        }
+        self.tools.validate(&self.id)?;
+        if self.restart.initial_backoff_ms == 0 {
+            return Err(invalid(
+                "restart.initialBackoffMs".to_owned(),
+                "must be more than 0",
+            ));
+        }
+        if self.restart.max_backoff_ms < self.restart.initial_backoff_ms {
+            return Err(invalid(
+                "restart.maxBackoffMs".to_owned(),
+                "must be at least `restart.initialBackoffMs`",
+            ));
+        }
+        Ok(id)
+    }
+}
+
+impl ToolFilter {
+    /// Whether the tool `tool_name` is exposed: it matches no `deny` pattern, and `allow` is
+    /// absent or it matches one of its patterns.
+    pub fn allows(&self, tool_name: &str) -> bool {
+        if self.deny.iter().any(|pattern| matches(pattern, tool_name)) {
+            return false;
+        }
+        match &self.allow {
+            None => true,
+            Some(allow) => allow.iter().any(|pattern| matches(pattern, tool_name)),
+        }
+    }
+
+    /// Checks that every pattern is non-empty and has `*` only at its end.
+    fn validate(&self, client: &str) -> Result<(), Error> {
+        let lists = [
+            ("allow", self.allow.as_deref().unwrap_or_default()),
+            ("deny", &self.deny),
+        ];
+        for (list, patterns) in lists {
+            for (pattern_idx, pattern) in patterns.iter().enumerate() {
+                let reason = if pattern.is_empty() {
+                    "must not be empty"
+                } else if pattern.strip_suffix('*').unwrap_or(pattern).contains('*') {
+                    "may contain `*` only at its end"
+                } else {
+                    continue;
+                };
+                return Err(Error::InvalidConfig {
+                    client: client.to_owned(),
+                    field: format!("tools.{list}[{pattern_idx}]"),
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RestartPolicy {
+    /// Whether the server is restarted at all (`maxRestarts` > 0).
+    pub fn is_enabled(&self) -> bool {
+        self.max_restarts > 0
+    }
+
+    /// The delay before restart `attempt` (counting from 0): the initial backoff doubled
+    /// `attempt` times, capped at the maximum backoff. Never overflows.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let millis = 1u64
+            .checked_shl(attempt)
+            .and_then(|factor| self.initial_backoff_ms.checked_mul(factor))
+            .map_or(self.max_backoff_ms, |millis| {
+                millis.min(self.max_backoff_ms)
+            });
+        Duration::from_millis(millis)
+    }
+}
+
+impl Default for RestartPolicy {
+    fn default() -> RestartPolicy {
+        RestartPolicy {
+            max_restarts: 0,
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+/// Whether `name` matches `pattern`: equal, or starting with the part before a final `*`.
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+fn default_startup_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_call_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_shutdown_grace_ms() -> u64 {
+    2_000
+}
+
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+
+fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory under the system's temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!(
+                "mcp-host-foundation-config-{tag}-{}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn config() -> ClientConfig {
+        ClientConfig::new("srv", "server-bin")
+    }
+
+    /// Checks that validating `config` succeeds (`expect = None`) or fails with the error whose
+    /// display is `expect`.
+    #[track_caller]
+    fn check(config: ClientConfig, expect: Option<&str>) {
+        let actual = config.validate().map_err(|err| err.to_string());
+        match (actual, expect) {
+            (Ok(id), None) => assert_eq!(id.as_str(), config.id),
+            (Err(actual), Some(expect)) => assert_eq!(actual, expect),
+            (actual, expect) => panic!("expected {expect:?}, got {actual:?}"),
+        }
+    }
+
+    #[test]
+    fn ids() {
+        #[track_caller]
+        fn check_id(id: &str, expect: Option<&str>) {
+            check(ClientConfig::new(id, "x"), expect);
+        }
+        check_id("a", None);
+        check_id("my-server_2.0", None);
+        check_id(&"a".repeat(64), None);
+        check_id(
+            "",
+            Some("invalid configuration of client ``: `id` must not be empty"),
+        );
+        check_id(
+            &"a".repeat(65),
+            Some(&format!(
+                "invalid configuration of client `{}`: `id` must be at most 64 characters long",
+                "a".repeat(65)
+            )),
+        );
+        check_id(
+            "a/b",
+            Some("invalid configuration of client `a/b`: `id` contains '/'; only ASCII letters, digits, `_`, `.` and `-` are allowed"),
+        );
+        check_id(
+            "é",
+            Some("invalid configuration of client `é`: `id` contains 'é'; only ASCII letters, digits, `_`, `.` and `-` are allowed"),
+        );
+        check_id(
+            "a b",
+            Some("invalid configuration of client `a b`: `id` contains ' '; only ASCII letters, digits, `_`, `.` and `-` are allowed"),
+        );
+
+        let id = ClientId::new("srv").unwrap();
+        assert_eq!(id.to_string(), "srv");
+        assert_eq!(format!("{id:?}"), "\"srv\"");
+        assert_eq!(id.server_name().as_str(), "srv");
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"srv\"");
+        assert_eq!(serde_json::from_str::<ClientId>("\"srv\"").unwrap(), id);
+        assert!(serde_json::from_str::<ClientId>("\"a/b\"").is_err());
+    }
+
+    #[test]
+    fn validation() {
+        let dir = TempDir::new("validation");
+        let file = dir.0.join("file");
+        std::fs::write(&file, "").unwrap();
+        let with = |edit: &dyn Fn(&mut ClientConfig)| {
+            let mut config = config();
+            edit(&mut config);
+            config
+        };
+        let err = |field: &str, reason: &str| {
+            format!("invalid configuration of client `srv`: `{field}` {reason}")
+        };
+
+        check(config(), None);
+        check(
+            with(&|c| {
+                c.args = vec!["--x".into(), "${env:TOKEN}".into()];
+                c.env.insert("KEY".into(), "${env:TOKEN}".into());
+                c.cwd = Some(dir.0.clone());
+                c.roots = vec!["/".into(), "file:///tmp".into()];
+                c.shutdown_grace_ms = 0;
+                c.tools.allow = Some(vec!["*".into(), "git_*".into(), "read".into()]);
+                c.restart = RestartPolicy {
+                    max_restarts: 3,
+                    initial_backoff_ms: 100,
+                    max_backoff_ms: 100,
+                };
+            }),
+            None,
+        );
+        check(
+            with(&|c| c.command = String::new()),
+            Some(&err("command", "must not be empty")),
+        );
+        check(
+            with(&|c| c.command = " \t".into()),
+            Some(&err("command", "must not be empty")),
+        );
+        check(
+            with(&|c| c.args = vec!["ok".into(), "a\0b".into()]),
+            Some(&err("args[1]", "must not contain NUL")),
+        );
+        check(
+            with(&|c| {
+                c.env.insert("A=B".into(), "v".into());
+            }),
+            Some(&err("env.A=B", "has a name containing `=` or NUL")),
+        );
+        check(
+            with(&|c| {
+                c.env.insert(String::new(), "v".into());
+            }),
+            Some(&err("env.", "has an empty variable name")),
+        );
+        check(
+            with(&|c| {
+                c.env.insert("KEY".into(), "a\0".into());
+            }),
+            Some(&err("env.KEY", "must not contain NUL")),
+        );
+        check(
+            with(&|c| c.cwd = Some(dir.0.join("missing"))),
+            Some(&err("cwd", "does not exist")),
+        );
+        check(
+            with(&|c| c.cwd = Some(file.clone())),
+            Some(&err("cwd", "is not a directory")),
+        );
+        check(
+            with(&|c| c.roots = vec!["/ok".into(), "relative/dir".into()]),
+            Some(&err(
+                "roots[1]",
+                "must be a `file://` URI or an absolute path",
+            )),
+        );
+        check(
+            with(&|c| c.roots = vec!["file://host/x".into()]),
+            Some(&err(
+                "roots[0]",
+                "must be a `file://` URI with an empty host or `localhost`",
+            )),
+        );
+        check(
+            with(&|c| c.startup_timeout_ms = 0),
+            Some(&err("startupTimeoutMs", "must be more than 0")),
+        );
+        check(
+            with(&|c| c.call_timeout_ms = 0),
+            Some(&err("callTimeoutMs", "must be more than 0")),
+        );
+        check(
+            with(&|c| c.tools.allow = Some(vec!["a".into(), String::new()])),
+            Some(&err("tools.allow[1]", "must not be empty")),
+        );
+        check(
+            with(&|c| {
+                c.tools.allow = Some(vec!["a".into()]);
+                c.tools.deny = vec!["b".into(), "a*b".into()];
+            }),
+            Some(&err("tools.deny[1]", "may contain `*` only at its end")),
+        );
+        check(
+            with(&|c| c.restart.initial_backoff_ms = 0),
+            Some(&err("restart.initialBackoffMs", "must be more than 0")),
+        );
+        check(
+            with(&|c| c.restart.max_backoff_ms = 10),
+            Some(&err(
+                "restart.maxBackoffMs",
+                "must be at least `restart.initialBackoffMs`",
+            )),
+        );
+    }
+
+    #[test]
+    fn duplicates() {
+        #[track_caller]
+        fn check_all(ids: &[&str], expect: Result<&[&str], &str>) {
+            let configs: Vec<_> = ids.iter().map(|id| ClientConfig::new(*id, "x")).collect();
+            let actual = validate_all(&configs);
+            match (actual, expect) {
+                (Ok(actual), Ok(expect)) => {
+                    let actual: Vec<_> = actual.iter().map(ClientId::as_str).collect();
+                    assert_eq!(actual, expect);
+                }
+                (Err(actual), Err(expect)) => assert_eq!(actual.to_string(), expect),
+                (actual, expect) => panic!("expected {expect:?}, got {actual:?}"),
+            }
+        }
+        check_all(&[], Ok(&[]));
+        check_all(&["b", "a"], Ok(&["b", "a"]));
+        check_all(
+            &["a", "b", "a"],
+            Err("client id `a` is used more than once"),
+        );
+        check_all(
+            &["a", "", "a"],
+            Err("invalid configuration of client ``: `id` must not be empty"),
+        );
+    }
+
+    #[test]
+    fn serde() {
+        #[track_caller]
+        fn check_json(json: &str, expect: ClientConfig) {
+            let actual: ClientConfig = serde_json::from_str(json).unwrap();
+            assert_eq!(actual, expect);
+            let round_trip: ClientConfig =
+                serde_json::from_value(serde_json::to_value(&actual).unwrap()).unwrap();
+            assert_eq!(round_trip, expect);
+        }
+        check_json(r#"{"command":"x"}"#, ClientConfig::new("", "x"));
+        let mut full = ClientConfig::new("srv", "npx");
+        full.args = vec!["-y".into()];
+        full.env.insert("TOKEN".into(), "${env:GH}".into());
+        full.cwd = Some("/tmp".into());
+        full.roots = vec!["file:///tmp".into()];
+        full.startup_timeout_ms = 1;
+        full.call_timeout_ms = 2;
+        full.shutdown_grace_ms = 3;
+        full.required = true;
+        full.tools = ToolFilter {
+            allow: Some(vec!["a*".into()]),
+            deny: vec!["b".into()],
+        };
+        full.exclude = vec!["prompt".into()];
+        full.restart = RestartPolicy {
+            max_restarts: 4,
+            initial_backoff_ms: 5,
+            max_backoff_ms: 6,
+        };
+        check_json(
+            r#"{
+                "id": "srv", "command": "npx", "args": ["-y"], "env": {"TOKEN": "${env:GH}"},
+                "cwd": "/tmp", "roots": ["file:///tmp"], "startupTimeoutMs": 1,
+                "callTimeoutMs": 2, "shutdownGraceMs": 3, "required": true,
+                "tools": {"allow": ["a*"], "deny": ["b"]}, "exclude": ["prompt"],
+                "restart": {"maxRestarts": 4, "initialBackoffMs": 5, "maxBackoffMs": 6}
+            }"#,
+            full,
+        );
+        let mut partial_restart = ClientConfig::new("", "x");
+        partial_restart.restart.max_restarts = 2;
+        check_json(
+            r#"{"command":"x","restart":{"maxRestarts":2}}"#,
+            partial_restart,
+        );
+        assert!(serde_json::from_str::<ClientConfig>(r#"{"id":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn schema() {
+        let schema = serde_json::to_string(&schemars::schema_for!(ClientConfig)).unwrap();
+        for expect in [
+            "startupTimeoutMs",
+            "callTimeoutMs",
+            "shutdownGraceMs",
+            "maxBackoffMs",
+            "Default: 30000.",
+        ] {
+            assert!(schema.contains(expect), "{expect} not in {schema}");
+        }
+    }
+
+    #[test]
+    fn tool_filter() {
+        #[track_caller]
+        fn check_filter(allow: Option<&[&str]>, deny: &[&str], tool: &str, expect: bool) {
+            let filter = ToolFilter {
+                allow: allow.map(|a| a.iter().map(|s| s.to_string()).collect()),
+                deny: deny.iter().map(|s| s.to_string()).collect(),
+            };
+            assert_eq!(filter.allows(tool), expect, "{filter:?} allows {tool}");
+        }
+        check_filter(None, &[], "any", true);
+        check_filter(Some(&[]), &[], "any", false);
+        check_filter(Some(&["read"]), &[], "read", true);
+        check_filter(Some(&["read"]), &[], "read_file", false);
+        check_filter(Some(&["read*"]), &[], "read_file", true);
+        check_filter(Some(&["read*"]), &[], "read", true);
+        check_filter(Some(&["read*"]), &[], "write", false);
+        check_filter(Some(&["*"]), &[], "anything", true);
+        check_filter(None, &["rm"], "rm", false);
+        check_filter(None, &["rm"], "rmdir", true);
+        check_filter(None, &["rm*"], "rmdir", false);
+        check_filter(Some(&["*"]), &["rm*"], "rmdir", false);
+        check_filter(Some(&["rm"]), &["rm"], "rm", false);
+        check_filter(None, &["*"], "read", false);
+    }
+
+    #[test]
+    fn restart_policy() {
+        #[track_caller]
+        fn check_backoff(initial: u64, max: u64, attempt: u32, expect_ms: u64) {
+            let policy = RestartPolicy {
+                max_restarts: 1,
+                initial_backoff_ms: initial,
+                max_backoff_ms: max,
+            };
+            assert_eq!(policy.backoff(attempt), Duration::from_millis(expect_ms));
+        }
+        assert!(!RestartPolicy::default().is_enabled());
+        assert_eq!(RestartPolicy::default().initial_backoff_ms, 500);
+        assert_eq!(RestartPolicy::default().max_backoff_ms, 30_000);
+        check_backoff(500, 30_000, 0, 500);
+        check_backoff(500, 30_000, 1, 1_000);
+        check_backoff(500, 30_000, 2, 2_000);
+        check_backoff(500, 30_000, 5, 16_000);
+        check_backoff(500, 30_000, 6, 30_000);
+        check_backoff(500, 30_000, 63, 30_000);
+        check_backoff(500, 30_000, 64, 30_000);
+        check_backoff(500, 30_000, 100, 30_000);
+        check_backoff(500, 30_000, u32::MAX, 30_000);
+        check_backoff(u64::MAX, u64::MAX, 1, u64::MAX);
+        check_backoff(1, u64::MAX, 63, 1 << 63);
+    }
+}

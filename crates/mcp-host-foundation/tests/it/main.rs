@@ -1,0 +1,243 @@
+//! Integration tests of `ClientManager::manage_client_lifecycle` with the real fake server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use mcp_host_foundation::{
+    start_task, ClientConfig, ClientExit, ClientManager, ClientSession, Error, ExitCause,
+    RootManager, SecurityManager,
+};
+use mcp_host_testkit::{
+    assert_no_process_left, fake_server_args, fake_server_path, unique_marker, FakeConfig,
+};
+use mcp_session::RequestOptions;
+use mcp_transport::CloseStep;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const PROMPTLY: Duration = Duration::from_secs(20);
+
+fn fake_client(id: &str, fake: &FakeConfig, marker: &str) -> ClientConfig {
+    ClientConfig {
+        args: fake_server_args(fake, marker),
+        ..ClientConfig::new(id, fake_server_path().to_string_lossy())
+    }
+}
+
+struct Started {
+    manager: ClientManager,
+    tracker: TaskTracker,
+    token: CancellationToken,
+}
+
+impl Started {
+    fn new() -> Started {
+        let tracker = TaskTracker::new();
+        Started {
+            manager: ClientManager::new(tracker.clone(), RootManager::new()),
+            tracker,
+            token: CancellationToken::new(),
+        }
+    }
+
+    async fn start(
+        &self,
+        config: ClientConfig,
+        security: SecurityManager,
+    ) -> Result<(ClientSession, JoinHandle<Result<ClientExit, Error>>), Error> {
+        let manager = self.manager.clone();
+        let token = self.token.clone();
+        let name = config.id.clone();
+        let start = start_task(&self.tracker, &name, move |status| async move {
+            manager
+                .manage_client_lifecycle(config, &security, token, status)
+                .await
+        });
+        tokio::time::timeout(PROMPTLY, start).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn ready_then_cancelled() {
+    let marker = unique_marker();
+    let started = Started::new();
+    let (client, lifecycle) = started
+        .start(
+            fake_client("alpha", &FakeConfig::default(), &marker),
+            SecurityManager::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.id.as_str(), "alpha");
+    assert_eq!(started.manager.active_clients(), vec![client.id.clone()]);
+    let result = client
+        .session
+        .call_tool(
+            "echo",
+            json!({ "text": "hi" }).as_object().cloned(),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "hi");
+
+    started.token.cancel();
+    let exit = tokio::time::timeout(PROMPTLY, lifecycle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(exit.cause, ExitCause::Cancelled));
+    assert_eq!(exit.report.step, CloseStep::InputClosed);
+    assert!(started.manager.active_clients().is_empty());
+    started.tracker.close();
+    tokio::time::timeout(PROMPTLY, started.tracker.wait())
+        .await
+        .unwrap();
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test]
+async fn server_exit_ends_the_lifecycle_with_its_status() {
+    let marker = unique_marker();
+    let started = Started::new();
+    let (client, lifecycle) = started
+        .start(
+            fake_client("beta", &FakeConfig::default(), &marker),
+            SecurityManager::new(),
+        )
+        .await
+        .unwrap();
+    let _ = client
+        .session
+        .call_tool("crash", None, &RequestOptions::default())
+        .await
+        .unwrap_err();
+    let exit = tokio::time::timeout(PROMPTLY, lifecycle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(exit.cause, ExitCause::ServerExited { error: Some(_) }),
+        "{exit:?}"
+    );
+    assert_eq!(exit.report.status.and_then(|status| status.code()), Some(6));
+    assert!(exit.report.stderr_tail.contains("crashing in tool crash"));
+    assert!(started.manager.active_clients().is_empty());
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test]
+async fn startup_timeout_is_an_error_with_the_stderr_tail() {
+    let marker = unique_marker();
+    let started = Started::new();
+    let config = ClientConfig {
+        startup_timeout_ms: 200,
+        ..fake_client(
+            "gamma",
+            &FakeConfig {
+                init_delay_ms: 60_000,
+                stderr_flood_bytes: 300,
+                ..FakeConfig::default()
+            },
+            &marker,
+        )
+    };
+    let err = started
+        .start(config, SecurityManager::new())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::StartupTimeout {
+            client,
+            stderr_tail,
+            ..
+        } => {
+            assert_eq!(client, "gamma");
+            assert!(stderr_tail.contains("flood line"), "{err}");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(err.to_string().contains("gamma"));
+    assert!(started.manager.active_clients().is_empty());
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test]
+async fn environment_is_isolated_and_secrets_are_resolved() {
+    let marker = unique_marker();
+    let started = Started::new();
+    let path = std::env::var("PATH").unwrap_or_default();
+    let security = SecurityManager::with_host_env([
+        ("PATH".to_owned(), path.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            "fake-aws-secret".to_owned(),
+        ),
+        ("MY_TOKEN".to_owned(), "s3cr3t-t0ken".to_owned()),
+    ]);
+    let mut config = fake_client("delta", &FakeConfig::default(), &marker);
+    config
+        .env
+        .insert("API_TOKEN".to_owned(), "Bearer ${env:MY_TOKEN}".to_owned());
+    config.env.insert("PLAIN".to_owned(), "visible".to_owned());
+    let (client, lifecycle) = started.start(config, security.clone()).await.unwrap();
+    let result = client
+        .session
+        .call_tool("env", None, &RequestOptions::default())
+        .await
+        .unwrap();
+    let env: Value = serde_json::from_str(&result.text()).unwrap();
+    assert_eq!(env["API_TOKEN"], "Bearer s3cr3t-t0ken");
+    assert_eq!(env["PLAIN"], "visible");
+    assert_eq!(env["PATH"], path.as_str());
+    assert!(env.get("AWS_SECRET_ACCESS_KEY").is_none(), "{env}");
+    assert!(env.get("MY_TOKEN").is_none(), "{env}");
+    assert_eq!(
+        security.mask("token is Bearer s3cr3t-t0ken"),
+        "token is Bearer ****"
+    );
+    started.token.cancel();
+    tokio::time::timeout(PROMPTLY, lifecycle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test]
+async fn roots_are_served_per_client() {
+    let marker = unique_marker();
+    let started = Started::new();
+    let dir = std::env::temp_dir();
+    let config = ClientConfig {
+        roots: vec![dir.to_string_lossy().into_owned()],
+        ..fake_client("epsilon", &FakeConfig::default(), &marker)
+    };
+    let (client, lifecycle) = started.start(config, SecurityManager::new()).await.unwrap();
+    let result = client
+        .session
+        .call_tool(
+            "ask_client",
+            json!({ "method": "roots/list" }).as_object().cloned(),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    let response: Value = serde_json::from_str(&result.text()).unwrap();
+    let roots = response["result"]["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "{response}");
+    let uri = roots[0]["uri"].as_str().unwrap();
+    assert!(uri.starts_with("file:///"), "{uri}");
+    started.token.cancel();
+    tokio::time::timeout(PROMPTLY, lifecycle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_no_process_left(&marker).await;
+}
