@@ -1,0 +1,896 @@
+//! `McpHost`: many clients under one task tracker, one cancellation token each.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mcp_host_foundation::{
+    start_task, ClientConfig, ClientExit, ClientId, ClientManager, ClientSession, ExitCause,
+    RootManager, SecurityManager, TaskStatus,
+};
+use mcp_session::protocol::{
+    CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool,
+};
+use mcp_session::{Event, RequestOptions};
+use mcp_transport::{ExitReport, GroupKiller};
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::error::error_chain;
+use crate::registry::{AgentScope, PromptManager, Registered, ResourceManager, ToolManager};
+use crate::status::{millis, ClientState, ClientStatus, StatusEvent, StatusRecord};
+use crate::Error;
+
+/// Settings of a host.
+#[derive(Clone, Debug)]
+pub struct HostOptions {
+    /// Bound on [`McpHost::shutdown`] as a whole (default 10 s); whatever is still running
+    /// after it is killed.
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for HostOptions {
+    fn default() -> HostOptions {
+        HostOptions {
+            shutdown_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What [`McpHost::initialize`] started.
+#[derive(Debug)]
+pub struct InitializeReport {
+    /// Clients that are ready.
+    pub ready: Vec<ClientId>,
+    /// Optional clients that failed, with why (secrets masked).
+    pub failed: Vec<(ClientId, Error)>,
+}
+
+/// What [`McpHost::shutdown`] did.
+#[derive(Debug)]
+pub struct ShutdownReport {
+    /// How each client's process ended.
+    pub exits: Vec<ExitReport>,
+    /// Clients that had to be killed because they outlived the deadline.
+    pub killed: Vec<ClientId>,
+}
+
+/// Hosts many MCP servers: starts them concurrently, exposes their tools, prompts and resources
+/// under namespaced names, and stops them cleanly.
+///
+/// Every client runs in a task on the host's [`TaskTracker`] with its own child of the host's
+/// root [`CancellationToken`]; the task is [`ClientManager::manage_client_lifecycle`], which hands
+/// the ready session back through a [`TaskStatus`] handshake.
+///
+/// ```no_run
+/// use mcp_host::{AgentScope, McpHost};
+/// use mcp_host_foundation::ClientConfig;
+///
+/// # async fn demo() -> Result<(), mcp_host::Error> {
+/// let time = ClientConfig {
+///     args: vec!["mcp-server-time".to_owned()],
+///     ..ClientConfig::new("time", "uvx")
+/// };
+/// let configs = vec![time];
+/// let host = McpHost::new(configs)?;
+/// host.initialize().await?;
+/// for tool in host.list_tools(&AgentScope::all()) {
+///     println!("{}", tool.name);
+/// }
+/// let result = host
+///     .call_tool("time__get_current_time", None, &AgentScope::all())
+///     .await?;
+/// println!("{}", result.text());
+/// host.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Drop behavior
+///
+/// Dropping a host that was not [shut down](McpHost::shutdown) cancels every client and sends
+/// SIGKILL to every server's process group at once, so that no process outlives the host.
+pub struct McpHost {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: HostOptions,
+    configs: Vec<ClientConfig>,
+    tracker: TaskTracker,
+    root: CancellationToken,
+    security: SecurityManager,
+    roots: RootManager,
+    client_manager: ClientManager,
+    tools: ToolManager,
+    prompts: PromptManager,
+    resources: ResourceManager,
+    clients: Mutex<HashMap<ClientId, ClientHandle>>,
+    killers: Mutex<HashMap<ClientId, GroupKiller>>,
+    status: Mutex<BTreeMap<ClientId, StatusRecord>>,
+    status_events: broadcast::Sender<StatusEvent>,
+}
+
+struct ClientHandle {
+    token: CancellationToken,
+    config: ClientConfig,
+    supervisor: Option<JoinHandle<Result<ClientExit, mcp_host_foundation::Error>>>,
+}
+
+impl fmt::Debug for McpHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpHost")
+            .field("clients", &lock(&self.inner.clients).len())
+            .field("shut_down", &self.inner.root.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpHost {
+    /// A host for `configs` with default options and an environment snapshot of this process.
+    ///
+    /// Validates every configuration (ids, commands, roots, duplicates); nothing is started.
+    pub fn new(configs: Vec<ClientConfig>) -> Result<McpHost, Error> {
+        McpHost::with_options(configs, SecurityManager::new(), HostOptions::default())
+    }
+
+    /// A host with an explicit security manager and options.
+    pub fn with_options(
+        configs: Vec<ClientConfig>,
+        security: SecurityManager,
+        options: HostOptions,
+    ) -> Result<McpHost, Error> {
+        mcp_host_foundation::validate_all(&configs).map_err(|source| Error::Config { source })?;
+        let tracker = TaskTracker::new();
+        let roots = RootManager::new();
+        let client_manager = ClientManager::new(tracker.clone(), roots.clone());
+        let (status_events, _) = broadcast::channel(256);
+        Ok(McpHost {
+            inner: Arc::new(Inner {
+                options,
+                configs,
+                tracker,
+                root: CancellationToken::new(),
+                security,
+                roots,
+                client_manager,
+                tools: ToolManager::new(),
+                prompts: PromptManager::new(),
+                resources: ResourceManager::new(),
+                clients: Mutex::new(HashMap::new()),
+                killers: Mutex::new(HashMap::new()),
+                status: Mutex::new(BTreeMap::new()),
+                status_events,
+            }),
+        })
+    }
+
+    /// Starts every configured client concurrently, each bounded by its startup timeout.
+    ///
+    /// A failing optional client is reported (here and in [`McpHost::status`]) and skipped; its
+    /// siblings are not affected. A failing `required` client makes this fail, after every
+    /// other client has been shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, clients that were starting keep starting on the tracker; they
+    /// are stopped by [`McpHost::shutdown`] or by dropping the host.
+    pub async fn initialize(&self) -> Result<InitializeReport, Error> {
+        let configs = self.inner.configs.clone();
+        let starts = configs.into_iter().map(|config| async move {
+            let required = config.required;
+            let id = config.validate();
+            let result = self.register_client(config).await;
+            (id, required, result)
+        });
+        let results = futures::future::join_all(starts).await;
+        let mut report = InitializeReport {
+            ready: Vec::new(),
+            failed: Vec::new(),
+        };
+        let mut required_failure = None;
+        for (id, required, result) in results {
+            let Ok(id) = id else { continue };
+            match result {
+                Ok(_) => report.ready.push(id),
+                Err(Error::Start { client, source }) if required => {
+                    required_failure.get_or_insert(Error::RequiredClientFailed { client, source });
+                }
+                Err(error) => {
+                    tracing::warn!(client = %id, error = %error_chain(&error), "optional client failed to start; skipping it");
+                    report.failed.push((id, error));
+                }
+            }
+        }
+        if let Some(error) = required_failure {
+            tracing::error!(error = %error_chain(&error), "a required client failed; stopping the others");
+            self.shutdown_all_clients().await;
+            return Err(error);
+        }
+        Ok(report)
+    }
+
+    /// Starts one more client at runtime and waits until it is ready (or failed).
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the client keeps starting and is registered when ready; shut
+    /// it down with [`McpHost::client_shutdown`].
+    pub async fn register_client(&self, config: ClientConfig) -> Result<ClientId, Error> {
+        let inner = &self.inner;
+        if inner.root.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        let id = config
+            .validate()
+            .map_err(|source| Error::Config { source })?;
+        let token = inner.root.child_token();
+        {
+            let mut clients = lock(&inner.clients);
+            if clients.contains_key(&id) {
+                return Err(Error::DuplicateClient {
+                    client: id.to_string(),
+                });
+            }
+            clients.insert(
+                id.clone(),
+                ClientHandle {
+                    token: token.clone(),
+                    config: config.clone(),
+                    supervisor: None,
+                },
+            );
+        }
+        lock(&inner.status).insert(id.clone(), StatusRecord::new(config.required));
+        inner.publish(&id, ClientState::Starting);
+
+        let span = tracing::info_span!("mcp_client", client = %id);
+        let supervisor_inner = inner.clone();
+        let supervisor_id = id.clone();
+        let started = start_task(&inner.tracker, id.as_str(), move |status| {
+            supervise(supervisor_inner, supervisor_id, config, token, status).instrument(span)
+        })
+        .await;
+        match started {
+            Ok(((), supervisor)) => {
+                match lock(&inner.clients).get_mut(&id) {
+                    Some(handle) => handle.supervisor = Some(supervisor),
+                    // Shut down while we were waiting: the supervisor sees its token cancelled.
+                    None => drop(supervisor),
+                }
+                Ok(id)
+            }
+            Err(source) => {
+                lock(&inner.clients).remove(&id);
+                Err(Error::Start {
+                    client: id.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Stops one client: unregisters its tools, prompts and resources, cancels its token, and
+    /// waits (bounded) for its process to exit. Calls in flight to it end with a "shutting down"
+    /// error.
+    ///
+    /// # Cancel safety
+    ///
+    /// The client is unregistered and cancelled as soon as the call starts; dropping the future
+    /// only gives up waiting for the report.
+    pub async fn client_shutdown(&self, id: &ClientId) -> Result<ExitReport, Error> {
+        let inner = &self.inner;
+        let handle = lock(&inner.clients)
+            .remove(id)
+            .ok_or_else(|| Error::UnknownClient {
+                client: id.to_string(),
+            })?;
+        inner.set_state(id, ClientState::Stopping);
+        inner.unregister_components(id);
+        handle.token.cancel();
+        let bound = handle.config.shutdown_grace() * 2 + Duration::from_secs(10);
+        let result = match handle.supervisor {
+            None => Err(Error::ClientUnavailable {
+                client: id.to_string(),
+            }),
+            Some(supervisor) => match tokio::time::timeout(bound, supervisor).await {
+                Ok(Ok(Ok(exit))) => Ok(exit.report),
+                Ok(Ok(Err(source))) => Err(Error::Start {
+                    client: id.to_string(),
+                    source,
+                }),
+                Ok(Err(_)) => Err(Error::ClientUnavailable {
+                    client: id.to_string(),
+                }),
+                Err(_) => {
+                    inner.kill(id);
+                    Err(Error::StopTimeout {
+                        client: id.to_string(),
+                        timeout: bound,
+                    })
+                }
+            },
+        };
+        inner.set_state(id, ClientState::Stopped);
+        result
+    }
+
+    /// Stops every client, in parallel. Returns one report per client that was running.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`McpHost::client_shutdown`].
+    pub async fn shutdown_all_clients(&self) -> Vec<Result<ExitReport, Error>> {
+        let mut ids: Vec<ClientId> = lock(&self.inner.clients).keys().cloned().collect();
+        ids.sort();
+        futures::future::join_all(ids.iter().map(|id| self.client_shutdown(id))).await
+    }
+
+    /// Stops everything, bounded by [`HostOptions::shutdown_deadline`]: all clients in parallel,
+    /// then the host's tasks; whatever is left at the deadline is killed.
+    ///
+    /// # Cancel safety
+    ///
+    /// The root token is cancelled first, so even if this future is dropped, every client winds
+    /// down by itself.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let deadline = inner.options.shutdown_deadline;
+        let mut report = ShutdownReport {
+            exits: Vec::new(),
+            killed: Vec::new(),
+        };
+        match tokio::time::timeout(deadline, self.shutdown_all_clients()).await {
+            Ok(results) => report.exits = results.into_iter().filter_map(Result::ok).collect(),
+            Err(_) => tracing::warn!("clients did not stop before the shutdown deadline"),
+        }
+        inner.root.cancel();
+        inner.tracker.close();
+        let remaining = deadline.saturating_sub(started.elapsed());
+        if tokio::time::timeout(remaining, inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            report.killed = inner.kill_all();
+            tracing::warn!(killed = ?report.killed, "killed what was left at the shutdown deadline");
+            let _ = tokio::time::timeout(Duration::from_secs(5), inner.tracker.wait()).await;
+        }
+        tracing::info!(elapsed_ms = millis(started.elapsed()), "host shut down");
+        report
+    }
+
+    /// The ids of registered clients (starting, ready or restarting), sorted.
+    pub fn clients(&self) -> Vec<ClientId> {
+        let mut ids: Vec<ClientId> = lock(&self.inner.clients).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The cancellation token of a registered client; cancelling it stops the client.
+    pub fn client_token(&self, id: &ClientId) -> Option<CancellationToken> {
+        lock(&self.inner.clients)
+            .get(id)
+            .map(|handle| handle.token.clone())
+    }
+
+    /// The ready session of a client.
+    pub fn session(&self, id: &ClientId) -> Option<ClientSession> {
+        self.inner.client_manager.get(id)
+    }
+
+    /// The client manager (its `active_clients` are the clients that are ready).
+    pub fn client_manager(&self) -> &ClientManager {
+        &self.inner.client_manager
+    }
+
+    /// A status snapshot of every client the host has tried to start, sorted by id.
+    pub fn status(&self) -> Vec<ClientStatus> {
+        let inner = &self.inner;
+        let records = lock(&inner.status).clone();
+        records
+            .into_iter()
+            .map(|(id, record)| ClientStatus {
+                n_tools: inner.tools.count(&id),
+                n_prompts: inner.prompts.count(&id),
+                n_resources: inner.resources.count(&id),
+                state: record.state,
+                required: record.required,
+                protocol_version: record.protocol_version,
+                server_info: record.server_info,
+                pid: record.pid,
+                startup_ms: record.startup.map(millis),
+                uptime_ms: record
+                    .ready_at
+                    .filter(|_| record.state == ClientState::Ready)
+                    .map(|at| millis(at.elapsed())),
+                restarts: record.restarts,
+                last_error: record.last_error,
+                exit: record.exit,
+                stderr_tail: record.stderr_tail,
+                id,
+            })
+            .collect()
+    }
+
+    /// A stream of state changes of every client.
+    pub fn subscribe_status(&self) -> broadcast::Receiver<StatusEvent> {
+        self.inner.status_events.subscribe()
+    }
+
+    /// Every tool the agent may see.
+    pub fn list_tools(&self, scope: &AgentScope) -> Vec<Registered<Tool>> {
+        self.inner.tools.list(scope)
+    }
+
+    /// Every prompt the agent may see.
+    pub fn list_prompts(&self, scope: &AgentScope) -> Vec<Registered<Prompt>> {
+        self.inner.prompts.list(scope)
+    }
+
+    /// Every resource the agent may see, with its client.
+    pub fn list_resources(&self, scope: &AgentScope) -> Vec<(ClientId, Resource)> {
+        self.inner.resources.list(scope)
+    }
+
+    /// Every resource template the agent may see, with its client.
+    pub fn list_resource_templates(&self, scope: &AgentScope) -> Vec<(ClientId, ResourceTemplate)> {
+        self.inner.resources.list_templates(scope)
+    }
+
+    /// Calls a tool by its namespaced name.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future cancels the call at the server (`notifications/cancelled`).
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        scope: &AgentScope,
+    ) -> Result<CallToolResult, Error> {
+        self.call_tool_with(name, arguments, scope, &RequestOptions::default())
+            .await
+    }
+
+    /// Calls a tool by its namespaced name with request options (timeout, progress).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`McpHost::call_tool`].
+    pub async fn call_tool_with(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        scope: &AgentScope,
+        options: &RequestOptions,
+    ) -> Result<CallToolResult, Error> {
+        let entry = self
+            .inner
+            .tools
+            .resolve(name, scope)
+            .ok_or_else(|| Error::UnknownTool {
+                name: name.to_owned(),
+            })?;
+        let client = self.inner.ready_session(&entry.client)?;
+        client
+            .session
+            .call_tool(&entry.item.name, arguments, options)
+            .await
+            .map_err(|source| Error::Call {
+                client: entry.client.to_string(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Renders a prompt by its namespaced name.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`McpHost::call_tool`].
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        scope: &AgentScope,
+    ) -> Result<GetPromptResult, Error> {
+        let entry =
+            self.inner
+                .prompts
+                .resolve(name, scope)
+                .ok_or_else(|| Error::UnknownPrompt {
+                    name: name.to_owned(),
+                })?;
+        let client = self.inner.ready_session(&entry.client)?;
+        client
+            .session
+            .get_prompt(&entry.item.name, arguments, &RequestOptions::default())
+            .await
+            .map_err(|source| Error::Call {
+                client: entry.client.to_string(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Reads a resource, routed to the client that listed it (or whose template matches it).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`McpHost::call_tool`].
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+        scope: &AgentScope,
+    ) -> Result<ReadResourceResult, Error> {
+        let client_id =
+            self.inner
+                .resources
+                .route(uri, scope)
+                .ok_or_else(|| Error::UnknownResource {
+                    uri: uri.to_owned(),
+                })?;
+        let client = self.inner.ready_session(&client_id)?;
+        client
+            .session
+            .read_resource(uri, &RequestOptions::default())
+            .await
+            .map_err(|source| Error::Call {
+                client: client_id.to_string(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Replaces a client's roots at runtime and tells its server
+    /// (`notifications/roots/list_changed`).
+    pub fn set_roots(&self, id: &ClientId, roots: &[String]) -> Result<(), Error> {
+        self.inner
+            .roots
+            .set_roots(id, roots)
+            .map_err(|source| Error::Config { source })?;
+        if let Some(client) = self.inner.client_manager.get(id) {
+            client
+                .session
+                .notify_roots_changed()
+                .map_err(|source| Error::Call {
+                    client: id.to_string(),
+                    source: Box::new(source),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for McpHost {
+    fn drop(&mut self) {
+        if !self.inner.root.is_cancelled() || !lock(&self.inner.killers).is_empty() {
+            self.inner.root.cancel();
+            let killed = self.inner.kill_all();
+            if !killed.is_empty() {
+                tracing::warn!(killed = ?killed, "host dropped without shutdown; killed its servers");
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn ready_session(&self, id: &ClientId) -> Result<ClientSession, Error> {
+        self.client_manager
+            .get(id)
+            .ok_or_else(|| Error::ClientUnavailable {
+                client: id.to_string(),
+            })
+    }
+
+    fn unregister_components(&self, id: &ClientId) {
+        // The seed's order: tools, prompts, resources (which are also the routes).
+        self.tools.unregister_client(id);
+        self.prompts.unregister_client(id);
+        self.resources.unregister_client(id);
+    }
+
+    fn publish(&self, id: &ClientId, state: ClientState) {
+        let _ = self.status_events.send(StatusEvent {
+            client: id.clone(),
+            state,
+        });
+    }
+
+    fn set_state(&self, id: &ClientId, state: ClientState) {
+        if let Some(record) = lock(&self.status).get_mut(id) {
+            record.state = state;
+        }
+        self.publish(id, state);
+    }
+
+    fn update(&self, id: &ClientId, change: impl FnOnce(&mut StatusRecord)) {
+        let state = {
+            let mut status = lock(&self.status);
+            let record = status
+                .entry(id.clone())
+                .or_insert_with(|| StatusRecord::new(false));
+            change(record);
+            record.state
+        };
+        self.publish(id, state);
+    }
+
+    fn kill(&self, id: &ClientId) -> bool {
+        lock(&self.killers)
+            .remove(id)
+            .is_some_and(|killer| killer.kill())
+    }
+
+    fn kill_all(&self) -> Vec<ClientId> {
+        let killers: Vec<(ClientId, GroupKiller)> = lock(&self.killers).drain().collect();
+        killers
+            .into_iter()
+            .filter(|(_, killer)| killer.kill())
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+/// Runs one client for the host: starts it through the lifecycle task, registers its
+/// components, refreshes them on `list_changed`, and restarts it if its policy says so.
+async fn supervise(
+    inner: Arc<Inner>,
+    id: ClientId,
+    config: ClientConfig,
+    token: CancellationToken,
+    status: TaskStatus<()>,
+) -> Result<ClientExit, mcp_host_foundation::Error> {
+    let mut status = Some(status);
+    let mut attempt: u32 = 0;
+    loop {
+        let started_at = Instant::now();
+        inner.update(&id, |record| {
+            record.state = ClientState::Starting;
+            record.started_at = Some(started_at);
+        });
+        let lifecycle_token = token.child_token();
+        let manager = inner.client_manager.clone();
+        let security = inner.security.clone();
+        let lifecycle_config = config.clone();
+        let started = start_task(&inner.tracker, id.as_str(), move |lifecycle_status| {
+            let lifecycle = async move {
+                manager
+                    .manage_client_lifecycle(
+                        lifecycle_config,
+                        &security,
+                        lifecycle_token,
+                        lifecycle_status,
+                    )
+                    .await
+            };
+            lifecycle.in_current_span()
+        })
+        .await;
+
+        let exit = match started {
+            Err(error) => {
+                let text = inner.security.mask(&error_chain(&error)).into_owned();
+                let tail = stderr_tail_of(&error);
+                inner.update(&id, |record| {
+                    record.state = ClientState::Failed;
+                    record.last_error = Some(text);
+                    record.pid = None;
+                    if let Some(tail) = tail {
+                        record.stderr_tail = inner.security.mask(&tail).into_owned();
+                    }
+                });
+                if status.is_some() || token.is_cancelled() {
+                    // Not started yet: the error goes back to the starter through the status.
+                    return Err(error);
+                }
+                None
+            }
+            Ok((client, mut lifecycle)) => {
+                lock(&inner.killers).insert(id.clone(), client.killer.clone());
+                register_components(&inner, &id, &config, &client).await;
+                let init = &client.init;
+                inner.update(&id, |record| {
+                    record.state = ClientState::Ready;
+                    record.protocol_version = Some(init.protocol_version.clone());
+                    record.server_info = Some(init.server_info.clone());
+                    record.pid = Some(client.pid);
+                    record.startup = Some(started_at.elapsed());
+                    record.ready_at = Some(Instant::now());
+                    record.last_error = None;
+                });
+                if let Some(status) = status.take() {
+                    if status.started(()).is_err() {
+                        token.cancel();
+                    }
+                }
+                let mut events = client.session.take_events();
+                let mut unregistered = false;
+                let joined = loop {
+                    tokio::select! {
+                        biased;
+                        joined = &mut lifecycle => break joined,
+                        () = token.cancelled(), if !unregistered => {
+                            // Components go before the process does.
+                            inner.unregister_components(&id);
+                            unregistered = true;
+                        }
+                        event = next_event(&mut events) => match event {
+                            Some(event) => refresh(&inner, &id, &config, &client, event).await,
+                            None => events = None,
+                        },
+                    }
+                };
+                lock(&inner.killers).remove(&id);
+                inner.unregister_components(&id);
+                match joined {
+                    Ok(Ok(exit)) => Some(exit),
+                    Ok(Err(error)) => return Err(error),
+                    Err(_) => {
+                        inner.update(&id, |record| {
+                            record.state = ClientState::Failed;
+                            record.last_error = Some("the client task panicked".to_owned());
+                        });
+                        return Err(mcp_host_foundation::Error::TaskEnded {
+                            client: id.to_string(),
+                        });
+                    }
+                }
+            }
+        };
+
+        if let Some(exit) = exit {
+            let report = &exit.report;
+            let cancelled = matches!(exit.cause, ExitCause::Cancelled);
+            let error = match &exit.cause {
+                ExitCause::ServerExited { error: Some(error) } => {
+                    Some(inner.security.mask(&error_chain(error)).into_owned())
+                }
+                _ => None,
+            };
+            inner.update(&id, |record| {
+                record.state = if cancelled {
+                    ClientState::Stopped
+                } else {
+                    ClientState::Exited
+                };
+                record.pid = None;
+                record.exit = Some(report.to_string());
+                record.stderr_tail = report.stderr_tail.clone();
+                if error.is_some() {
+                    record.last_error = error;
+                }
+            });
+            if cancelled || token.is_cancelled() || !config.restart.is_enabled() {
+                return Ok(exit);
+            }
+            if attempt >= config.restart.max_restarts {
+                tracing::error!(
+                    restarts = attempt,
+                    "client exited and will not be restarted again"
+                );
+                return Ok(exit);
+            }
+        } else if !config.restart.is_enabled() || attempt >= config.restart.max_restarts {
+            return Err(mcp_host_foundation::Error::TaskEnded {
+                client: id.to_string(),
+            });
+        }
+
+        let backoff = config.restart.backoff(attempt);
+        attempt += 1;
+        inner.update(&id, |record| {
+            record.state = ClientState::Restarting;
+            record.restarts = attempt;
+        });
+        tracing::warn!(attempt, backoff_ms = millis(backoff), "restarting client");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = token.cancelled() => {
+                return Err(mcp_host_foundation::Error::Cancelled { client: id.to_string() });
+            }
+        }
+    }
+}
+
+async fn next_event(events: &mut Option<tokio::sync::mpsc::Receiver<Event>>) -> Option<Event> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn stderr_tail_of(error: &mcp_host_foundation::Error) -> Option<String> {
+    match error {
+        mcp_host_foundation::Error::StartupTimeout { stderr_tail, .. } => Some(stderr_tail.clone()),
+        mcp_host_foundation::Error::Session { source, .. } => {
+            source.stderr_tail().map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
+/// Lists and registers a client's components, as its capabilities and configuration allow.
+async fn register_components(
+    inner: &Inner,
+    id: &ClientId,
+    config: &ClientConfig,
+    client: &ClientSession,
+) {
+    let capabilities = &client.init.capabilities;
+    if capabilities.tools.is_some() {
+        refresh(inner, id, config, client, Event::ToolsListChanged).await;
+    }
+    if capabilities.prompts.is_some() {
+        refresh(inner, id, config, client, Event::PromptsListChanged).await;
+    }
+    if capabilities.resources.is_some() {
+        refresh(inner, id, config, client, Event::ResourcesListChanged).await;
+    }
+}
+
+/// Re-lists what an event says changed and replaces the client's registrations.
+async fn refresh(
+    inner: &Inner,
+    id: &ClientId,
+    config: &ClientConfig,
+    client: &ClientSession,
+    event: Event,
+) {
+    let session = &client.session;
+    let excluded = |name: &str| config.exclude.iter().any(|excluded| excluded == name);
+    let outcome = match event {
+        Event::ToolsListChanged => session.list_all_tools().await.map(|tools| {
+            let tools: Vec<Tool> = tools
+                .into_iter()
+                .filter(|tool| config.tools.allows(&tool.name) && !excluded(&tool.name))
+                .collect();
+            let n_tools = inner.tools.register_client(id, tools);
+            tracing::debug!(n_tools, "tools registered");
+        }),
+        Event::PromptsListChanged => session.list_all_prompts().await.map(|prompts| {
+            let prompts: Vec<Prompt> = prompts
+                .into_iter()
+                .filter(|prompt| !excluded(&prompt.name))
+                .collect();
+            inner.prompts.register_client(id, prompts);
+        }),
+        Event::ResourcesListChanged => {
+            let resources = session.list_all_resources().await;
+            let templates = session.list_all_resource_templates().await;
+            match (resources, templates) {
+                (Ok(resources), templates) => {
+                    let resources = resources
+                        .into_iter()
+                        .filter(|resource| !excluded(&resource.uri))
+                        .collect();
+                    // Templates are optional; a server without them answers an error.
+                    let templates = templates.unwrap_or_default();
+                    inner.resources.register_client(id, resources, templates);
+                    Ok(())
+                }
+                (Err(error), _) => Err(error),
+            }
+        }
+        Event::Log(message) => {
+            tracing::debug!(level = ?message.level, logger = ?message.logger, data = %message.data, "server log message");
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+    if let Err(error) = outcome {
+        let text = inner.security.mask(&error_chain(&error)).into_owned();
+        tracing::warn!(error = %text, "failed to refresh the client's components");
+        inner.update(id, |record| record.last_error = Some(text));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

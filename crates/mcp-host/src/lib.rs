@@ -1,0 +1,29 @@
+//! Host many MCP servers at once, as the seed plan's `MCPHost` does, with clean lifecycles.
+//!
+//! [`McpHost`] starts every configured client concurrently on one task tracker, gives each its
+//! own cancellation token (a child of the host's root token), exposes all their tools, prompts
+//! and resources under namespaced names (`<client>__<name>`) filtered by agent scopes, routes
+//! calls to the right client, and shuts clients down one at a time or all at once, in parallel
+//! and bounded by a deadline.
+//!
+//! **Architecture Invariant:** one client's failure never cancels its siblings; only a failing
+//! `required` client stops the others, and only during [`McpHost::initialize`].
+//!
+//! **Architecture Invariant:** a client's components are unregistered before its process is
+//! stopped, so nothing is routed to a client that is going away.
+//!
+//! **Architecture Invariant:** no process outlives the host: not after [`McpHost::shutdown`],
+//! not after dropping it.
+
+mod error;
+mod host;
+pub mod naming;
+mod registry;
+mod status;
+
+pub use error::{error_chain, Error};
+pub use host::{HostOptions, InitializeReport, McpHost, ShutdownReport};
+pub use registry::{
+    AgentScope, Named, NamedRegistry, PromptManager, Registered, ResourceManager, ToolManager,
+};
+pub use status::{ClientState, ClientStatus, StatusEvent};

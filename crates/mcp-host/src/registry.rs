@@ -1,0 +1,413 @@
+//! The tool, prompt and resource registries: namespaced names, agent scopes, routing lookups.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use mcp_host_foundation::ClientId;
+use mcp_session::protocol::{Prompt, Resource, ResourceTemplate, Tool};
+
+use crate::naming;
+
+/// What an agent may see and use: which clients, minus which components.
+///
+/// Applied to listing and to calling alike: a component outside the scope does not exist for
+/// the agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentScope {
+    /// The clients the agent may use; `None` means all.
+    pub allowed_clients: Option<BTreeSet<ClientId>>,
+    /// Namespaced tool or prompt names, or resource URIs, hidden from the agent.
+    pub excluded: BTreeSet<String>,
+}
+
+impl AgentScope {
+    /// The scope that sees everything.
+    pub fn all() -> AgentScope {
+        AgentScope::default()
+    }
+
+    /// Whether the agent may see component `name` of `client`.
+    pub fn permits(&self, client: &ClientId, name: &str) -> bool {
+        let client_allowed = self
+            .allowed_clients
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(client));
+        client_allowed && !self.excluded.contains(name)
+    }
+}
+
+/// A component with a name unique within its server.
+pub trait Named: Clone {
+    /// What the component is called in log lines.
+    const KIND: &'static str;
+    /// The name the server gave it.
+    fn original_name(&self) -> &str;
+}
+
+impl Named for Tool {
+    const KIND: &'static str = "tool";
+    fn original_name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for Prompt {
+    const KIND: &'static str = "prompt";
+    fn original_name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A component as the host exposes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registered<T> {
+    /// The namespaced name (`<client>__<name>`).
+    pub name: String,
+    /// The client that offers it.
+    pub client: ClientId,
+    /// The component as the server described it (with its original name).
+    pub item: T,
+}
+
+/// A registry of named components of all clients under namespaced names.
+#[derive(Debug)]
+pub struct NamedRegistry<T> {
+    inner: RwLock<Entries<T>>,
+}
+
+/// The registry of tools.
+pub type ToolManager = NamedRegistry<Tool>;
+/// The registry of prompts.
+pub type PromptManager = NamedRegistry<Prompt>;
+
+#[derive(Debug)]
+struct Entries<T> {
+    by_name: BTreeMap<String, Registered<T>>,
+    by_client: HashMap<ClientId, Vec<String>>,
+}
+
+impl<T> Default for NamedRegistry<T> {
+    fn default() -> NamedRegistry<T> {
+        NamedRegistry {
+            inner: RwLock::new(Entries {
+                by_name: BTreeMap::new(),
+                by_client: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl<T: Named> NamedRegistry<T> {
+    /// An empty registry.
+    pub fn new() -> NamedRegistry<T> {
+        NamedRegistry::default()
+    }
+
+    /// Registers (or replaces) the components of `client`; returns how many were registered.
+    ///
+    /// A name already taken by another client's component gets a hashed suffix instead; a
+    /// duplicate within the same server is skipped. Both are logged.
+    pub fn register_client(&self, client: &ClientId, items: Vec<T>) -> usize {
+        let mut entries = write(&self.inner);
+        remove_client(&mut entries, client);
+        let mut names = Vec::with_capacity(items.len());
+        let mut seen = BTreeSet::new();
+        for item in items {
+            let original = item.original_name().to_owned();
+            if !seen.insert(original.clone()) {
+                tracing::warn!(client = %client, kind = T::KIND, name = %original, "server listed a component twice; keeping the first");
+                continue;
+            }
+            let plain = naming::namespaced(client.as_str(), &original);
+            let name = if entries.by_name.contains_key(&plain) {
+                let other = naming::disambiguated(client.as_str(), &original);
+                tracing::warn!(client = %client, kind = T::KIND, name = %original, taken = %plain, exposed_as = %other, "name collision");
+                other
+            } else {
+                plain
+            };
+            if entries.by_name.contains_key(&name) {
+                tracing::warn!(client = %client, kind = T::KIND, name = %original, "name collision could not be resolved; component skipped");
+                continue;
+            }
+            entries.by_name.insert(
+                name.clone(),
+                Registered {
+                    name: name.clone(),
+                    client: client.clone(),
+                    item,
+                },
+            );
+            names.push(name);
+        }
+        let n_registered = names.len();
+        entries.by_client.insert(client.clone(), names);
+        n_registered
+    }
+
+    /// Removes every component of `client`; returns how many there were.
+    pub fn unregister_client(&self, client: &ClientId) -> usize {
+        remove_client(&mut write(&self.inner), client)
+    }
+
+    /// Every component the agent may see, sorted by namespaced name.
+    pub fn list(&self, scope: &AgentScope) -> Vec<Registered<T>> {
+        read(&self.inner)
+            .by_name
+            .values()
+            .filter(|entry| scope.permits(&entry.client, &entry.name))
+            .cloned()
+            .collect()
+    }
+
+    /// Finds a component by namespaced name, if the agent may use it.
+    pub fn resolve(&self, name: &str, scope: &AgentScope) -> Option<Registered<T>> {
+        read(&self.inner)
+            .by_name
+            .get(name)
+            .filter(|entry| scope.permits(&entry.client, &entry.name))
+            .cloned()
+    }
+
+    /// How many components `client` has registered.
+    pub fn count(&self, client: &ClientId) -> usize {
+        read(&self.inner).by_client.get(client).map_or(0, Vec::len)
+    }
+}
+
+fn remove_client<T>(entries: &mut Entries<T>, client: &ClientId) -> usize {
+    let names = entries.by_client.remove(client).unwrap_or_default();
+    for name in &names {
+        entries.by_name.remove(name);
+    }
+    names.len()
+}
+
+/// The registry of resources and resource templates, routed by URI.
+///
+/// Resource URIs are global names, so they are not namespaced: a URI is routed to the first
+/// client (by id order) that listed it, and otherwise to a client whose template matches it.
+#[derive(Debug, Default)]
+pub struct ResourceManager {
+    inner: RwLock<ResourceEntries>,
+}
+
+#[derive(Debug, Default)]
+struct ResourceEntries {
+    resources: BTreeMap<ClientId, Vec<Resource>>,
+    templates: BTreeMap<ClientId, Vec<ResourceTemplate>>,
+}
+
+impl ResourceManager {
+    /// An empty registry.
+    pub fn new() -> ResourceManager {
+        ResourceManager::default()
+    }
+
+    /// Registers (or replaces) the resources and templates of `client`.
+    pub fn register_client(
+        &self,
+        client: &ClientId,
+        resources: Vec<Resource>,
+        templates: Vec<ResourceTemplate>,
+    ) -> usize {
+        let mut entries = write(&self.inner);
+        let n_registered = resources.len() + templates.len();
+        entries.resources.insert(client.clone(), resources);
+        entries.templates.insert(client.clone(), templates);
+        n_registered
+    }
+
+    /// Removes every resource and template of `client`; returns how many there were.
+    pub fn unregister_client(&self, client: &ClientId) -> usize {
+        let mut entries = write(&self.inner);
+        let n_resources = entries.resources.remove(client).map_or(0, |r| r.len());
+        let n_templates = entries.templates.remove(client).map_or(0, |t| t.len());
+        n_resources + n_templates
+    }
+
+    /// Every resource the agent may see, with its client, in client order.
+    pub fn list(&self, scope: &AgentScope) -> Vec<(ClientId, Resource)> {
+        let entries = read(&self.inner);
+        entries
+            .resources
+            .iter()
+            .flat_map(|(client, resources)| {
+                resources
+                    .iter()
+                    .filter(|resource| scope.permits(client, &resource.uri))
+                    .map(|resource| (client.clone(), resource.clone()))
+            })
+            .collect()
+    }
+
+    /// Every resource template the agent may see, with its client.
+    pub fn list_templates(&self, scope: &AgentScope) -> Vec<(ClientId, ResourceTemplate)> {
+        let entries = read(&self.inner);
+        entries
+            .templates
+            .iter()
+            .flat_map(|(client, templates)| {
+                templates
+                    .iter()
+                    .filter(|template| scope.permits(client, &template.uri_template))
+                    .map(|template| (client.clone(), template.clone()))
+            })
+            .collect()
+    }
+
+    /// The client that serves `uri` for this agent: one that listed it, else one whose template
+    /// matches it.
+    pub fn route(&self, uri: &str, scope: &AgentScope) -> Option<ClientId> {
+        let entries = read(&self.inner);
+        let listed = entries.resources.iter().find(|(client, resources)| {
+            scope.permits(client, uri) && resources.iter().any(|resource| resource.uri == uri)
+        });
+        if let Some((client, _)) = listed {
+            return Some(client.clone());
+        }
+        entries
+            .templates
+            .iter()
+            .find(|(client, templates)| {
+                templates.iter().any(|template| {
+                    scope.permits(client, &template.uri_template)
+                        && scope.permits(client, uri)
+                        && template_matches(&template.uri_template, uri)
+                })
+            })
+            .map(|(client, _)| client.clone())
+    }
+
+    /// How many resources and templates `client` has registered.
+    pub fn count(&self, client: &ClientId) -> usize {
+        let entries = read(&self.inner);
+        entries.resources.get(client).map_or(0, Vec::len)
+            + entries.templates.get(client).map_or(0, Vec::len)
+    }
+}
+
+/// Whether `uri` can be produced by the RFC 6570 template: literal parts must match in order,
+/// each `{…}` expression matches any non-empty text.
+fn template_matches(template: &str, uri: &str) -> bool {
+    let mut literals = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        literals.push(&rest[..open]);
+        match rest[open..].find('}') {
+            Some(close) => rest = &rest[open + close + 1..],
+            None => return false,
+        }
+    }
+    let tail = rest;
+    let Some((first, middle)) = literals.split_first() else {
+        return template == uri;
+    };
+    let Some(mut remaining) = uri.strip_prefix(first) else {
+        return false;
+    };
+    for literal in middle {
+        if literal.is_empty() {
+            continue;
+        }
+        // The expression before this literal must match at least one character.
+        match remaining.get(1..).and_then(|after| after.find(literal)) {
+            Some(idx) => remaining = &remaining[idx + 1 + literal.len()..],
+            None => return false,
+        }
+    }
+    if tail.is_empty() {
+        !remaining.is_empty()
+    } else {
+        remaining.len() > tail.len() && remaining.ends_with(tail)
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    match lock.read() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    match lock.write() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str) -> Tool {
+        serde_json::from_value(
+            serde_json::json!({ "name": name, "inputSchema": {"type": "object"} }),
+        )
+        .unwrap()
+    }
+
+    fn id(text: &str) -> ClientId {
+        ClientId::new(text).unwrap()
+    }
+
+    #[test]
+    fn namespacing_collisions_and_scopes() {
+        let tools = ToolManager::new();
+        assert_eq!(
+            tools.register_client(&id("a.b"), vec![tool("t"), tool("t"), tool("u")]),
+            2
+        );
+        assert_eq!(tools.register_client(&id("a_b"), vec![tool("t")]), 1);
+        let names: Vec<String> = tools
+            .list(&AgentScope::all())
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names.len(), 3);
+        assert!(names.contains(&"a_b__t".to_owned()));
+        assert!(names.contains(&"a_b__u".to_owned()));
+        let hashed = names
+            .iter()
+            .find(|name| name.starts_with("a_b__t_"))
+            .unwrap();
+        let routed = tools.resolve(hashed, &AgentScope::all()).unwrap();
+        assert_eq!(routed.client, id("a_b"));
+        assert_eq!(routed.item.name, "t");
+
+        let scope = AgentScope {
+            allowed_clients: Some([id("a.b")].into_iter().collect()),
+            excluded: ["a_b__u".to_owned()].into_iter().collect(),
+        };
+        let visible: Vec<String> = tools.list(&scope).into_iter().map(|t| t.name).collect();
+        assert_eq!(visible, vec!["a_b__t".to_owned()]);
+        assert!(tools.resolve("a_b__u", &scope).is_none());
+        assert!(tools.resolve(hashed, &scope).is_none());
+
+        assert_eq!(tools.unregister_client(&id("a.b")), 2);
+        assert_eq!(tools.count(&id("a.b")), 0);
+        assert_eq!(tools.list(&AgentScope::all()).len(), 1);
+    }
+
+    #[track_caller]
+    fn check_template(template: &str, uri: &str, expect: bool) {
+        assert_eq!(
+            template_matches(template, uri),
+            expect,
+            "{template} vs {uri}"
+        );
+    }
+
+    #[test]
+    fn templates() {
+        check_template("mem://item/{id}", "mem://item/7", true);
+        check_template("mem://item/{id}", "mem://item/", false);
+        check_template("mem://item/{id}", "mem://other/7", false);
+        check_template("file:///{path}.txt", "file:///a/b.txt", true);
+        check_template("file:///{path}.txt", "file:///a/b.md", false);
+        check_template("x://{a}/{b}", "x://1/2", true);
+        check_template("x://{a}/{b}", "x://1", false);
+        check_template("x://fixed", "x://fixed", true);
+    }
+}
