@@ -8,14 +8,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use mcp_transport::{BoxedRead, BoxedWrite, FrameReader, FrameWriter};
+use mcp_transport::{BoxedRead, BoxedWrite, Diagnostics, FrameReader, FrameWriter, ServerName};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::protocol::RpcError;
 use crate::protocol::{LoggingMessage, Progress};
-use crate::session::{CloseReason, Event, Reply, RpcError, Shared};
+use crate::session::{CloseReason, Event, Reply, Shared};
 use crate::Error;
 
 /// Most bytes batched into one write.
@@ -82,7 +83,7 @@ async fn drive(
 ) -> Result<(), Error> {
     let reading = read_loop(&shared, reader, events);
     let writing = async {
-        write_loop(&shared, writer, outgoing).await;
+        write_loop(&shared.server, &shared.diagnostics, writer, outgoing).await;
         std::future::pending::<()>().await;
     };
     let ended = tokio::select! {
@@ -140,15 +141,17 @@ async fn drive(
     }
 }
 
-async fn write_loop(
-    shared: &Shared,
+/// Writes queued messages, batching what is ready into one flush, until the input is closed.
+pub(crate) async fn write_loop(
+    server: &ServerName,
+    diagnostics: &Diagnostics,
     mut writer: FrameWriter<BoxedWrite>,
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
     loop {
         let first = tokio::select! {
             biased;
-            () = shared.diagnostics.input_close_requested() => break,
+            () = diagnostics.input_close_requested() => break,
             line = outgoing.recv() => match line {
                 Some(line) => line,
                 None => break,
@@ -163,30 +166,30 @@ async fn write_loop(
         }
         let flushed = tokio::select! {
             flushed = writer.flush() => flushed,
-            () = shared.diagnostics.input_close_requested() => break,
+            () = diagnostics.input_close_requested() => break,
         };
         if let Err(error) = flushed {
-            tracing::debug!(server = %shared.server, error = %error, "writing to the server failed");
+            tracing::debug!(server = %server, error = %error, "writing to the peer failed");
             break;
         }
     }
     writer.close();
-    tracing::debug!(server = %shared.server, "server input closed");
+    tracing::debug!(server = %server, "output to the peer closed");
 }
 
 /// An incoming JSON-RPC message; which fields are present says what it is.
 #[derive(Deserialize)]
-struct Incoming<'a> {
+pub(crate) struct Incoming<'a> {
     #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
+    pub(crate) id: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
+    pub(crate) method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
+    pub(crate) params: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
+    pub(crate) result: Option<&'a RawValue>,
     #[serde(default)]
-    error: Option<RpcError>,
+    pub(crate) error: Option<RpcError>,
 }
 
 async fn read_loop(
@@ -227,11 +230,9 @@ fn deliver_response(
     let reply = match (result, error) {
         (_, Some(error)) => Reply::Error(error),
         (Some(result), None) => Reply::Result(result.to_owned()),
-        (None, None) => Reply::Error(RpcError {
-            code: -32603,
-            message: "the response has neither result nor error".to_owned(),
-            data: None,
-        }),
+        (None, None) => Reply::Error(RpcError::internal(
+            "the response has neither result nor error",
+        )),
     };
     if !shared.complete(id_number, reply) {
         if shared.was_issued(id_number) {
@@ -326,9 +327,9 @@ fn answer_request(shared: &Shared, method: &str, id: &RawValue, params: Option<&
         "ping" => Ok(Value::Object(serde_json::Map::new())),
         "roots/list" => match &shared.options.roots {
             Some(provider) => Ok(serde_json::json!({ "roots": provider.roots() })),
-            None => Err(method_not_found(method)),
+            None => Err(RpcError::method_not_found(method)),
         },
-        _ => Err(method_not_found(method)),
+        _ => Err(RpcError::method_not_found(method)),
     };
     if let Err(error) = &outcome {
         tracing::debug!(server = %shared.server, method, code = error.code, "refusing a server request");
@@ -344,13 +345,5 @@ fn answer_request(shared: &Shared, method: &str, id: &RawValue, params: Option<&
         Err(error) => {
             tracing::warn!(server = %shared.server, error = %error, "failed to encode a response");
         }
-    }
-}
-
-fn method_not_found(method: &str) -> RpcError {
-    RpcError {
-        code: -32601,
-        message: format!("method not found: {method}"),
-        data: None,
     }
 }

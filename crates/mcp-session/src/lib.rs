@@ -20,6 +20,7 @@
 mod connection;
 mod error;
 pub mod protocol;
+pub mod server;
 mod session;
 
 pub use connection::Connection;

@@ -456,6 +456,45 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
+/// A JSON-RPC error object, as sent in an error response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RpcError {
+    /// The error code (-32601: method not found, -32602: invalid params, -32603: internal).
+    pub code: i64,
+    /// A short description.
+    #[serde(default)]
+    pub message: String,
+    /// Anything else the sender attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error with a code and a message.
+    pub fn new(code: i64, message: impl Into<String>) -> RpcError {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// -32601: the method is not known.
+    pub fn method_not_found(method: &str) -> RpcError {
+        RpcError::new(-32601, format!("method not found: {method}"))
+    }
+
+    /// -32602: the parameters are invalid.
+    pub fn invalid_params(message: impl Into<String>) -> RpcError {
+        RpcError::new(-32602, message)
+    }
+
+    /// -32603: the receiver failed internally.
+    pub fn internal(message: impl Into<String>) -> RpcError {
+        RpcError::new(-32603, message)
+    }
+}
+
 /// Anything with a `nextCursor`: one page of a paginated list.
 pub trait Page: serde::de::DeserializeOwned {
     /// What the list holds.

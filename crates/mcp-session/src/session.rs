@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mcp_transport::{Diagnostics, ServerName, Transport};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -20,7 +20,7 @@ use crate::protocol::{
     CallToolResult, GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
     LoggingMessage, Page, Progress, Prompt, ReadResourceResult, Resource, ResourceTemplate, Root,
-    Tool, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
+    RpcError, Tool, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
 };
 use crate::Error;
 
@@ -203,16 +203,6 @@ pub(crate) enum Reply {
     Result(Box<RawValue>),
     Error(RpcError),
     Closed(CloseReason),
-}
-
-/// A JSON-RPC error object.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub(crate) struct RpcError {
-    pub(crate) code: i64,
-    #[serde(default)]
-    pub(crate) message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) data: Option<Value>,
 }
 
 /// Why a session ended; turned into an [`Error`] for every request it affects.

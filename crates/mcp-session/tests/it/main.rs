@@ -5,6 +5,7 @@ mod calls;
 mod faults;
 mod handshake;
 mod lists;
+mod server;
 
 use std::time::Duration;
 
