@@ -365,6 +365,13 @@ impl McpHost {
         report
     }
 
+    /// Cancels every client and sends SIGKILL to every server's process group at once, without
+    /// waiting: the emergency stop (a second Ctrl-C). Returns the clients that were killed.
+    pub fn kill_all(&self) -> Vec<ClientId> {
+        self.inner.root.cancel();
+        self.inner.kill_all()
+    }
+
     /// The ids of registered clients (starting, ready or restarting), sorted.
     pub fn clients(&self) -> Vec<ClientId> {
         let mut ids: Vec<ClientId> = lock(&self.inner.clients).keys().cloned().collect();
@@ -881,10 +888,19 @@ async fn refresh(
         }
         _ => Ok(()),
     };
-    if let Err(error) = outcome {
-        let text = inner.security.mask(&error_chain(&error)).into_owned();
-        tracing::warn!(error = %text, "failed to refresh the client's components");
-        inner.update(id, |record| record.last_error = Some(text));
+    match outcome {
+        Ok(()) => {
+            // Tell subscribers (the gateway's list_changed) that the client's components changed.
+            let state = lock(&inner.status).get(id).map(|record| record.state);
+            if let Some(state) = state {
+                inner.publish(id, state);
+            }
+        }
+        Err(error) => {
+            let text = inner.security.mask(&error_chain(&error)).into_owned();
+            tracing::warn!(error = %text, "failed to refresh the client's components");
+            inner.update(id, |record| record.last_error = Some(text));
+        }
     }
 }
 

@@ -10,8 +10,17 @@ pub const SEPARATOR: &str = "__";
 /// replaced by `_`, cut to [`MAX_NAME_LEN`] with a hash suffix when longer.
 pub fn namespaced(client: &str, name: &str) -> String {
     let raw = format!("{client}{SEPARATOR}{name}");
-    let sanitized: String = raw
-        .chars()
+    let sanitized = sanitize(&raw);
+    if sanitized.len() <= MAX_NAME_LEN {
+        sanitized
+    } else {
+        hashed(&sanitized, &raw)
+    }
+}
+
+/// Replaces every character outside `[A-Za-z0-9_-]` by `_`.
+pub fn sanitize(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
                 c
@@ -19,12 +28,7 @@ pub fn namespaced(client: &str, name: &str) -> String {
                 '_'
             }
         })
-        .collect();
-    if sanitized.len() <= MAX_NAME_LEN {
-        sanitized
-    } else {
-        hashed(&sanitized, &raw)
-    }
+        .collect()
 }
 
 /// The fallback name when the plain one is taken: a prefix of the plain name plus a hash of
