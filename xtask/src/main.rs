@@ -1,5 +1,8 @@
 //! Repository automation: `cargo xtask ci` is the single CI entry point, and `cargo xtask tidy` checks repository rules.
 //!
+//! `cargo xtask interop` installs real MCP servers from npm and PyPI under `target/interop/` and runs the
+//! `mcp-host-interop` tests against them; it is also the last step of `cargo xtask ci`.
+//!
 //! Subcommands are parsed by hand and cargo is run through `$CARGO`, so this crate stays quick to compile.
 //! It depends on no workspace crate.
 
@@ -8,6 +11,7 @@
 // xtask drives cargo; the spawn ban is for library crates.
 #![allow(clippy::disallowed_methods)]
 
+mod interop;
 mod tidy;
 
 use std::env;
@@ -22,9 +26,13 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  ci      run the CI pipeline: fmt, clippy, build, test, doc (stops at the first failure)
-  tidy    check repository rules (the same checks run as a test under `cargo test -p xtask`)
-  help    print this message
+  ci        run the CI pipeline: fmt, clippy, build, test, doc, interop (stops at the first failure)
+  interop   install real MCP servers from npm and PyPI into target/interop/ (skipped when already
+            installed), then run the `mcp-host-interop` tests against them; needs node, npm and python3
+  interop --install-only
+            only install the servers
+  tidy      check repository rules (the same checks run as a test under `cargo test -p xtask`)
+  help      print this message
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +44,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["ci"] => report(ci()),
+        ["interop"] => report(interop::run(false)),
+        ["interop", "--install-only"] => report(interop::run(true)),
         ["tidy"] => report(tidy_command()),
         _ => {
             eprintln!("error: unknown arguments: {}\n", args.join(" "));
@@ -86,8 +96,8 @@ fn tidy_command() -> anyhow::Result<()> {
 /// One cargo invocation: its arguments and any extra environment.
 #[derive(Debug)]
 struct CargoCommand {
-    args: Vec<&'static str>,
-    envs: Vec<(&'static str, &'static str)>,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 /// One named CI step, made of cargo invocations run in order.
@@ -97,9 +107,9 @@ struct Step {
     commands: Vec<CargoCommand>,
 }
 
-fn cargo_command(args: &[&'static str]) -> CargoCommand {
+fn cargo_command(args: &[&str]) -> CargoCommand {
     CargoCommand {
-        args: args.to_vec(),
+        args: args.iter().map(|arg| (*arg).to_owned()).collect(),
         envs: Vec::new(),
     }
 }
@@ -107,7 +117,7 @@ fn cargo_command(args: &[&'static str]) -> CargoCommand {
 /// The CI pipeline, in order.
 ///
 /// This is the one place to add a step.
-/// An `interop` step (`cargo xtask interop`, which installs real MCP servers from npm and PyPI) belongs last, once it exists.
+/// The interop crate is left out of the `test` step: its tests need the servers that the last step, `interop`, installs.
 fn ci_steps(root: &Path) -> Vec<Step> {
     let test_commands = if nextest_available(root) {
         println!("note: cargo-nextest found: tests run under `cargo nextest`, doctests under `cargo test --doc`");
@@ -116,17 +126,32 @@ fn ci_steps(root: &Path) -> Vec<Step> {
                 "nextest",
                 "run",
                 "--workspace",
+                "--exclude",
+                interop::CRATE,
                 "--locked",
                 "--profile",
                 "ci",
                 "--no-fail-fast",
             ]),
             // Nextest does not run doctests.
-            cargo_command(&["test", "--workspace", "--locked", "--doc"]),
+            cargo_command(&[
+                "test",
+                "--workspace",
+                "--exclude",
+                interop::CRATE,
+                "--locked",
+                "--doc",
+            ]),
         ]
     } else {
         println!("note: cargo-nextest not found: tests run under `cargo test`");
-        vec![cargo_command(&["test", "--workspace", "--locked"])]
+        vec![cargo_command(&[
+            "test",
+            "--workspace",
+            "--exclude",
+            interop::CRATE,
+            "--locked",
+        ])]
     };
     vec![
         Step {
@@ -162,9 +187,14 @@ fn ci_steps(root: &Path) -> Vec<Step> {
         Step {
             name: "doc",
             commands: vec![CargoCommand {
-                args: vec!["doc", "--workspace", "--no-deps", "--locked"],
-                envs: vec![("RUSTDOCFLAGS", "-D warnings")],
+                envs: vec![("RUSTDOCFLAGS".to_owned(), "-D warnings".to_owned())],
+                ..cargo_command(&["doc", "--workspace", "--no-deps", "--locked"])
             }],
+        },
+        Step {
+            // Real servers from npm and PyPI, installed into target/interop/ on first use; needs the registries then.
+            name: "interop",
+            commands: vec![cargo_command(&["xtask", "interop"])],
         },
     ]
 }
@@ -225,7 +255,7 @@ fn run_cargo(root: &Path, command: &CargoCommand) -> anyhow::Result<()> {
     println!("{line}");
     let status = Command::new(cargo())
         .args(&command.args)
-        .envs(command.envs.iter().copied())
+        .envs(command.envs.iter().map(|(key, value)| (key, value)))
         .current_dir(root)
         .status()
         .with_context(|| format!("cannot run `{}`", line.trim_start_matches("$ ")))?;

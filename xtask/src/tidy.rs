@@ -82,6 +82,9 @@ const TESTKIT_DEPS: &[&str] = &["mcp-transport", "mcp-session"];
 
 const XTASK: &str = "xtask";
 
+/// Test-only crates above every layer: they may dev-depend on any workspace crate, and depend on none otherwise.
+const TEST_CRATES: &[&str] = &["mcp-host-interop"];
+
 /// Directory names never descended into.
 const SKIPPED_DIRS: &[&str] = &["target", ".git", "node_modules"];
 
@@ -478,7 +481,11 @@ fn check_layering(manifests: &[(String, String)], violations: &mut Vec<Violation
         };
         let crate_name = crate_name.as_str();
         let layer = LAYERS.iter().position(|name| *name == crate_name);
-        if layer.is_none() && crate_name != TESTKIT && crate_name != XTASK {
+        if layer.is_none()
+            && crate_name != TESTKIT
+            && crate_name != XTASK
+            && !TEST_CRATES.contains(&crate_name)
+        {
             violations.push(violation(
                 path,
                 *package_line,
@@ -526,6 +533,11 @@ fn layering_rule(
             ));
         }
         return None;
+    }
+    if TEST_CRATES.contains(&crate_name) {
+        return Some(format!(
+            "`{crate_name}` is a test crate: list `{name}` under [dev-dependencies], not {table}"
+        ));
     }
     if name == TESTKIT {
         return Some(format!(
@@ -687,6 +699,15 @@ mod tests {
             &[
                 "crates/mcp-session/Cargo.toml:3",
                 "crates/mcp-session/Cargo.toml:6",
+            ],
+        );
+
+        let interop = "[package]\nname = \"mcp-host-interop\"\n[dependencies]\nmcp-session.workspace = true\n[dev-dependencies]\nmcp-host.workspace = true\nmcp-host-testkit.workspace = true\nmcp-transport = { workspace = true, version = \"0.1\" }\n";
+        check_manifests(
+            &[("crates/mcp-host-interop/Cargo.toml", interop)],
+            &[
+                "crates/mcp-host-interop/Cargo.toml:4",
+                "crates/mcp-host-interop/Cargo.toml:8",
             ],
         );
 

@@ -1,0 +1,290 @@
+//! `mcp-host serve`: the host as one MCP server on stdio that aggregates all configured servers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_host::{AgentScope, Error, McpHost};
+use mcp_session::protocol::{
+    ListChangedCapability, Progress, ResourcesCapability, RpcError, ServerCapabilities, Tool,
+};
+use mcp_session::server::{serve, IncomingRequest, ServerOptions};
+use mcp_session::RequestOptions;
+use mcp_transport::{ServerName, Transport, TransportOptions};
+use serde_json::{json, Map, Value};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::task::JoinSet;
+
+/// Why the gateway stopped serving.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The client closed our stdin.
+    EndOfInput,
+    /// SIGINT or SIGTERM.
+    Signal,
+}
+
+/// The signals that stop the gateway, listened to for the whole run so none is missed.
+#[derive(Debug)]
+pub(crate) struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    pub(crate) fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Completes at the next SIGINT or SIGTERM; returns the exit code it calls for.
+    pub(crate) async fn next(&mut self) -> u8 {
+        tokio::select! {
+            _ = self.interrupt.recv() => 130,
+            _ = self.terminate.recv() => 143,
+        }
+    }
+}
+
+/// Serves the host's aggregated components on stdin/stdout until the client goes away or a
+/// signal arrives. Shutting the host down is the caller's job.
+pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Result<Stop> {
+    let transport = Transport::from_io(
+        ServerName::new("client"),
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        &TransportOptions::default(),
+    );
+    let mut options = ServerOptions::new("mcp-host", env!("CARGO_PKG_VERSION"));
+    let list_changed = ListChangedCapability {
+        list_changed: Some(true),
+        ..ListChangedCapability::default()
+    };
+    options.capabilities = ServerCapabilities {
+        tools: Some(list_changed.clone()),
+        prompts: Some(list_changed),
+        resources: Some(ResourcesCapability {
+            list_changed: Some(true),
+            ..ResourcesCapability::default()
+        }),
+        logging: Some(json!({})),
+        ..ServerCapabilities::default()
+    };
+    options.instructions = Some(
+        "mcp-host gateway: tools, prompts and resources of several MCP servers; names are <server>__<name>."
+            .to_owned(),
+    );
+    let (peer, connection, mut requests) = serve(transport, options);
+    tokio::pin!(connection);
+    let mut status_events = host.subscribe_status();
+    let mut handlers = JoinSet::new();
+    let stop = loop {
+        tokio::select! {
+            ended = &mut connection => {
+                if let Err(error) = ended {
+                    tracing::warn!(error = %error, "the client connection failed");
+                }
+                break Stop::EndOfInput;
+            }
+            request = requests.recv() => match request {
+                Some(request) => {
+                    handlers.spawn(handle(host.clone(), request));
+                }
+                None => break Stop::EndOfInput,
+            },
+            event = status_events.recv() => match event {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Coalesce: one round of list_changed for any change.
+                    while status_events.try_recv().is_ok() {}
+                    for method in [
+                        "notifications/tools/list_changed",
+                        "notifications/prompts/list_changed",
+                        "notifications/resources/list_changed",
+                    ] {
+                        peer.notify(method, None);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+            },
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+            _ = signals.next() => break Stop::Signal,
+        }
+    };
+    // Requests in flight end now; their downstream calls are cancelled when dropped.
+    handlers.abort_all();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while handlers.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(stop)
+}
+
+async fn handle(host: Arc<McpHost>, mut request: IncomingRequest) {
+    let scope = AgentScope::all();
+    let params = request.take_params().unwrap_or(Value::Null);
+    let cancelled = request.cancellation().clone();
+    let outcome = tokio::select! {
+        outcome = dispatch(&host, &scope, &request, params) => outcome,
+        () = cancelled.cancelled() => return,
+    };
+    request.respond(outcome);
+}
+
+async fn dispatch(
+    host: &McpHost,
+    scope: &AgentScope,
+    request: &IncomingRequest,
+    params: Value,
+) -> Result<Value, RpcError> {
+    match request.method() {
+        "tools/list" => {
+            let tools: Vec<Tool> = host
+                .list_tools(scope)
+                .into_iter()
+                .map(|registered| Tool {
+                    name: registered.name,
+                    ..registered.item
+                })
+                .collect();
+            Ok(json!({ "tools": tools }))
+        }
+        "tools/call" => {
+            let name = string_param(&params, "name")?;
+            let arguments = object_param(&params, "arguments");
+            let options = progress_relay(request);
+            match host.call_tool_with(&name, arguments, scope, &options).await {
+                Ok(result) => to_value(&result),
+                Err(error) => tool_failure(error),
+            }
+        }
+        "prompts/list" => {
+            let prompts: Vec<Value> = host
+                .list_prompts(scope)
+                .into_iter()
+                .map(|registered| {
+                    let mut prompt = serde_json::to_value(&registered.item).unwrap_or(Value::Null);
+                    prompt["name"] = Value::String(registered.name);
+                    prompt
+                })
+                .collect();
+            Ok(json!({ "prompts": prompts }))
+        }
+        "prompts/get" => {
+            let name = string_param(&params, "name")?;
+            let arguments = object_param(&params, "arguments");
+            match host.get_prompt(&name, arguments, scope).await {
+                Ok(result) => to_value(&result),
+                Err(error) => Err(rpc_failure(error)),
+            }
+        }
+        "resources/list" => {
+            let resources: Vec<_> = host
+                .list_resources(scope)
+                .into_iter()
+                .map(|(_, resource)| resource)
+                .collect();
+            Ok(json!({ "resources": resources }))
+        }
+        "resources/templates/list" => {
+            let templates: Vec<_> = host
+                .list_resource_templates(scope)
+                .into_iter()
+                .map(|(_, template)| template)
+                .collect();
+            Ok(json!({ "resourceTemplates": templates }))
+        }
+        "resources/read" => {
+            let uri = string_param(&params, "uri")?;
+            match host.read_resource(&uri, scope).await {
+                Ok(result) => to_value(&result),
+                Err(error) => Err(rpc_failure(error)),
+            }
+        }
+        "logging/setLevel" => Ok(json!({})),
+        other => Err(RpcError::method_not_found(other)),
+    }
+}
+
+/// Relays the downstream server's progress to our client, with the client's progress token.
+fn progress_relay(request: &IncomingRequest) -> RequestOptions {
+    if request.progress_token().is_none() {
+        return RequestOptions::default();
+    }
+    let peer = request.peer().clone();
+    let token = request.progress_token().cloned();
+    RequestOptions {
+        timeout: None,
+        on_progress: Some(Arc::new(move |progress: Progress| {
+            let mut params = match serde_json::to_value(&progress) {
+                Ok(Value::Object(params)) => params,
+                _ => Map::new(),
+            };
+            if let Some(token) = &token {
+                params.insert("progressToken".to_owned(), token.clone());
+            }
+            peer.notify("notifications/progress", Some(Value::Object(params)));
+        })),
+    }
+}
+
+fn string_param(params: &Value, name: &str) -> Result<String, RpcError> {
+    params[name]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| RpcError::invalid_params(format!("`{name}` must be a string")))
+}
+
+fn object_param(params: &Value, name: &str) -> Option<Map<String, Value>> {
+    params.get(name).and_then(Value::as_object).cloned()
+}
+
+fn to_value(result: &impl serde::Serialize) -> Result<Value, RpcError> {
+    serde_json::to_value(result).map_err(|error| RpcError::internal(error.to_string()))
+}
+
+/// Maps a host error to a JSON-RPC error, keeping a downstream server's own error as it was.
+fn rpc_failure(error: Error) -> RpcError {
+    match error {
+        Error::Call { source, .. } => match *source {
+            mcp_session::Error::Rpc {
+                code,
+                message,
+                data,
+                ..
+            } => RpcError {
+                code,
+                message,
+                data,
+            },
+            other => RpcError::internal(mcp_host::error_chain(&other)),
+        },
+        Error::UnknownTool { .. } | Error::UnknownPrompt { .. } => {
+            RpcError::invalid_params(error.to_string())
+        }
+        Error::UnknownResource { uri } => RpcError {
+            code: -32002,
+            message: "resource not found".to_owned(),
+            data: Some(json!({ "uri": uri })),
+        },
+        other => RpcError::internal(mcp_host::error_chain(&other)),
+    }
+}
+
+/// A tool that cannot run because its server failed is a tool error the model should see;
+/// an unknown tool or bad arguments stay protocol errors.
+fn tool_failure(error: Error) -> Result<Value, RpcError> {
+    match &error {
+        Error::Call { source, .. } if !matches!(**source, mcp_session::Error::Rpc { .. }) => {
+            Ok(json!({
+                "content": [{ "type": "text", "text": mcp_host::error_chain(&error) }],
+                "isError": true
+            }))
+        }
+        Error::ClientUnavailable { .. } => Ok(json!({
+            "content": [{ "type": "text", "text": error.to_string() }],
+            "isError": true
+        })),
+        _ => Err(rpc_failure(error)),
+    }
+}

@@ -1,0 +1,502 @@
+//! The `mcp-host` command: run many MCP servers, list and call what they offer, or serve them all
+//! as one MCP server.
+//!
+//! This is the top of the workspace: it reads the configuration file (the `mcpServers` object
+//! used by Claude Desktop and Cursor), drives an `McpHost`, and prints results on stdout. Logs
+//! go to stderr through `tracing`; stdout carries only results (and in `serve`, only protocol).
+//!
+//! **Architecture Invariant:** nothing but results and protocol messages is written to stdout.
+
+mod config;
+mod demo_server;
+mod gateway;
+mod output;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use mcp_host::{AgentScope, ClientState, HostOptions, McpHost};
+use mcp_host_foundation::{ClientConfig, SecurityManager};
+use mcp_session::RequestOptions;
+use serde_json::{Map, Value};
+
+/// Exit code when a tool ran but reported a failure (`isError`).
+const EXIT_TOOL_ERROR: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-host",
+    version,
+    about = "Run many MCP servers at once; list and call their tools, prompts and resources, or serve them all as one MCP server.",
+    long_about = "Run many MCP servers at once; list and call their tools, prompts and resources, or serve them all as one MCP server.\n\n\
+The configuration is the `mcpServers` JSON object used by Claude Desktop and Cursor (VS Code's `servers` works too), \
+read from --config, else from $MCP_HOST_CONFIG, else an embedded demo of two built-in servers. \
+Every server runs as a child process in its own process group and is stopped cleanly when the command ends: \
+its input is closed, then SIGTERM, then SIGKILL, each after a grace period.\n\n\
+Names are namespaced as <server>__<name>. Logs go to stderr (--log-level, or RUST_LOG); stdout carries only results.",
+    after_help = "Exit status: 0 on success, 3 when a called tool reported an error, 1 on any other failure."
+)]
+struct Cli {
+    /// The configuration file (JSON with an `mcpServers` object).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log level on stderr: error, warn, info, debug or trace (RUST_LOG overrides it).
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start every server and show its state, protocol, implementation, counts and startup time.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every tool of every server under its namespaced name.
+    Tools {
+        /// Print a JSON array of {name, server, originalName, description, inputSchema, …}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a tool: `mcp-host call demo__echo '{"text":"hi"}'`.
+    Call {
+        /// The namespaced tool name (<server>__<tool>).
+        name: String,
+        /// The arguments, as a JSON object.
+        args: Option<String>,
+        /// Print the whole result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Give up after this many milliseconds (default: the server's callTimeoutMs).
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+    },
+    /// List every prompt under its namespaced name.
+    Prompts {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every resource with the server that offers it.
+    Resources {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a prompt: `mcp-host get-prompt demo__summarize '{"topic":"tides"}'`.
+    GetPrompt {
+        /// The namespaced prompt name (<server>__<prompt>).
+        name: String,
+        /// The arguments, as a JSON object of strings.
+        args: Option<String>,
+        /// Print the whole result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a resource by URI (routed to the server that lists it).
+    ReadResource {
+        /// The resource URI.
+        uri: String,
+        /// Print the whole result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Be an MCP server on stdio that aggregates every configured server (a gateway).
+    ///
+    /// Ends on end of input, Ctrl-C or SIGTERM with an orderly shutdown of every server;
+    /// a second Ctrl-C or SIGTERM kills them all at once.
+    Serve {
+        /// Bound on the orderly shutdown; servers still running after it are killed.
+        #[arg(long, value_name = "MS", default_value_t = 1500)]
+        shutdown_timeout_ms: u64,
+    },
+    /// Run the built-in demo MCP server on stdio (tools echo, add, sleep; a resource; a prompt).
+    DemoServer {
+        /// The server's name.
+        #[arg(long, default_value = "demo")]
+        name: String,
+    },
+    /// Print the JSON Schema of the configuration file.
+    ConfigSchema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            report_error(&anyhow::Error::new(error).context("cannot start the async runtime"));
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    // Anything still running (it should not be) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            report_error(&error);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn report_error(error: &anyhow::Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {error:#}");
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::DemoServer { name } => {
+            demo_server::run(&name).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConfigSchema => {
+            let schema = schemars::schema_for!(ConfigFile);
+            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&schema)?))
+        }
+        Command::Status { json } => {
+            let host = start(cli.config, None, false).await?;
+            let statuses = host.status();
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&statuses)?)
+            } else {
+                output::status_table(&statuses)
+            };
+            host.shutdown().await;
+            print_stdout(&text)
+        }
+        Command::Tools { json } => {
+            let host = start(cli.config, None, true).await?;
+            let rows = output::tool_rows(&host);
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&rows)?)
+            } else {
+                output::tools_table(&rows)
+            };
+            host.shutdown().await;
+            print_stdout(&text)
+        }
+        Command::Call {
+            name,
+            args,
+            json,
+            timeout_ms,
+        } => {
+            let arguments = parse_arguments(args.as_deref())?;
+            let host = start(cli.config, Some(&name), true).await?;
+            let options = RequestOptions {
+                timeout: timeout_ms.map(Duration::from_millis),
+                on_progress: None,
+            };
+            let result = host
+                .call_tool_with(&name, arguments, &AgentScope::all(), &options)
+                .await;
+            host.shutdown().await;
+            let result = result.with_context(|| format!("calling `{name}` failed"))?;
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&result)?)
+            } else {
+                output::call_result_text(&result)
+            };
+            print_stdout(&text)?;
+            Ok(if result.is_tool_error() {
+                ExitCode::from(EXIT_TOOL_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Prompts { json } => {
+            let host = start(cli.config, None, true).await?;
+            let prompts = host.list_prompts(&AgentScope::all());
+            host.shutdown().await;
+            let text = if json {
+                let rows: Vec<Value> = prompts
+                    .iter()
+                    .map(|registered| {
+                        let mut prompt =
+                            serde_json::to_value(&registered.item).unwrap_or(Value::Null);
+                        prompt["originalName"] = prompt["name"].clone();
+                        prompt["name"] = Value::String(registered.name.clone());
+                        prompt["server"] = Value::String(registered.client.to_string());
+                        prompt
+                    })
+                    .collect();
+                format!("{}\n", serde_json::to_string_pretty(&rows)?)
+            } else {
+                let rows: Vec<Vec<String>> = prompts
+                    .iter()
+                    .map(|registered| {
+                        let arguments: Vec<String> = registered
+                            .item
+                            .arguments
+                            .iter()
+                            .flatten()
+                            .map(|argument| argument.name.clone())
+                            .collect();
+                        vec![
+                            registered.name.clone(),
+                            registered.client.to_string(),
+                            arguments.join(","),
+                            output::one_line(
+                                registered.item.description.as_deref().unwrap_or(""),
+                                60,
+                            ),
+                        ]
+                    })
+                    .collect();
+                output::table(&["PROMPT", "SERVER", "ARGUMENTS", "DESCRIPTION"], &rows)
+            };
+            print_stdout(&text)
+        }
+        Command::Resources { json } => {
+            let host = start(cli.config, None, true).await?;
+            let resources = host.list_resources(&AgentScope::all());
+            host.shutdown().await;
+            let text = if json {
+                let rows: Vec<Value> = resources
+                    .iter()
+                    .map(|(client, resource)| {
+                        let mut row = serde_json::to_value(resource).unwrap_or(Value::Null);
+                        row["server"] = Value::String(client.to_string());
+                        row
+                    })
+                    .collect();
+                format!("{}\n", serde_json::to_string_pretty(&rows)?)
+            } else {
+                let rows: Vec<Vec<String>> = resources
+                    .iter()
+                    .map(|(client, resource)| {
+                        vec![
+                            resource.uri.clone(),
+                            client.to_string(),
+                            resource.mime_type.clone().unwrap_or_default(),
+                            output::one_line(
+                                resource.description.as_deref().unwrap_or(&resource.name),
+                                60,
+                            ),
+                        ]
+                    })
+                    .collect();
+                output::table(&["URI", "SERVER", "MIME TYPE", "DESCRIPTION"], &rows)
+            };
+            print_stdout(&text)
+        }
+        Command::GetPrompt { name, args, json } => {
+            let arguments = parse_arguments(args.as_deref())?;
+            let host = start(cli.config, Some(&name), true).await?;
+            let result = host.get_prompt(&name, arguments, &AgentScope::all()).await;
+            host.shutdown().await;
+            let result = result.with_context(|| format!("getting prompt `{name}` failed"))?;
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&result)?)
+            } else {
+                output::prompt_text(&result)
+            };
+            print_stdout(&text)
+        }
+        Command::ReadResource { uri, json } => {
+            let host = start(cli.config, None, true).await?;
+            let result = host.read_resource(&uri, &AgentScope::all()).await;
+            host.shutdown().await;
+            let result = result.with_context(|| format!("reading `{uri}` failed"))?;
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&result)?)
+            } else {
+                output::resource_text(&result)
+            };
+            print_stdout(&text)
+        }
+        Command::Serve {
+            shutdown_timeout_ms,
+        } => serve(cli.config, Duration::from_millis(shutdown_timeout_ms)).await,
+    }
+}
+
+/// The configuration file, for `config-schema`.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)] // Only its schema is used.
+struct ConfigFile {
+    /// The servers to run, by id (letters, digits, `_`, `-`, `.`). The id is the key; an `id`
+    /// field inside an entry is ignored.
+    #[serde(rename = "mcpServers")]
+    mcp_servers: BTreeMap<String, ClientConfig>,
+}
+
+/// Writes to stdout; a closed pipe (`mcp-host tools | head`) is not an error.
+fn print_stdout(text: &str) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(error) => Err(anyhow::Error::new(error).context("cannot write to stdout")),
+    }
+}
+
+fn parse_arguments(text: Option<&str>) -> anyhow::Result<Option<Map<String, Value>>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match serde_json::from_str(text).context("the arguments are not valid JSON")? {
+        Value::Object(map) => Ok(Some(map)),
+        _ => bail!("the arguments must be a JSON object, like '{{\"text\": \"hi\"}}'"),
+    }
+}
+
+/// Loads the configuration and starts the servers (only the one a namespaced `name` points to,
+/// when it points to exactly one).
+async fn start(
+    config_path: Option<PathBuf>,
+    name: Option<&str>,
+    warn_failures: bool,
+) -> anyhow::Result<McpHost> {
+    start_with(config_path, name, warn_failures, HostOptions::default()).await
+}
+
+async fn start_with(
+    config_path: Option<PathBuf>,
+    name: Option<&str>,
+    warn_failures: bool,
+    options: HostOptions,
+) -> anyhow::Result<McpHost> {
+    let loaded = config::load(config_path.as_deref())?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::debug!(source = %loaded.source, n_servers = loaded.clients.len(), "configuration loaded");
+    let mut clients = loaded.clients;
+    if let Some(name) = name {
+        let matching: Vec<ClientConfig> = clients
+            .iter()
+            .filter(|client| {
+                name.starts_with(&format!(
+                    "{}{}",
+                    mcp_host::naming::sanitize(&client.id),
+                    mcp_host::naming::SEPARATOR
+                ))
+            })
+            .cloned()
+            .collect();
+        if !matching.is_empty() {
+            clients = matching;
+        }
+    }
+    let n_servers = clients.len();
+    let host = McpHost::with_options(clients, SecurityManager::new(), options)
+        .context("the configuration is invalid")?;
+    let initialized = if std::io::stderr().is_terminal() && n_servers > 0 {
+        let events = host.subscribe_status();
+        let initialized = tokio::select! {
+            initialized = host.initialize() => initialized,
+            () = show_startup_progress(events, n_servers) => unreachable!("the progress display never ends"),
+        };
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\r\x1b[2K");
+        initialized
+    } else {
+        host.initialize().await
+    };
+    let report = initialized.context("a required server failed to start")?;
+    if warn_failures {
+        for (client, error) in &report.failed {
+            tracing::warn!(server = %client, "server failed to start: {}", mcp_host::error_chain(error));
+        }
+    }
+    Ok(host)
+}
+
+/// Shows a one-line startup progress display on stderr until dropped by the caller's `select!`.
+async fn show_startup_progress(
+    mut events: tokio::sync::broadcast::Receiver<mcp_host::StatusEvent>,
+    n_servers: usize,
+) {
+    let started = std::time::Instant::now();
+    let mut states: BTreeMap<String, ClientState> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => { states.insert(event.client.to_string(), event.state); }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            },
+            _ = tick.tick() => {}
+        }
+        let n_ready = states
+            .values()
+            .filter(|state| **state == ClientState::Ready)
+            .count();
+        let n_failed = states
+            .values()
+            .filter(|state| **state == ClientState::Failed)
+            .count();
+        let waiting: Vec<&str> = states
+            .iter()
+            .filter(|(_, state)| **state == ClientState::Starting)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(
+            stderr,
+            "\r\x1b[2Kstarting {n_servers} servers: {n_ready} ready, {n_failed} failed, {:.1} s{}{}",
+            started.elapsed().as_secs_f64(),
+            if waiting.is_empty() { "" } else { "; waiting for " },
+            waiting.join(", ")
+        );
+        let _ = stderr.flush();
+    }
+}
+
+async fn serve(
+    config_path: Option<PathBuf>,
+    shutdown_timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let options = HostOptions {
+        shutdown_deadline: shutdown_timeout,
+    };
+    let mut signals = gateway::Signals::new()?;
+    let host = Arc::new(start_with(config_path, None, true, options).await?);
+    let stop = gateway::run(host.clone(), &mut signals).await?;
+    tracing::info!(?stop, "stopping every server");
+    tokio::select! {
+        report = host.shutdown() => {
+            tracing::info!(n_exits = report.exits.len(), killed = ?report.killed, "all servers stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        code = signals.next() => {
+            let killed = host.kill_all();
+            tracing::warn!(?killed, "second signal: killed every server");
+            Ok(ExitCode::from(code))
+        }
+    }
+}

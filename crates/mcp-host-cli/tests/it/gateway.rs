@@ -1,0 +1,239 @@
+//! `mcp-host serve`: our own client session talks to the gateway process over stdio.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_host_testkit::{assert_no_process_left, unique_marker, FakeConfig};
+use mcp_session::{Event, RequestOptions, Session, SessionOptions};
+use mcp_transport::{ChildProcess, CloseStep, ServerCommand, ServerName, TransportOptions};
+use serde_json::{json, Value};
+use tokio_util::task::TaskTracker;
+
+use crate::{binary, fake_entry, write_config, PROMPTLY};
+
+struct Gateway {
+    process: ChildProcess,
+    session: Session,
+    tracker: TaskTracker,
+}
+
+async fn start_gateway(config: &Value, extra_args: &[&str]) -> Gateway {
+    let path = write_config(config);
+    let tracker = TaskTracker::new();
+    let mut args = vec![
+        "--config".to_owned(),
+        path.to_string_lossy().into_owned(),
+        "serve".to_owned(),
+    ];
+    args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
+    let command = ServerCommand::new(binary()).args(args);
+    let (process, transport) = mcp_transport::spawn(
+        ServerName::new("gateway"),
+        &command,
+        &TransportOptions::default(),
+        &tracker,
+    )
+    .unwrap();
+    let (session, connection, init) = tokio::time::timeout(
+        PROMPTLY,
+        mcp_session::handshake(transport, SessionOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(init.server_info.name, "mcp-host");
+    tracker.spawn(connection);
+    Gateway {
+        process,
+        session,
+        tracker,
+    }
+}
+
+fn args(value: Value) -> Option<serde_json::Map<String, Value>> {
+    value.as_object().cloned()
+}
+
+/// Sends a signal to a process with the system's `kill` command.
+async fn signal(pid: u32, name: &str) {
+    // The test drives a real signal at the binary under test.
+    #[allow(clippy::disallowed_methods)]
+    let status = tokio::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_aggregates_and_forwards() {
+    let marker = unique_marker();
+    let config = json!({ "mcpServers": {
+        "one": fake_entry(&FakeConfig::default(), &marker),
+        "two": fake_entry(&FakeConfig::default(), &marker),
+    }});
+    let gateway = start_gateway(&config, &[]).await;
+    let session = &gateway.session;
+    let mut events = session.take_events().unwrap();
+
+    let tools = session.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
+    assert!(
+        names.contains(&"one__echo") && names.contains(&"two__echo"),
+        "{names:?}"
+    );
+    assert!(tools.iter().all(|tool| tool.extra.contains_key("x-fake")));
+
+    let result = session
+        .call_tool(
+            "two__echo",
+            args(json!({ "text": "through" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "through");
+    let result = session
+        .call_tool("one__fail", None, &RequestOptions::default())
+        .await
+        .unwrap();
+    assert!(result.is_tool_error());
+    let err = session
+        .call_tool("one__nothing", None, &RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(-32602), "{err:?}");
+
+    // Progress comes back through the gateway.
+    let n_progress = Arc::new(AtomicUsize::new(0));
+    let counter = n_progress.clone();
+    let options = RequestOptions {
+        timeout: None,
+        on_progress: Some(Arc::new(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        })),
+    };
+    session
+        .call_tool("one__slow", args(json!({ "ms": 300 })), &options)
+        .await
+        .unwrap();
+    assert!(n_progress.load(Ordering::Relaxed) >= 1);
+
+    // Cancellation goes through the gateway to the server.
+    let err = session
+        .call_tool(
+            "two__slow",
+            args(json!({ "ms": 60_000 })),
+            &RequestOptions::with_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, mcp_session::Error::Timeout { .. }), "{err:?}");
+    let cancelled = async {
+        loop {
+            let result = session
+                .call_tool("two__cancelled", None, &RequestOptions::default())
+                .await
+                .unwrap();
+            let ids: Vec<Value> = serde_json::from_str(&result.text()).unwrap();
+            if !ids.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, cancelled).await.unwrap();
+
+    // A downstream list_changed reaches us.
+    session
+        .call_tool("one__touch", None, &RequestOptions::default())
+        .await
+        .unwrap();
+    let changed = async {
+        loop {
+            if events.recv().await == Some(Event::ToolsListChanged) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(PROMPTLY, changed).await.unwrap();
+
+    // End of input: the gateway stops every server and exits cleanly.
+    let report = tokio::time::timeout(PROMPTLY, gateway.process.close(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(report.step, CloseStep::InputClosed, "{report:?}");
+    assert!(report.status.unwrap().success(), "{report:?}");
+    gateway.tracker.close();
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_sigterm_stops_servers_and_a_second_signal_forces() {
+    let marker = unique_marker();
+    let stubborn = FakeConfig {
+        ignore_eof: true,
+        ignore_sigterm: true,
+        ..FakeConfig::default()
+    };
+    let mut entry = fake_entry(&stubborn, &marker);
+    entry["shutdownGraceMs"] = json!(5_000);
+    let config = json!({ "mcpServers": { "stubborn": entry } });
+
+    // One SIGTERM: orderly shutdown, bounded by --shutdown-timeout-ms, then exit.
+    let gateway = start_gateway(&config, &["--shutdown-timeout-ms", "300"]).await;
+    signal(gateway.process.pid(), "TERM").await;
+    let status = gateway
+        .process
+        .diagnostics()
+        .wait_for_exit(PROMPTLY)
+        .await
+        .expect("the gateway did not exit");
+    assert!(status.success(), "{status:?}");
+    assert_no_process_left(&marker).await;
+    drop(gateway);
+
+    // Two SIGTERMs: the second kills every server at once.
+    let gateway = start_gateway(
+        &config,
+        &["--shutdown-timeout-ms", "60000", "--log-level", "info"],
+    )
+    .await;
+    signal(gateway.process.pid(), "TERM").await;
+    // The second signal must come after the first was taken (signals do not queue).
+    let diagnostics = gateway.process.diagnostics().clone();
+    let stopping = async {
+        while !diagnostics.stderr_tail().contains("stopping every server") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, stopping).await.unwrap();
+    signal(gateway.process.pid(), "TERM").await;
+    let status = gateway
+        .process
+        .diagnostics()
+        .wait_for_exit(PROMPTLY)
+        .await
+        .expect("the gateway did not exit");
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test]
+async fn gateway_stdout_carries_only_protocol() {
+    let config = json!({ "mcpServers": {} });
+    let gateway = start_gateway(&config, &[]).await;
+    // With no servers, every list is empty and still valid.
+    assert!(gateway.session.list_all_tools().await.unwrap().is_empty());
+    assert!(gateway.session.list_all_prompts().await.unwrap().is_empty());
+    gateway
+        .session
+        .ping(&RequestOptions::default())
+        .await
+        .unwrap();
+    let report = gateway.process.close(Duration::from_secs(10)).await;
+    assert!(report.status.unwrap().success(), "{report:?}");
+}
