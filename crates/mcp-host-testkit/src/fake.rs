@@ -88,6 +88,15 @@ pub struct FakeConfig {
     pub close_stdout_after_init: bool,
     /// `--grandchild`: internal mode of the spawned grandchild, which only sleeps until a signal kills it.
     pub grandchild: bool,
+    /// `--exit-after-ms N`: exit with code 7, N ms after `notifications/initialized` (a server that dies by itself).
+    pub exit_after_ms: Option<u64>,
+    /// `--print-env NAME`: log `fake-server: env NAME=<value>` to stderr at startup.
+    pub print_env: Option<String>,
+    /// `--stop-reading-after-init`: stop reading stdin after `notifications/initialized`, but keep running.
+    pub stop_reading_after_init: bool,
+    /// `--spawn-escaped-grandchild`: start a sleeping copy of the binary in a new process group (binary only),
+    /// escaping the host's process-group cleanup.
+    pub spawn_escaped_grandchild: bool,
 }
 
 /// Why [`serve`] returned; the binary exits with [`Exit::code`].
@@ -103,6 +112,8 @@ pub enum Exit {
     CrashAfter,
     /// The `crash` tool was called (exit code 6).
     CrashTool,
+    /// `--exit-after-ms` fired (exit code 7).
+    ExitAfter,
 }
 
 impl Default for FakeConfig {
@@ -127,6 +138,10 @@ impl Default for FakeConfig {
             notify_flood: 0,
             close_stdout_after_init: false,
             grandchild: false,
+            exit_after_ms: None,
+            print_env: None,
+            stop_reading_after_init: false,
+            spawn_escaped_grandchild: false,
         }
     }
 }
@@ -161,6 +176,10 @@ impl FakeConfig {
                 "--notify-flood" => config.notify_flood = number(&flag, args)?,
                 "--close-stdout-after-init" => config.close_stdout_after_init = true,
                 "--grandchild" => config.grandchild = true,
+                "--exit-after-ms" => config.exit_after_ms = Some(number(&flag, args)?),
+                "--print-env" => config.print_env = Some(value(&flag, args)?),
+                "--stop-reading-after-init" => config.stop_reading_after_init = true,
+                "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
                 "--marker" => {
                     value(&flag, args)?;
                 }
@@ -238,6 +257,18 @@ impl FakeConfig {
         if self.grandchild {
             flag("--grandchild", None);
         }
+        if let Some(ms) = self.exit_after_ms {
+            flag("--exit-after-ms", Some(ms.to_string()));
+        }
+        if let Some(name) = &self.print_env {
+            flag("--print-env", Some(name.clone()));
+        }
+        if self.stop_reading_after_init {
+            flag("--stop-reading-after-init", None);
+        }
+        if self.spawn_escaped_grandchild {
+            flag("--spawn-escaped-grandchild", None);
+        }
         args
     }
 }
@@ -251,6 +282,7 @@ impl Exit {
             Exit::CrashOnCall => 4,
             Exit::CrashAfter => 5,
             Exit::CrashTool => 6,
+            Exit::ExitAfter => 7,
         }
     }
 }
@@ -298,17 +330,28 @@ where
         cancelled: Mutex::new(Vec::new()),
         n_calls: AtomicU64::new(0),
         n_client_requests: AtomicU64::new(0),
+        stop_reading: std::sync::atomic::AtomicBool::new(false),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
     tasks.spawn(write_loop(output, out_rx));
     if shared.config.stderr_flood_bytes > 0 {
         tasks.spawn(flood_log(shared.clone()));
     }
+    if let Some(name) = &shared.config.print_env {
+        let value = std::env::var(name).unwrap_or_default();
+        shared
+            .log(&format!("fake-server: env {name}={value}"))
+            .await;
+    }
 
     let mut reader = BufReader::new(input);
     let mut line = Vec::new();
     let mut reading = true;
     loop {
+        if reading && shared.stop_reading.load(Ordering::Relaxed) {
+            reading = false;
+            shared.log("fake-server: no longer reading stdin").await;
+        }
         tokio::select! {
             Some(exit) = exit_rx.recv() => return Ok(exit),
             read = reader.read_until(b'\n', &mut line), if reading => match read? {
@@ -361,6 +404,8 @@ struct Shared {
     cancelled: Mutex<Vec<Value>>,
     n_calls: AtomicU64,
     n_client_requests: AtomicU64,
+    /// Set by `--stop-reading-after-init` once the client is initialized.
+    stop_reading: std::sync::atomic::AtomicBool,
 }
 
 /// A JSON-RPC error response.
@@ -572,6 +617,17 @@ fn handle_notification(
             }
             if config.close_stdout_after_init {
                 let _ = shared.out.send(Outgoing::Close);
+            }
+            if config.stop_reading_after_init {
+                shared.stop_reading.store(true, Ordering::Relaxed);
+            }
+            if let Some(ms) = config.exit_after_ms {
+                let shared = shared.clone();
+                tasks.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    shared.log("fake-server: exiting on schedule").await;
+                    let _ = shared.exit.send(Exit::ExitAfter);
+                });
             }
         }
         "notifications/cancelled" => {

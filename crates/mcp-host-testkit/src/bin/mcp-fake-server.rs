@@ -23,8 +23,8 @@ fn main() {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
-    if config.spawn_grandchild {
-        if let Err(error) = spawn_grandchild(&args) {
+    if config.spawn_grandchild || config.spawn_escaped_grandchild {
+        if let Err(error) = spawn_grandchild(&args, config.spawn_escaped_grandchild) {
             log(&format!("fake-server: cannot spawn grandchild: {error}"));
             std::process::exit(1);
         }
@@ -97,19 +97,29 @@ async fn ignore_sigterm(sigterm: Option<Signal>) -> Infallible {
     std::future::pending().await
 }
 
-/// Starts `<this executable> --grandchild <our args>` in our process group and does not wait for it.
+/// Starts `<this executable> --grandchild <our args>` and does not wait for it: in our process
+/// group, or in a new one when `escaped` (out of reach of the host's process-group cleanup).
 // The fake server must create a grandchild to test the host's process-group cleanup.
 #[allow(clippy::disallowed_methods)]
-fn spawn_grandchild(args: &[String]) -> std::io::Result<()> {
+fn spawn_grandchild(args: &[String], escaped: bool) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt as _;
     let exe = std::env::current_exe()?;
-    let grandchild = std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    command
         .arg("--grandchild")
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()?;
-    log(&format!("fake-server: grandchild pid {}", grandchild.id()));
+        .stderr(std::process::Stdio::inherit());
+    if escaped {
+        command.process_group(0);
+    }
+    let grandchild = command.spawn()?;
+    log(&format!(
+        "fake-server: {}grandchild pid {}",
+        if escaped { "escaped " } else { "" },
+        grandchild.id()
+    ));
     Ok(())
 }
 
