@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::stderr::StderrTail;
-use crate::ServerName;
+use crate::transport::Redactor;
+use crate::{ServerName, TransportOptions};
 
 /// Shared view of a server's side channels, used to explain failures.
 ///
@@ -17,9 +18,9 @@ pub struct Diagnostics {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     server: ServerName,
+    redactor: Option<Redactor>,
     tail: Mutex<StderrTail>,
     exit_status: Mutex<Option<ExitStatus>>,
     exited: CancellationToken,
@@ -27,12 +28,25 @@ struct Inner {
     close_input: CancellationToken,
 }
 
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Diagnostics")
+            .field("server", &self.server)
+            .field("exited", &self.exited.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Diagnostics {
-    pub(crate) fn new(server: ServerName, tail_lines: usize, tail_bytes: usize) -> Diagnostics {
+    pub(crate) fn new(server: ServerName, options: &TransportOptions) -> Diagnostics {
         Diagnostics {
             inner: Arc::new(Inner {
                 server,
-                tail: Mutex::new(StderrTail::new(tail_lines, tail_bytes)),
+                redactor: options.redactor.clone(),
+                tail: Mutex::new(StderrTail::new(
+                    options.stderr_tail_lines,
+                    options.stderr_tail_bytes,
+                )),
                 exit_status: Mutex::new(None),
                 exited: CancellationToken::new(),
                 stderr_done: CancellationToken::new(),
@@ -102,6 +116,14 @@ impl Diagnostics {
     /// Completes when closing the input is requested (see [`Diagnostics::request_input_close`]).
     pub fn input_close_requested(&self) -> WaitForCancellationFuture<'_> {
         self.inner.close_input.cancelled()
+    }
+
+    /// Applies the transport's redactor (if any) to text that came from the server.
+    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.inner.redactor {
+            Some(redactor) => std::borrow::Cow::Owned(redactor(text)),
+            None => std::borrow::Cow::Borrowed(text),
+        }
     }
 
     pub(crate) fn push_stderr_line(&self, line: &str) {

@@ -4,8 +4,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{Error, ServerName};
 
-const INITIAL_READ_CAPACITY: usize = 64 * 1024;
-const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer starts small (most messages are small, and every connected server has one)
+/// and doubles as needed, up to the line limit.
+const INITIAL_READ_CAPACITY: usize = 8 * 1024;
+/// Grow (or compact) when less than this is free after the buffered bytes.
+const MIN_SPARE: usize = 4 * 1024;
 
 /// Reads newline-delimited messages from a server's output.
 ///
@@ -25,6 +28,7 @@ pub struct FrameReader<R> {
     scanned: usize,
     eof: bool,
     n_skipped: u64,
+    redactor: Option<crate::transport::Redactor>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -40,7 +44,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             scanned: 0,
             eof: false,
             n_skipped: 0,
+            redactor: None,
         }
+    }
+
+    /// Applies `redactor` to skipped lines before they are logged.
+    pub fn with_redactor(mut self, redactor: Option<crate::transport::Redactor>) -> FrameReader<R> {
+        self.redactor = redactor;
+        self
     }
 
     /// The number of non-JSON lines skipped so far.
@@ -83,13 +94,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
             }
             self.scanned = self.end;
-            if self.end - self.start > self.max_line_len {
+            // One byte of slack: a `\r` at the end may belong to a `\r\n` not read yet.
+            if self.end - self.start > self.max_line_len.saturating_add(1) {
                 return Err(self.too_long());
             }
             if self.eof {
-                // A last line without a terminator still counts.
+                // A last line without a terminator still counts, measured whole.
                 if self.start == self.end {
                     return Ok(None);
+                }
+                if self.end - self.start > self.max_line_len {
+                    return Err(self.too_long());
                 }
                 let line_start = self.start;
                 let line_end = self.end;
@@ -111,18 +126,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     async fn fill(&mut self) -> Result<(), Error> {
-        if self.start > 0 && (self.start == self.end || self.buf.len() - self.end < READ_CHUNK) {
+        if self.start > 0 && (self.start == self.end || self.buf.len() - self.end < MIN_SPARE) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.scanned -= self.start;
             self.start = 0;
         }
-        if self.buf.len() - self.end < READ_CHUNK {
-            let wanted = (self.end + READ_CHUNK)
+        if self.buf.len() - self.end < MIN_SPARE {
+            let wanted = self
+                .buf
+                .len()
+                .saturating_mul(2)
                 .max(INITIAL_READ_CAPACITY)
-                .max(self.buf.len().saturating_mul(2))
-                .min(self.max_line_len.saturating_add(READ_CHUNK + 2));
-            let wanted = wanted.max(self.end + 1);
+                .min(self.max_line_len.saturating_add(MIN_SPARE + 2))
+                .max(self.end + 1);
             self.buf.resize(wanted, 0);
         }
         let n_read = self
@@ -143,10 +160,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     fn skip_not_json(&mut self, from: usize, to: usize) {
         self.n_skipped += 1;
         let line = &self.buf[from..to];
-        let shown = &line[..line.len().min(200)];
+        let shown = String::from_utf8_lossy(&line[..line.len().min(200)]);
+        let shown = match &self.redactor {
+            Some(redactor) => redactor(&shown),
+            None => shown.into_owned(),
+        };
         tracing::warn!(
             server = %self.server,
-            line = %String::from_utf8_lossy(shown),
+            line = %shown,
             "skipping a line that is not JSON on the server's stdout"
         );
     }
@@ -354,6 +375,14 @@ mod tests {
             &["{}"],
             Some("server `t` sent a line longer than 5 bytes"),
         );
+        // One byte over the limit, unterminated at the end of the stream.
+        check(
+            "{123}",
+            4,
+            &[],
+            Some("server `t` sent a line longer than 4 bytes"),
+        );
+        check("{12}\r\n", 4, &["{12}"], None);
     }
 
     #[test]

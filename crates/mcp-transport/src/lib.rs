@@ -16,6 +16,7 @@
 mod diagnostics;
 mod error;
 mod framing;
+pub mod orphans;
 mod process;
 mod server_name;
 mod stderr;
@@ -26,7 +27,9 @@ pub use error::Error;
 pub use framing::{FrameReader, FrameWriter};
 pub use process::{spawn, ChildProcess, CloseStep, ExitReport, GroupKiller, ServerCommand};
 pub use server_name::ServerName;
-pub use transport::{in_memory, BoxedRead, BoxedWrite, PeerIo, Transport, TransportOptions};
+pub use transport::{
+    in_memory, BoxedRead, BoxedWrite, PeerIo, Redactor, Transport, TransportOptions,
+};
 
 /// Default maximum length of one line read from a server: 16 MiB.
 pub const DEFAULT_MAX_LINE_LEN: usize = 16 * 1024 * 1024;

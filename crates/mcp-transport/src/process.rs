@@ -160,6 +160,24 @@ pub fn spawn(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    let host_pid = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and only makes two system calls
+    // (prctl and getppid), which are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // If the host dies, even by SIGKILL, the kernel kills the server. The signal follows
+            // the death of the spawning *thread*: tokio's worker threads live as long as the
+            // runtime, so this fires when the runtime or the process goes away.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            if nix::unistd::getppid() != host_pid {
+                // The host died between fork and prctl: do not start an orphan.
+                return Err(std::io::Error::other(
+                    "the host exited while the server was starting",
+                ));
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(spawn_error)?;
     let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
         child.id(),
@@ -176,11 +194,7 @@ pub fn spawn(
     let span = tracing::info_span!("mcp_server", server = %server, pid);
     tracing::debug!(parent: &span, program = %command.program.display(), "server process started");
 
-    let diagnostics = Diagnostics::new(
-        server.clone(),
-        options.stderr_tail_lines,
-        options.stderr_tail_bytes,
-    );
+    let diagnostics = Diagnostics::new(server.clone(), options);
     let kill_now = CancellationToken::new();
     let stop_stderr = CancellationToken::new();
 

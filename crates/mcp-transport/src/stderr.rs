@@ -72,7 +72,7 @@ fn cut(line: &str, max: usize) -> &str {
 /// Never stops early on bad input (invalid UTF-8 is replaced, very long lines are cut), so a
 /// server that floods stderr can never stall on a full pipe.
 pub(crate) async fn drain<R: AsyncRead + Unpin>(stderr: R, diagnostics: Diagnostics) {
-    let mut reader = BufReader::with_capacity(64 * 1024, stderr);
+    let mut reader = BufReader::with_capacity(8 * 1024, stderr);
     let mut partial: Vec<u8> = Vec::new();
     loop {
         let available = match reader.fill_buf().await {
@@ -118,6 +118,7 @@ fn emit(diagnostics: &Diagnostics, line: &[u8]) {
         _ => line,
     };
     let text = String::from_utf8_lossy(line);
+    let text = diagnostics.redact(&text);
     tracing::debug!(target: "mcp_server_stderr", server = %diagnostics.server(), "{text}");
     diagnostics.push_stderr_line(&text);
 }

@@ -1,6 +1,7 @@
 //! The message channel to one server, whatever carries it (a child's stdio or an in-memory pipe).
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 
@@ -11,8 +12,11 @@ pub type BoxedRead = Pin<Box<dyn AsyncRead + Send>>;
 /// A boxed byte sink (a server's stdin, or one end of a pipe).
 pub type BoxedWrite = Pin<Box<dyn AsyncWrite + Send>>;
 
+/// Rewrites text that came from a server before it is logged or kept (to mask secrets).
+pub type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
 /// Limits and sizes of a transport.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TransportOptions {
     /// Longest accepted line from the server, in bytes (default 16 MiB).
     pub max_line_len: usize,
@@ -20,6 +24,20 @@ pub struct TransportOptions {
     pub stderr_tail_lines: usize,
     /// How many stderr bytes to keep for error reports (default 16 KiB).
     pub stderr_tail_bytes: usize,
+    /// Applied to every line of the server's output that is logged or kept (stderr lines, the
+    /// tail, skipped stdout lines), for example to mask secrets the server was given.
+    pub redactor: Option<Redactor>,
+}
+
+impl std::fmt::Debug for TransportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportOptions")
+            .field("max_line_len", &self.max_line_len)
+            .field("stderr_tail_lines", &self.stderr_tail_lines)
+            .field("stderr_tail_bytes", &self.stderr_tail_bytes)
+            .field("redactor", &self.redactor.is_some())
+            .finish()
+    }
 }
 
 impl Default for TransportOptions {
@@ -28,6 +46,7 @@ impl Default for TransportOptions {
             max_line_len: DEFAULT_MAX_LINE_LEN,
             stderr_tail_lines: 64,
             stderr_tail_bytes: 16 * 1024,
+            redactor: None,
         }
     }
 }
@@ -51,11 +70,7 @@ impl Transport {
         write: impl AsyncWrite + Send + 'static,
         options: &TransportOptions,
     ) -> Transport {
-        let diagnostics = Diagnostics::new(
-            server.clone(),
-            options.stderr_tail_lines,
-            options.stderr_tail_bytes,
-        );
+        let diagnostics = Diagnostics::new(server.clone(), options);
         diagnostics.mark_stderr_done();
         Transport::new(diagnostics, Box::pin(read), Box::pin(write), options)
     }
@@ -68,7 +83,8 @@ impl Transport {
     ) -> Transport {
         let server = diagnostics.server().clone();
         Transport {
-            reader: FrameReader::new(server.clone(), read, options.max_line_len),
+            reader: FrameReader::new(server.clone(), read, options.max_line_len)
+                .with_redactor(options.redactor.clone()),
             writer: FrameWriter::new(server, write),
             diagnostics,
         }

@@ -1,5 +1,6 @@
 //! Integration tests of the stdio transport against the real fake-server process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod props;
 
 use std::time::Duration;
 
