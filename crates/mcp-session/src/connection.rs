@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use mcp_transport::{BoxedRead, BoxedWrite, Diagnostics, FrameReader, FrameWriter, ServerName};
 use serde::Deserialize;
@@ -82,13 +83,28 @@ async fn drive(
     events: mpsc::Sender<Event>,
 ) -> Result<(), Error> {
     let reading = read_loop(&shared, reader, events);
+    let write_timeout = shared.options.write_timeout;
     let writing = async {
-        write_loop(&shared.server, &shared.diagnostics, writer, outgoing).await;
-        std::future::pending::<()>().await;
+        let end = write_loop(
+            &shared.server,
+            &shared.diagnostics,
+            writer,
+            outgoing,
+            Some(write_timeout),
+        )
+        .await;
+        if end != WriteEnd::Stalled {
+            std::future::pending::<()>().await;
+        }
     };
     let ended = tokio::select! {
         ended = reading => ended,
-        () = writing => Ok(()),
+        () = writing => {
+            shared.close(CloseReason::InputStalled { timeout: write_timeout });
+            let error = Error::InputStalled { server: shared.server.clone(), timeout: write_timeout };
+            tracing::error!(server = %shared.server, error = %error, "server stopped reading its input");
+            return Err(error);
+        }
         () = shared.handles_gone.cancelled() => {
             shared.close(CloseReason::ShuttingDown);
             return Ok(());
@@ -141,13 +157,26 @@ async fn drive(
     }
 }
 
+/// Why the writer stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WriteEnd {
+    /// The input was closed on request, or every sender is gone.
+    Closed,
+    /// A write failed (the peer closed its input).
+    Failed,
+    /// A write made no progress for the write timeout.
+    Stalled,
+}
+
 /// Writes queued messages, batching what is ready into one flush, until the input is closed.
 pub(crate) async fn write_loop(
     server: &ServerName,
     diagnostics: &Diagnostics,
     mut writer: FrameWriter<BoxedWrite>,
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
-) {
+    write_timeout: Option<Duration>,
+) -> WriteEnd {
+    let mut end = WriteEnd::Closed;
     loop {
         let first = tokio::select! {
             biased;
@@ -164,17 +193,49 @@ pub(crate) async fn write_loop(
                 Err(_) => break,
             }
         }
+        let flush = async {
+            match write_timeout {
+                Some(limit) => flush_with_progress_timeout(&mut writer, limit).await,
+                None => Some(writer.flush().await),
+            }
+        };
         let flushed = tokio::select! {
-            flushed = writer.flush() => flushed,
+            flushed = flush => flushed,
             () = diagnostics.input_close_requested() => break,
         };
-        if let Err(error) = flushed {
-            tracing::debug!(server = %server, error = %error, "writing to the peer failed");
-            break;
+        match flushed {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                tracing::debug!(server = %server, error = %error, "writing to the peer failed");
+                end = WriteEnd::Failed;
+                break;
+            }
+            None => {
+                end = WriteEnd::Stalled;
+                break;
+            }
         }
     }
     writer.close();
     tracing::debug!(server = %server, "output to the peer closed");
+    end
+}
+
+/// Flushes, failing with `None` only when no byte could be written for `limit` (a slow but
+/// moving reader is fine).
+async fn flush_with_progress_timeout(
+    writer: &mut FrameWriter<BoxedWrite>,
+    limit: Duration,
+) -> Option<Result<(), mcp_transport::Error>> {
+    loop {
+        let before = writer.n_pending();
+        match tokio::time::timeout(limit, writer.flush()).await {
+            Ok(flushed) => return Some(flushed),
+            // `flush` is cancel safe: what was written stays written.
+            Err(_) if writer.n_pending() < before => continue,
+            Err(_) => return None,
+        }
+    }
 }
 
 /// An incoming JSON-RPC message; which fields are present says what it is.
@@ -186,10 +247,28 @@ pub(crate) struct Incoming<'a> {
     pub(crate) method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    /// Present even when it is `null` (a valid result), unlike a plain `Option`.
+    #[serde(borrow, default, deserialize_with = "present")]
     pub(crate) result: Option<&'a RawValue>,
     #[serde(default)]
     pub(crate) error: Option<RpcError>,
+}
+
+/// Deserializes a field that is present, whatever its value (including `null`), as `Some`.
+fn present<'de, D>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// Parses one incoming line; only a JSON object can be a JSON-RPC message (batches are not
+/// part of the 2025-11-25 stdio transport).
+pub(crate) fn parse_incoming(frame: &[u8]) -> Result<Incoming<'_>, String> {
+    if frame.first() != Some(&b'{') {
+        return Err("not a JSON object (batches are not supported)".to_owned());
+    }
+    serde_json::from_slice(frame).map_err(|error| error.to_string())
 }
 
 async fn read_loop(
@@ -198,7 +277,7 @@ async fn read_loop(
     events: mpsc::Sender<Event>,
 ) -> Result<(), mcp_transport::Error> {
     while let Some(frame) = reader.next_frame().await? {
-        let message: Incoming<'_> = match serde_json::from_slice(frame) {
+        let message = match parse_incoming(frame) {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(server = %shared.server, error = %error, "skipping a message that is not valid JSON-RPC");

@@ -38,6 +38,14 @@ pub enum Error {
         /// The last lines it wrote to stderr.
         stderr_tail: Arc<str>,
     },
+    /// The server stopped reading its input: nothing could be written for the write timeout.
+    #[error("server `{server}` stopped reading its input (nothing could be written for {} ms)", timeout.as_millis())]
+    InputStalled {
+        /// The server.
+        server: ServerName,
+        /// The write timeout.
+        timeout: Duration,
+    },
     /// The host is shutting the session down; the request was not (or will not be) answered.
     #[error("the session with server `{server}` is shutting down")]
     ShuttingDown {
@@ -136,6 +144,7 @@ impl Error {
         match self {
             Error::Transport { server, .. }
             | Error::ServerClosed { server, .. }
+            | Error::InputStalled { server, .. }
             | Error::ShuttingDown { server }
             | Error::Timeout { server, .. }
             | Error::Rpc { server, .. }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{write_loop, Incoming};
+use crate::connection::{parse_incoming, write_loop, Incoming};
 use crate::protocol::{
     Implementation, Progress, RpcError, ServerCapabilities, LATEST_PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -303,7 +303,14 @@ pub fn serve(
     let driver = async move {
         let reading = read_loop(&driver_peer, reader, requests_tx);
         let writing = async {
-            write_loop(&driver_peer.shared.peer, &diagnostics, writer, outgoing_rx).await;
+            write_loop(
+                &driver_peer.shared.peer,
+                &diagnostics,
+                writer,
+                outgoing_rx,
+                None,
+            )
+            .await;
             std::future::pending::<()>().await;
         };
         let outcome = tokio::select! {
@@ -327,7 +334,7 @@ async fn read_loop(
 ) -> Result<(), mcp_transport::Error> {
     let shared = &peer.shared;
     while let Some(frame) = reader.next_frame().await? {
-        let message: Incoming<'_> = match serde_json::from_slice(frame) {
+        let message: Incoming<'_> = match parse_incoming(frame) {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(peer = %shared.peer, error = %error, "skipping a message that is not valid JSON-RPC");

@@ -57,6 +57,9 @@ pub struct SessionOptions {
     /// How long to wait for the exit status and the rest of stderr once the server has closed
     /// its output, to explain the failure (default 500 ms).
     pub exit_wait: Duration,
+    /// How long a write to the server may make no progress before the server is considered
+    /// stuck (it stopped reading its input) and the session ends (default 30 s).
+    pub write_timeout: Duration,
     /// Source of the answer to `roots/list`; when `None` the host does not offer roots.
     pub roots: Option<Arc<dyn RootsProvider>>,
 }
@@ -70,6 +73,7 @@ impl Default for SessionOptions {
             event_capacity: 1024,
             max_pages: 100,
             exit_wait: Duration::from_millis(500),
+            write_timeout: Duration::from_secs(30),
             roots: None,
         }
     }
@@ -84,6 +88,7 @@ impl fmt::Debug for SessionOptions {
             .field("event_capacity", &self.event_capacity)
             .field("max_pages", &self.max_pages)
             .field("exit_wait", &self.exit_wait)
+            .field("write_timeout", &self.write_timeout)
             .field("roots", &self.roots.is_some())
             .finish()
     }
@@ -216,6 +221,9 @@ pub(crate) enum CloseReason {
     LineTooLong {
         limit: usize,
     },
+    InputStalled {
+        timeout: Duration,
+    },
 }
 
 impl CloseReason {
@@ -231,6 +239,10 @@ impl CloseReason {
                 server: server.clone(),
                 status: *status,
                 stderr_tail: stderr_tail.clone(),
+            },
+            CloseReason::InputStalled { timeout } => Error::InputStalled {
+                server: server.clone(),
+                timeout: *timeout,
             },
             CloseReason::LineTooLong { limit } => Error::Transport {
                 server: server.clone(),

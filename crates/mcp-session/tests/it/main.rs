@@ -1,10 +1,12 @@
 //! Integration tests of the session against the real fake-server process (and the in-process fake).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bad_input;
 mod calls;
 mod faults;
 mod handshake;
 mod lists;
+mod props;
 mod server;
 
 use std::time::Duration;
