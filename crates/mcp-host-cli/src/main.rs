@@ -173,6 +173,15 @@ fn init_logging(level: &str) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !matches!(
+        cli.command,
+        Command::DemoServer { .. } | Command::ConfigSchema
+    ) {
+        // Adopt helpers that escape their server's process group, so that `stop` can reach them.
+        if let Err(error) = mcp_transport::orphans::become_child_subreaper() {
+            tracing::debug!(error = %error, "cannot become a child subreaper");
+        }
+    }
     match cli.command {
         Command::DemoServer { name } => {
             demo_server::run(&name).await?;
@@ -190,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 output::status_table(&statuses)
             };
-            host.shutdown().await;
+            stop(&host).await;
             print_stdout(&text)
         }
         Command::Tools { json } => {
@@ -201,7 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 output::tools_table(&rows)
             };
-            host.shutdown().await;
+            stop(&host).await;
             print_stdout(&text)
         }
         Command::Call {
@@ -219,7 +228,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = host
                 .call_tool_with(&name, arguments, &AgentScope::all(), &options)
                 .await;
-            host.shutdown().await;
+            stop(&host).await;
             let result = result.with_context(|| format!("calling `{name}` failed"))?;
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&result)?)
@@ -236,7 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prompts { json } => {
             let host = start(cli.config, None, true).await?;
             let prompts = host.list_prompts(&AgentScope::all());
-            host.shutdown().await;
+            stop(&host).await;
             let text = if json {
                 let rows: Vec<Value> = prompts
                     .iter()
@@ -279,7 +288,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resources { json } => {
             let host = start(cli.config, None, true).await?;
             let resources = host.list_resources(&AgentScope::all());
-            host.shutdown().await;
+            stop(&host).await;
             let text = if json {
                 let rows: Vec<Value> = resources
                     .iter()
@@ -313,7 +322,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let arguments = parse_arguments(args.as_deref())?;
             let host = start(cli.config, Some(&name), true).await?;
             let result = host.get_prompt(&name, arguments, &AgentScope::all()).await;
-            host.shutdown().await;
+            stop(&host).await;
             let result = result.with_context(|| format!("getting prompt `{name}` failed"))?;
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&result)?)
@@ -325,7 +334,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ReadResource { uri, json } => {
             let host = start(cli.config, None, true).await?;
             let result = host.read_resource(&uri, &AgentScope::all()).await;
-            host.shutdown().await;
+            stop(&host).await;
             let result = result.with_context(|| format!("reading `{uri}` failed"))?;
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&result)?)
@@ -348,6 +357,22 @@ struct ConfigFile {
     /// field inside an entry is ignored.
     #[serde(rename = "mcpServers")]
     mcp_servers: BTreeMap<String, ClientConfig>,
+}
+
+/// Stops every server, then kills whatever escaped their process groups and was adopted by us.
+async fn stop(host: &McpHost) {
+    host.shutdown().await;
+    sweep_orphans().await;
+}
+
+async fn sweep_orphans() {
+    let killed = mcp_transport::orphans::kill_remaining_children(Duration::from_secs(2)).await;
+    if !killed.is_empty() {
+        tracing::warn!(
+            ?killed,
+            "killed processes that had escaped their server's process group"
+        );
+    }
 }
 
 /// Writes to stdout; a closed pipe (`mcp-host tools | head`) is not an error.
@@ -491,11 +516,13 @@ async fn serve(
     tokio::select! {
         report = host.shutdown() => {
             tracing::info!(n_exits = report.exits.len(), killed = ?report.killed, "all servers stopped");
+            sweep_orphans().await;
             Ok(ExitCode::SUCCESS)
         }
         code = signals.next() => {
             let killed = host.kill_all();
             tracing::warn!(?killed, "second signal: killed every server");
+            sweep_orphans().await;
             Ok(ExitCode::from(code))
         }
     }

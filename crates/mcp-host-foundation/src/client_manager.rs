@@ -153,10 +153,18 @@ impl ClientManager {
             roots,
             ..SessionOptions::default()
         };
+        // Whatever the server prints passes through the mask before it is logged or kept.
+        let redacting = security.clone();
+        let transport_options = TransportOptions {
+            redactor: Some(Arc::new(move |text: &str| {
+                redacting.mask(text).into_owned()
+            })),
+            ..TransportOptions::default()
+        };
         let (process, transport) = mcp_transport::spawn(
             id.server_name().clone(),
             &command,
-            &TransportOptions::default(),
+            &transport_options,
             &self.tracker,
         )
         .map_err(|source| Error::Spawn {

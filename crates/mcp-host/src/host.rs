@@ -883,7 +883,9 @@ async fn refresh(
             }
         }
         Event::Log(message) => {
-            tracing::debug!(level = ?message.level, logger = ?message.logger, data = %message.data, "server log message");
+            let data = message.data.to_string();
+            let data = inner.security.mask(&data);
+            tracing::debug!(level = ?message.level, logger = ?message.logger, data = %data, "server log message");
             Ok(())
         }
         _ => Ok(()),

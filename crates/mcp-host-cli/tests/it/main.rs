@@ -3,6 +3,7 @@
 
 mod commands;
 mod gateway;
+mod reliability;
 
 use std::path::PathBuf;
 use std::process::Output;

@@ -241,3 +241,16 @@ async fn roots_are_served_per_client() {
         .unwrap();
     assert_no_process_left(&marker).await;
 }
+
+#[tokio::test]
+async fn a_command_is_never_run_through_a_shell() {
+    let started = Started::new();
+    let witness = std::env::temp_dir().join(unique_marker());
+    let command = format!("true; touch {}", witness.display());
+    let err = started
+        .start(ClientConfig::new("shell", command), SecurityManager::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
+    assert!(!witness.exists(), "a shell ran the command");
+}

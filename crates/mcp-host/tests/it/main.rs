@@ -3,7 +3,9 @@
 
 mod faults;
 mod lifecycle;
+mod reliability;
 mod routing;
+mod soak;
 
 use std::time::Duration;
 

@@ -1,0 +1,173 @@
+//! Soak / chaos: many servers, many callers, servers killed at random; nothing lost, nothing left.
+//!
+//! Runs for `MCP_HOST_SOAK_SECONDS` (default 5, the short form in `cargo xtask ci`);
+//! `cargo xtask soak --minutes N` runs the long form.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mcp_host::{AgentScope, McpHost};
+use mcp_host_foundation::{ClientConfig, RestartPolicy};
+use mcp_host_testkit::{assert_no_process_left, unique_marker, FakeConfig};
+use mcp_session::RequestOptions;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use crate::{args, PROMPTLY};
+
+const N_SERVERS: usize = 20;
+const N_CALLERS: usize = 8;
+
+/// A small deterministic generator (xorshift), so no randomness crate is needed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[derive(Default)]
+struct Tally {
+    issued: AtomicU64,
+    ok: AtomicU64,
+    typed_errors: AtomicU64,
+    timed_out_in_test: AtomicU64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // The soak figures are the point of the run.
+async fn soak_with_random_kills() {
+    let seconds: u64 = std::env::var("MCP_HOST_SOAK_SECONDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(5);
+    let marker = unique_marker();
+    let configs: Vec<ClientConfig> = (0..N_SERVERS)
+        .map(|idx| ClientConfig {
+            shutdown_grace_ms: 500,
+            call_timeout_ms: 10_000,
+            restart: RestartPolicy {
+                max_restarts: u32::MAX,
+                initial_backoff_ms: 10,
+                max_backoff_ms: 200,
+            },
+            ..crate::fake_client(&format!("s{idx}"), &FakeConfig::default(), &marker)
+        })
+        .collect();
+    let host = Arc::new(McpHost::new(configs).unwrap());
+    host.initialize().await.unwrap();
+    let tally = Arc::new(Tally::default());
+
+    let run_callers = |duration: Duration, seed: u64| {
+        let mut callers = JoinSet::new();
+        for caller_idx in 0..N_CALLERS {
+            let host = host.clone();
+            let tally = tally.clone();
+            callers.spawn(async move {
+                let mut rng = Rng(seed + caller_idx as u64 * 7919 + 1);
+                let scope = AgentScope::all();
+                let options = RequestOptions::with_timeout(Duration::from_secs(10));
+                let until = Instant::now() + duration;
+                while Instant::now() < until {
+                    let server = rng.below(N_SERVERS);
+                    let delay_ms = rng.below(20);
+                    let name = format!("s{server}__echo");
+                    let text = format!("{caller_idx}-{}", rng.next());
+                    tally.issued.fetch_add(1, Ordering::Relaxed);
+                    let call = host.call_tool_with(
+                        &name,
+                        args(json!({ "text": text, "delay_ms": delay_ms })),
+                        &scope,
+                        &options,
+                    );
+                    match tokio::time::timeout(PROMPTLY, call).await {
+                        Ok(Ok(result)) => {
+                            assert_eq!(result.text(), text, "a reply went to the wrong caller");
+                            tally.ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Err(_)) => {
+                            tally.typed_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            tally.timed_out_in_test.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+        callers
+    };
+
+    // Warm-up without chaos, then measure.
+    let mut warmup = run_callers(Duration::from_secs(1), 1);
+    while warmup.join_next().await.is_some() {}
+    let rss_after_warmup = rss_kib();
+
+    let mut callers = run_callers(Duration::from_secs(seconds), 99);
+    let mut chaos_rng = Rng(0x5eed);
+    let mut n_kills = 0u64;
+    let chaos_until = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < chaos_until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let victim =
+            mcp_host_foundation::ClientId::new(&format!("s{}", chaos_rng.below(N_SERVERS)))
+                .unwrap();
+        if let Some(session) = host.session(&victim) {
+            if session.killer.kill() {
+                n_kills += 1;
+            }
+        }
+    }
+    while let Some(joined) = tokio::time::timeout(PROMPTLY, callers.join_next())
+        .await
+        .unwrap()
+    {
+        joined.unwrap();
+    }
+    let rss_at_end = rss_kib();
+    let report = host.shutdown().await;
+    assert_no_process_left(&marker).await;
+
+    let issued = tally.issued.load(Ordering::Relaxed);
+    let ok = tally.ok.load(Ordering::Relaxed);
+    let typed_errors = tally.typed_errors.load(Ordering::Relaxed);
+    let lost = tally.timed_out_in_test.load(Ordering::Relaxed);
+    eprintln!(
+        "soak: {seconds} s, {N_SERVERS} servers, {N_CALLERS} callers, {n_kills} kills; \
+         calls issued {issued} = ok {ok} + typed errors {typed_errors} + lost {lost}; \
+         processes left 0; RSS after warm-up {rss_after_warmup} KiB, at end {rss_at_end} KiB; \
+         {} exits reported, {} killed at shutdown",
+        report.exits.len(),
+        report.killed.len()
+    );
+    assert_eq!(lost, 0, "calls that never ended");
+    assert_eq!(issued, ok + typed_errors);
+    assert!(ok > 0);
+    assert!(n_kills > 0);
+    assert!(
+        rss_at_end <= rss_after_warmup + 32 * 1024,
+        "RSS grew from {rss_after_warmup} KiB to {rss_at_end} KiB"
+    );
+}
