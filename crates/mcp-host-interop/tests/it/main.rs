@@ -4,11 +4,13 @@
 //! skipped and passes, unless `MCP_HOST_INTEROP_REQUIRED` is set (as `cargo xtask interop` does), which turns a
 //! missing server into a failure. Every test ends with [`stop`], which shuts the host down and checks that no
 //! process the test started is left: not by pid, not by its scratch directory in a command line, and not by the
-//! marker put into every server's environment.
+//! marker put into every server's environment. The tests in `cli` run the `mcp-host` binary instead of an
+//! in-process host, and end each command with the same check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // A skipped test says so on stderr.
 #![allow(clippy::print_stderr)]
 
+mod cli;
 mod everything;
 mod python_sdk;
 mod servers;
@@ -377,6 +379,12 @@ pub(crate) async fn stop(host: McpHost, scratch: &Scratch) {
         pids.iter().copied().filter(|&pid| pid_alive(pid)).collect()
     })
     .await;
+    assert_no_process_left(scratch).await;
+}
+
+/// Checks (waiting up to 5 s) that no process other than this one mentions the scratch directory in its command
+/// line or carries the scratch's marker in its environment.
+pub(crate) async fn assert_no_process_left(scratch: &Scratch) {
     assert_gone(
         &format!("processes mentioning {}", scratch.path.display()),
         || {
