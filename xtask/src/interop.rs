@@ -5,7 +5,7 @@
 //! installed; the next run skips the installer when the stamp matches and the packages are still there, so only a
 //! cold cache needs the registries. An installer that fails stops the command with its output; nothing is skipped
 //! silently. The tests then run with `MCP_HOST_INTEROP_DIR` naming the cache and `MCP_HOST_INTEROP_REQUIRED=1`,
-//! so a missing server fails them instead of skipping them.
+//! so a missing server fails them instead of skipping them. The `mcp-host` binary is built first: the CLI tests run it.
 
 use std::env;
 use std::ffi::OsStr;
@@ -67,6 +67,18 @@ pub(crate) fn run(install_only: bool) -> anyhow::Result<()> {
         .to_str()
         .with_context(|| format!("{} is not valid UTF-8", dir.display()))?
         .to_owned();
+    // The CLI tests run the `mcp-host` binary, which Cargo does not build for another package's tests.
+    run_cargo(
+        &root,
+        &cargo_command(&[
+            "build",
+            "--package",
+            "mcp-host-cli",
+            "--bin",
+            "mcp-host",
+            "--locked",
+        ]),
+    )?;
     let mut command = if nextest_available(&root) {
         cargo_command(&[
             "nextest",

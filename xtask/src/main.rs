@@ -3,6 +3,9 @@
 //! `cargo xtask interop` installs real MCP servers from npm and PyPI under `target/interop/` and runs the
 //! `mcp-host-interop` tests against them; it is also the last step of `cargo xtask ci`.
 //!
+//! `cargo xtask bench` measures mcp-host against rmcp and a raw stdio loop (see `BENCHMARKS.md`);
+//! `cargo xtask bench --smoke` runs it with tiny counts and is the CI step before interop.
+//!
 //! Subcommands are parsed by hand and cargo is run through `$CARGO`, so this crate stays quick to compile.
 //! It depends on no workspace crate.
 
@@ -11,6 +14,7 @@
 // xtask drives cargo; the spawn ban is for library crates.
 #![allow(clippy::disallowed_methods)]
 
+mod bench;
 mod interop;
 mod tidy;
 
@@ -26,11 +30,19 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  ci        run the CI pipeline: fmt, clippy, build, test, doc, interop (stops at the first failure)
+  ci        run the CI pipeline: fmt, clippy, build, test, doc, bench --smoke, interop (stops at the
+            first failure)
+  bench     build in release and measure mcp-host against rmcp and a raw stdio loop: a Markdown
+            table on stdout, results.json, results.md and latency.svg in target/bench/
+  bench --smoke
+            every measurement with tiny counts, in debug, in seconds (a CI step)
   interop   install real MCP servers from npm and PyPI into target/interop/ (skipped when already
             installed), then run the `mcp-host-interop` tests against them; needs node, npm and python3
   interop --install-only
             only install the servers
+  soak [--minutes N]
+            run the chaos soak (20 servers, 8 callers, random kills) for N minutes (default 5);
+            its 5-second form runs in every `ci`
   tidy      check repository rules (the same checks run as a test under `cargo test -p xtask`)
   help      print this message
 ";
@@ -44,9 +56,20 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["ci"] => report(ci()),
+        ["bench"] => report(bench::run(false)),
+        ["bench", "--smoke"] => report(bench::run(true)),
         ["interop"] => report(interop::run(false)),
         ["interop", "--install-only"] => report(interop::run(true)),
         ["tidy"] => report(tidy_command()),
+        ["soak"] => report(soak(5)),
+        ["soak", "--minutes", minutes] => match minutes.parse::<u64>() {
+            Ok(minutes) if minutes > 0 => report(soak(minutes)),
+            _ => {
+                eprintln!("error: --minutes takes a positive whole number\n");
+                eprint!("{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!("error: unknown arguments: {}\n", args.join(" "));
             eprint!("{USAGE}");
@@ -107,6 +130,10 @@ struct Step {
     commands: Vec<CargoCommand>,
 }
 
+/// The seed of the property tests in CI, so that every CI run checks the same cases; run
+/// `cargo test` without it to explore new ones.
+const PROPTEST_SEED: &str = "20261126";
+
 fn cargo_command(args: &[&str]) -> CargoCommand {
     CargoCommand {
         args: args.iter().map(|arg| (*arg).to_owned()).collect(),
@@ -119,10 +146,14 @@ fn cargo_command(args: &[&str]) -> CargoCommand {
 /// This is the one place to add a step.
 /// The interop crate is left out of the `test` step: its tests need the servers that the last step, `interop`, installs.
 fn ci_steps(root: &Path) -> Vec<Step> {
+    let seeded = |command: CargoCommand| CargoCommand {
+        envs: vec![("PROPTEST_RNG_SEED".to_owned(), PROPTEST_SEED.to_owned())],
+        ..command
+    };
     let test_commands = if nextest_available(root) {
         println!("note: cargo-nextest found: tests run under `cargo nextest`, doctests under `cargo test --doc`");
         vec![
-            cargo_command(&[
+            seeded(cargo_command(&[
                 "nextest",
                 "run",
                 "--workspace",
@@ -132,7 +163,7 @@ fn ci_steps(root: &Path) -> Vec<Step> {
                 "--profile",
                 "ci",
                 "--no-fail-fast",
-            ]),
+            ])),
             // Nextest does not run doctests.
             cargo_command(&[
                 "test",
@@ -145,13 +176,13 @@ fn ci_steps(root: &Path) -> Vec<Step> {
         ]
     } else {
         println!("note: cargo-nextest not found: tests run under `cargo test`");
-        vec![cargo_command(&[
+        vec![seeded(cargo_command(&[
             "test",
             "--workspace",
             "--exclude",
             interop::CRATE,
             "--locked",
-        ])]
+        ]))]
     };
     vec![
         Step {
@@ -192,6 +223,11 @@ fn ci_steps(root: &Path) -> Vec<Step> {
             }],
         },
         Step {
+            // Every benchmark measurement with tiny counts, on the debug binaries the build step made.
+            name: "bench",
+            commands: vec![cargo_command(&["xtask", "bench", "--smoke"])],
+        },
+        Step {
             // Real servers from npm and PyPI, installed into target/interop/ on first use; needs the registries then.
             name: "interop",
             commands: vec![cargo_command(&["xtask", "interop"])],
@@ -209,6 +245,29 @@ fn nextest_available(root: &Path) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// Runs the soak test for `minutes`, printing its figures.
+fn soak(minutes: u64) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let command = CargoCommand {
+        envs: vec![(
+            "MCP_HOST_SOAK_SECONDS".to_owned(),
+            (minutes * 60).to_string(),
+        )],
+        ..cargo_command(&[
+            "test",
+            "--package",
+            "mcp-host",
+            "--test",
+            "it",
+            "--locked",
+            "soak",
+            "--",
+            "--nocapture",
+        ])
+    };
+    run_cargo(&root, &command)
 }
 
 fn ci() -> anyhow::Result<()> {

@@ -85,6 +85,9 @@ const XTASK: &str = "xtask";
 /// Test-only crates above every layer: they may dev-depend on any workspace crate, and depend on none otherwise.
 const TEST_CRATES: &[&str] = &["mcp-host-interop"];
 
+/// Tools above every layer (not published): they may depend on any crate in `LAYERS`, and on nothing else of the workspace.
+const TOOL_CRATES: &[&str] = &["mcp-host-bench"];
+
 /// Directory names never descended into.
 const SKIPPED_DIRS: &[&str] = &["target", ".git", "node_modules"];
 
@@ -485,6 +488,7 @@ fn check_layering(manifests: &[(String, String)], violations: &mut Vec<Violation
             && crate_name != TESTKIT
             && crate_name != XTASK
             && !TEST_CRATES.contains(&crate_name)
+            && !TOOL_CRATES.contains(&crate_name)
         {
             violations.push(violation(
                 path,
@@ -542,6 +546,15 @@ fn layering_rule(
     if name == TESTKIT {
         return Some(format!(
             "`{TESTKIT}` may only appear under [dev-dependencies], not {table}"
+        ));
+    }
+    if TOOL_CRATES.contains(&crate_name) {
+        if LAYERS.contains(&name) {
+            return None;
+        }
+        return Some(format!(
+            "`{crate_name}` is a tool: it may depend on {}, not `{name}`",
+            LAYERS.join(", ")
         ));
     }
     if crate_name == TESTKIT {
@@ -708,6 +721,21 @@ mod tests {
             &[
                 "crates/mcp-host-interop/Cargo.toml:4",
                 "crates/mcp-host-interop/Cargo.toml:8",
+            ],
+        );
+
+        let bench = "[package]\nname = \"mcp-host-bench\"\n[dependencies]\nmcp-transport.workspace = true\nmcp-host.workspace = true\nmcp-host-cli.workspace = true\nmcp-host-testkit.workspace = true\nmcp-host-interop.workspace = true\nrmcp.workspace = true\n[dev-dependencies]\nmcp-host-testkit.workspace = true\n";
+        check_manifests(
+            &[
+                ("crates/mcp-host-bench/Cargo.toml", bench),
+                (
+                    "crates/mcp-host-interop/Cargo.toml",
+                    "[package]\nname = \"mcp-host-interop\"\n",
+                ),
+            ],
+            &[
+                "crates/mcp-host-bench/Cargo.toml:7",
+                "crates/mcp-host-bench/Cargo.toml:8",
             ],
         );
 

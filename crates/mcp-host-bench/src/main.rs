@@ -1,0 +1,480 @@
+//! `mcp-host-bench`: mcp-host against rmcp and a raw stdio loop, in one run, against one fast echo server.
+//!
+//! `mcp-host-bench run` (what `cargo xtask bench` calls) re-executes this binary as a worker
+//! process for every client kind and repetition (`mcp-host-bench worker <spec-json>`), interleaving
+//! the kinds, then prints a Markdown table with medians and ratios and writes `results.json` and
+//! `latency.svg` into the output directory. `mcp-host-bench profile <client> [calls]` runs only
+//! sequential calls in this process, for `valgrind --tool=callgrind` or `perf`.
+//!
+//! The echo server (`bench-echo-server`) and the `mcp-host` binary (for the gateway figure) are
+//! expected next to this executable, as `cargo build --bins` leaves them.
+
+mod clients;
+mod procs;
+mod report;
+mod spec;
+mod svg;
+mod worker;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+
+use crate::report::{Collected, Machine, Report, Settings};
+use crate::spec::{ClientKind, Counts, Target, Task, WorkerResult, WorkerSpec};
+
+const USAGE: &str = "\
+Usage: mcp-host-bench <command>
+
+Commands:
+  run [--smoke] [--out DIR] [--reps N] [--rustc VERSION]
+            measure every client and print the table; results.json and latency.svg go to DIR
+            (default: <target>/bench, or <target>/bench/smoke with --smoke)
+  profile <raw|rmcp|session|host> [CALLS]
+            sequential calls only, in this process (for callgrind or perf); default 20000 calls
+  worker <spec-json>
+            internal: one measurement in a fresh process
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = match args.as_slice() {
+        ["run", rest @ ..] => parse_run(rest).and_then(|options| run(&options)),
+        ["worker", spec] => worker_command(spec),
+        ["profile", client, rest @ ..] => profile_command(client, rest),
+        [] | ["help" | "-h" | "--help"] => write_stdout(USAGE),
+        _ => {
+            progress(&format!(
+                "error: unknown arguments: {}\n\n{USAGE}",
+                args.join(" ")
+            ));
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            progress(&format!("error: {error:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Options of `run`.
+#[derive(Debug)]
+struct RunOptions {
+    smoke: bool,
+    out: Option<PathBuf>,
+    reps: Option<usize>,
+    rustc: Option<String>,
+}
+
+fn parse_run(args: &[&str]) -> anyhow::Result<RunOptions> {
+    let mut options = RunOptions {
+        smoke: false,
+        out: None,
+        reps: None,
+        rustc: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match *arg {
+            "--smoke" => options.smoke = true,
+            "--out" => {
+                options.out = Some(PathBuf::from(
+                    args.next().context("--out needs a directory")?,
+                ))
+            }
+            "--reps" => {
+                let reps = args.next().context("--reps needs a number")?;
+                options.reps = Some(reps.parse().with_context(|| format!("--reps {reps}"))?);
+            }
+            "--rustc" => {
+                options.rustc = Some((*args.next().context("--rustc needs a version")?).to_owned())
+            }
+            other => bail!("unknown option `{other}` for run"),
+        }
+    }
+    Ok(options)
+}
+
+fn worker_command(spec: &str) -> anyhow::Result<()> {
+    let spec: WorkerSpec = serde_json::from_str(spec).context("the worker spec is not valid")?;
+    let result = worker::run(&spec)?;
+    write_stdout(&format!("{}\n", serde_json::to_string(&result)?))
+}
+
+fn profile_command(client: &str, rest: &[&str]) -> anyhow::Result<()> {
+    let kind = ClientKind::parse(client).with_context(|| format!("unknown client `{client}`"))?;
+    let n_calls = match rest {
+        [] => 20_000,
+        [calls] => calls.parse().with_context(|| format!("calls: {calls}"))?,
+        _ => bail!("profile takes a client and at most a number of calls"),
+    };
+    let dir = exe_dir()?;
+    let target = echo_target(&dir, "profile")?;
+    let started = Instant::now();
+    let result = worker::profile(kind, &target, n_calls)?;
+    let mut samples = result.seq_ns;
+    samples.sort_unstable();
+    let p50 = report::quantile(&samples, 0.5).unwrap_or(0);
+    let usage = result.seq_usage.unwrap_or_default();
+    write_stdout(&format!(
+        "{kind}: {n_calls} sequential calls, p50 {:.1} µs, client CPU {:.1} µs and {:.2} context switches per call, {:.1?} in all\n",
+        p50 as f64 / 1e3,
+        usage.cpu_us_per_call().unwrap_or(0.0),
+        usage.switches_per_call().unwrap_or(0.0),
+        started.elapsed()
+    ))
+}
+
+/// The directory of this executable, where its sibling binaries are.
+fn exe_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    Ok(exe
+        .parent()
+        .context("this executable has no directory")?
+        .to_path_buf())
+}
+
+/// The echo server, with the run's marker as its argument.
+fn echo_target(dir: &Path, marker: &str) -> anyhow::Result<Target> {
+    let program = dir.join("bench-echo-server");
+    if !program.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build -p mcp-host-bench --bins`",
+            program.display()
+        );
+    }
+    Ok(Target {
+        program,
+        args: vec![format!("--bench-marker={marker}")],
+        tool: clients::ECHO_TOOL.to_owned(),
+    })
+}
+
+/// How much each kind of run measures.
+struct Plan {
+    reps: usize,
+    counts: Counts,
+    memory_servers: usize,
+    memory_reps: usize,
+    worker_timeout: Duration,
+}
+
+fn plan(options: &RunOptions) -> Plan {
+    if options.smoke {
+        Plan {
+            reps: options.reps.unwrap_or(1),
+            counts: Counts {
+                startups: 1,
+                seq_warmup: 2,
+                seq_calls: 20,
+                throughput: vec![(1, 4), (16, 32), (256, 256)],
+                fleet_size: 3,
+                fleet_rounds: 1,
+            },
+            memory_servers: 3,
+            memory_reps: 1,
+            worker_timeout: Duration::from_secs(60),
+        }
+    } else {
+        Plan {
+            reps: options.reps.unwrap_or(7),
+            counts: Counts {
+                startups: 10,
+                seq_warmup: 500,
+                seq_calls: 5000,
+                throughput: vec![(1, 2000), (16, 16_000), (256, 51_200)],
+                fleet_size: 50,
+                fleet_rounds: 2,
+            },
+            memory_servers: 50,
+            memory_reps: 5,
+            worker_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+fn run(options: &RunOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let load_before = load_average();
+    let dir = exe_dir()?;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let out = match &options.out {
+        Some(out) => out.clone(),
+        None => {
+            // <target>/<profile>/mcp-host-bench → <target>/bench.
+            let target_dir = dir
+                .parent()
+                .context("this executable is not in a target directory")?;
+            let bench = target_dir.join("bench");
+            if options.smoke {
+                bench.join("smoke")
+            } else {
+                bench
+            }
+        }
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let marker = format!(
+        "mcp-host-bench-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let echo = echo_target(&dir, &marker)?;
+    let gateway_config = out.join(format!("gateway-{marker}.json"));
+    let gateway = gateway_target(&dir, &gateway_config, &echo)?;
+    let plan = plan(options);
+
+    let outcome = measure(&exe, &plan, &echo, &gateway);
+    // Whatever happened, nothing this run started may outlive it.
+    let leftovers = wait_for_leftovers(&marker, Duration::from_secs(3));
+    if !leftovers.is_empty() {
+        procs::kill(&leftovers);
+    }
+    let _ = std::fs::remove_file(&gateway_config);
+    let (collected, gateway_results) = outcome?;
+    if !leftovers.is_empty() {
+        bail!("processes of this run were still alive at the end and were killed: {leftovers:?}");
+    }
+
+    let clients: Vec<_> = ClientKind::ALL
+        .iter()
+        .zip(&collected)
+        .map(|(kind, collected)| report::client_figures(*kind, collected))
+        .collect();
+    // The raw client's own runs are the direct side of the gateway comparison.
+    let raw_suites = collected.first().map_or(&[][..], |raw| &raw.suites[..]);
+    let gateway_figures = report::gateway_figures(raw_suites, &gateway_results);
+    let targets = report::check_targets(&clients, &gateway_figures);
+    let mut latency_by_percentile: Vec<_> = ClientKind::ALL
+        .iter()
+        .zip(&collected)
+        .map(|(kind, collected)| report::series(series_name(*kind), &collected.suites))
+        .collect();
+    latency_by_percentile.push(report::series("raw via mcp-host serve", &gateway_results));
+    let report = Report {
+        machine: Machine {
+            n_cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu_model: cpu_model(),
+            kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+            rustc: options
+                .rustc
+                .clone()
+                .unwrap_or_else(|| "rustc (version not given)".to_owned()),
+            load_average_before: load_before,
+            load_average_after: load_average(),
+        },
+        settings: Settings {
+            smoke: options.smoke,
+            repetitions: plan.reps,
+            startups_per_repetition: plan.counts.startups,
+            sequential_calls_per_repetition: plan.counts.seq_calls,
+            sequential_warmup_calls: plan.counts.seq_warmup,
+            throughput_runs: plan.counts.throughput.clone(),
+            fleet_size: plan.counts.fleet_size,
+            fleet_rounds_per_repetition: plan.counts.fleet_rounds,
+            memory_servers: plan.memory_servers,
+            memory_repetitions: plan.memory_reps,
+            elapsed_s: started.elapsed().as_secs_f64(),
+        },
+        clients,
+        gateway: gateway_figures,
+        targets,
+        latency_by_percentile,
+    };
+    let markdown = report::markdown(&report);
+    write_stdout(&markdown)?;
+    let json_path = out.join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let svg_path = out.join("latency.svg");
+    let chart = svg::latency_chart(
+        "Sequential tools/call latency by percentile (echo server on stdio)",
+        &report.latency_by_percentile,
+    );
+    std::fs::write(&svg_path, chart)
+        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    std::fs::write(out.join("results.md"), &markdown)
+        .with_context(|| format!("cannot write {}", out.join("results.md").display()))?;
+    progress(&format!(
+        "bench: wrote {}, {} and results.md in {:.1?}",
+        json_path.display(),
+        svg_path.display(),
+        started.elapsed()
+    ));
+    Ok(())
+}
+
+fn series_name(kind: ClientKind) -> &'static str {
+    match kind {
+        ClientKind::Raw => "raw",
+        ClientKind::Rmcp => "rmcp",
+        ClientKind::Session => "mcp-session",
+        ClientKind::Host => "McpHost",
+    }
+}
+
+/// Runs every worker: suites per repetition (client kinds interleaved, rotating who goes first),
+/// the gateway per repetition, then memory.
+fn measure(
+    exe: &Path,
+    plan: &Plan,
+    echo: &Target,
+    gateway: &Target,
+) -> anyhow::Result<(Vec<Collected>, Vec<WorkerResult>)> {
+    let mut collected: Vec<Collected> = ClientKind::ALL
+        .iter()
+        .map(|_| Collected::default())
+        .collect();
+    let mut gateway_results = Vec::new();
+    let n_kinds = ClientKind::ALL.len();
+    for rep_idx in 0..plan.reps {
+        for offset in 0..n_kinds {
+            let kind_idx = (rep_idx + offset) % n_kinds;
+            let kind = ClientKind::ALL[kind_idx];
+            let spec = WorkerSpec {
+                client: kind,
+                target: echo.clone(),
+                task: Task::Suites(plan.counts.clone()),
+            };
+            let step = Instant::now();
+            let result = procs::run_worker(exe, &spec, plan.worker_timeout)
+                .with_context(|| format!("repetition {} of {kind}", rep_idx + 1))?;
+            progress(&format!(
+                "bench: repetition {}/{} {kind:<8} {:.1?}",
+                rep_idx + 1,
+                plan.reps,
+                step.elapsed()
+            ));
+            collected[kind_idx].suites.push(result);
+        }
+        let gateway_counts = Counts {
+            startups: 0,
+            fleet_size: 0,
+            fleet_rounds: 0,
+            ..plan.counts.clone()
+        };
+        let spec = WorkerSpec {
+            client: ClientKind::Raw,
+            target: gateway.clone(),
+            task: Task::Suites(gateway_counts),
+        };
+        let step = Instant::now();
+        let result = procs::run_worker(exe, &spec, plan.worker_timeout)
+            .with_context(|| format!("repetition {} of the gateway", rep_idx + 1))?;
+        progress(&format!(
+            "bench: repetition {}/{} gateway  {:.1?}",
+            rep_idx + 1,
+            plan.reps,
+            step.elapsed()
+        ));
+        gateway_results.push(result);
+    }
+    for rep_idx in 0..plan.memory_reps {
+        for (kind_idx, kind) in ClientKind::ALL.into_iter().enumerate() {
+            let spec = WorkerSpec {
+                client: kind,
+                target: echo.clone(),
+                task: Task::Memory {
+                    n_servers: plan.memory_servers,
+                },
+            };
+            let result = procs::run_worker(exe, &spec, plan.worker_timeout)
+                .with_context(|| format!("memory of {kind}"))?;
+            progress(&format!(
+                "bench: memory {}/{} {kind}",
+                rep_idx + 1,
+                plan.memory_reps
+            ));
+            collected[kind_idx].memory.push(result);
+        }
+    }
+    Ok((collected, gateway_results))
+}
+
+/// `mcp-host --config <config_path> serve`, aggregating one echo server as `srv`; writes the configuration.
+///
+/// The configuration file's name carries the run's marker, so the gateway process can be found too.
+fn gateway_target(dir: &Path, config_path: &Path, echo: &Target) -> anyhow::Result<Target> {
+    let program = dir.join("mcp-host");
+    if !program.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build -p mcp-host-cli --bins`",
+            program.display()
+        );
+    }
+    let config = serde_json::json!({
+        "mcpServers": {
+            "srv": { "command": echo.program, "args": echo.args }
+        }
+    });
+    std::fs::write(config_path, serde_json::to_string_pretty(&config)?)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    Ok(Target {
+        program,
+        args: vec![
+            "--config".to_owned(),
+            config_path.to_string_lossy().into_owned(),
+            "serve".to_owned(),
+        ],
+        tool: mcp_host::naming::namespaced("srv", clients::ECHO_TOOL),
+    })
+}
+
+/// Processes carrying `marker` that are still alive after waiting up to `timeout` for them to go.
+fn wait_for_leftovers(marker: &str, timeout: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = procs::processes_with_marker(marker);
+        if pids.is_empty() || Instant::now() >= deadline {
+            return pids;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes results to stdout (the table, a worker's JSON).
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Writes one line of progress or error to stderr; a failing stderr is ignored.
+fn progress(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map_or_else(|_| "unknown".to_owned(), |text| text.trim().to_owned())
+}
+
+fn load_average() -> String {
+    read_trimmed("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
