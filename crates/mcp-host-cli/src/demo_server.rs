@@ -6,18 +6,12 @@ use mcp_session::protocol::{
     ListChangedCapability, Progress, ResourcesCapability, RpcError, ServerCapabilities,
 };
 use mcp_session::server::{serve, IncomingRequest, ServerOptions};
-use mcp_transport::{ServerName, Transport, TransportOptions};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 /// Runs the demo server on stdin/stdout until stdin closes.
 pub(crate) async fn run(name: &str) -> anyhow::Result<()> {
-    let transport = Transport::from_io(
-        ServerName::new("client"),
-        tokio::io::stdin(),
-        tokio::io::stdout(),
-        &TransportOptions::default(),
-    );
+    let transport = crate::gateway::stdio_transport();
     let mut options = ServerOptions::new(name, env!("CARGO_PKG_VERSION"));
     options.capabilities = ServerCapabilities {
         tools: Some(ListChangedCapability::default()),

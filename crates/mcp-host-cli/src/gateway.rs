@@ -50,12 +50,7 @@ impl Signals {
 /// Serves the host's aggregated components on stdin/stdout until the client goes away or a
 /// signal arrives. Shutting the host down is the caller's job.
 pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Result<Stop> {
-    let transport = Transport::from_io(
-        ServerName::new("client"),
-        tokio::io::stdin(),
-        tokio::io::stdout(),
-        &TransportOptions::default(),
-    );
+    let transport = stdio_transport();
     let mut options = ServerOptions::new("mcp-host", env!("CARGO_PKG_VERSION"));
     let list_changed = ListChangedCapability {
         list_changed: Some(true),
@@ -118,6 +113,28 @@ pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Re
     })
     .await;
     Ok(stop)
+}
+
+/// Our stdin and stdout as a transport. When they are pipes (as MCP clients start servers) they
+/// are registered with tokio's reactor directly; `tokio::io::stdin()` would hand every read and
+/// write to a blocking thread, which costs a thread hop per message.
+pub(crate) fn stdio_transport() -> Transport {
+    use std::os::fd::AsFd as _;
+    use tokio::net::unix::pipe;
+    let options = TransportOptions::default();
+    let client = ServerName::new("client");
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Receiver::from_owned_fd);
+    let stdout = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Sender::from_owned_fd);
+    match (stdin, stdout) {
+        (Ok(stdin), Ok(stdout)) => Transport::from_io(client, stdin, stdout, &options),
+        _ => Transport::from_io(client, tokio::io::stdin(), tokio::io::stdout(), &options),
+    }
 }
 
 async fn handle(host: Arc<McpHost>, mut request: IncomingRequest) {

@@ -21,8 +21,8 @@ pub struct ClientSession {
     pub id: ClientId,
     /// The session with its server.
     pub session: Session,
-    /// The server's answer to `initialize`.
-    pub init: InitializeResult,
+    /// The server's answer to `initialize` (shared: clones of the session are cheap).
+    pub init: Arc<InitializeResult>,
     /// The server's process id (also its process group id).
     pub pid: u32,
     /// Kills the server's process group at once, for emergencies.
@@ -213,7 +213,7 @@ impl ClientManager {
         let client_session = ClientSession {
             id: id.clone(),
             session: session.clone(),
-            init,
+            init: Arc::new(init),
             pid: process.pid(),
             killer: process.killer(),
             ready_at: Instant::now(),

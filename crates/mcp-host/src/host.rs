@@ -477,20 +477,19 @@ impl McpHost {
         scope: &AgentScope,
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
-        let entry = self
-            .inner
-            .tools
-            .resolve(name, scope)
-            .ok_or_else(|| Error::UnknownTool {
-                name: name.to_owned(),
-            })?;
-        let client = self.inner.ready_session(&entry.client)?;
-        client
-            .session
-            .call_tool(&entry.item.name, arguments, options)
+        let (client_id, tool) =
+            self.inner
+                .tools
+                .route(name, scope)
+                .ok_or_else(|| Error::UnknownTool {
+                    name: name.to_owned(),
+                })?;
+        let session = self.inner.ready_session(&client_id)?.session;
+        session
+            .call_tool(&tool, arguments, options)
             .await
             .map_err(|source| Error::Call {
-                client: entry.client.to_string(),
+                client: client_id.to_string(),
                 source: Box::new(source),
             })
     }

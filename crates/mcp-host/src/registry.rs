@@ -160,6 +160,17 @@ impl<T: Named> NamedRegistry<T> {
             .collect()
     }
 
+    /// Where a call to a namespaced name goes, if the agent may use it: the client and the
+    /// component's original name (cheaper than [`NamedRegistry::resolve`], which clones the
+    /// whole component).
+    pub fn route(&self, name: &str, scope: &AgentScope) -> Option<(ClientId, String)> {
+        read(&self.inner)
+            .by_name
+            .get(name)
+            .filter(|entry| scope.permits(&entry.client, &entry.name))
+            .map(|entry| (entry.client.clone(), entry.item.original_name().to_owned()))
+    }
+
     /// Finds a component by namespaced name, if the agent may use it.
     pub fn resolve(&self, name: &str, scope: &AgentScope) -> Option<Registered<T>> {
         read(&self.inner)
