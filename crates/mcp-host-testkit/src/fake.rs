@@ -94,6 +94,9 @@ pub struct FakeConfig {
     pub print_env: Option<String>,
     /// `--stop-reading-after-init`: stop reading stdin after `notifications/initialized`, but keep running.
     pub stop_reading_after_init: bool,
+    /// `--request-flood N`: after `notifications/initialized`, send N requests to the client
+    /// (`ping` and `sampling/createMessage`, alternating); the `flood_answers` tool counts the answers.
+    pub request_flood: u64,
     /// `--spawn-escaped-grandchild`: start a sleeping copy of the binary in a new process group (binary only),
     /// escaping the host's process-group cleanup.
     pub spawn_escaped_grandchild: bool,
@@ -141,6 +144,7 @@ impl Default for FakeConfig {
             exit_after_ms: None,
             print_env: None,
             stop_reading_after_init: false,
+            request_flood: 0,
             spawn_escaped_grandchild: false,
         }
     }
@@ -179,6 +183,7 @@ impl FakeConfig {
                 "--exit-after-ms" => config.exit_after_ms = Some(number(&flag, args)?),
                 "--print-env" => config.print_env = Some(value(&flag, args)?),
                 "--stop-reading-after-init" => config.stop_reading_after_init = true,
+                "--request-flood" => config.request_flood = number(&flag, args)?,
                 "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
                 "--marker" => {
                     value(&flag, args)?;
@@ -266,6 +271,9 @@ impl FakeConfig {
         if self.stop_reading_after_init {
             flag("--stop-reading-after-init", None);
         }
+        if self.request_flood != default.request_flood {
+            flag("--request-flood", Some(self.request_flood.to_string()));
+        }
         if self.spawn_escaped_grandchild {
             flag("--spawn-escaped-grandchild", None);
         }
@@ -331,6 +339,7 @@ where
         n_calls: AtomicU64::new(0),
         n_client_requests: AtomicU64::new(0),
         stop_reading: std::sync::atomic::AtomicBool::new(false),
+        n_flood_answers: AtomicU64::new(0),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
     tasks.spawn(write_loop(output, out_rx));
@@ -406,6 +415,8 @@ struct Shared {
     n_client_requests: AtomicU64,
     /// Set by `--stop-reading-after-init` once the client is initialized.
     stop_reading: std::sync::atomic::AtomicBool,
+    /// Answers received to `--request-flood` requests.
+    n_flood_answers: AtomicU64,
 }
 
 /// A JSON-RPC error response.
@@ -568,6 +579,9 @@ fn handle_line(shared: &Arc<Shared>, line: &[u8], tasks: &mut JoinSet<()>) {
             tasks.spawn(handle_request(shared.clone(), id, method, params, token));
         }
         (Some(method), None) => handle_notification(shared, &method, &params, tasks),
+        (None, Some(id)) if id.as_str().is_some_and(|id| id.starts_with("flood-")) => {
+            shared.n_flood_answers.fetch_add(1, Ordering::Relaxed);
+        }
         (None, Some(id)) => {
             let waiter = lock(&shared.pending_client).remove(&id.to_string());
             match waiter {
@@ -620,6 +634,16 @@ fn handle_notification(
             }
             if config.stop_reading_after_init {
                 shared.stop_reading.store(true, Ordering::Relaxed);
+            }
+            for flood_idx in 0..config.request_flood {
+                let method = if flood_idx % 2 == 0 {
+                    "ping"
+                } else {
+                    "sampling/createMessage"
+                };
+                shared.send(
+                    json!({"jsonrpc": "2.0", "id": format!("flood-{flood_idx}"), "method": method}),
+                );
             }
             if let Some(ms) = config.exit_after_ms {
                 let shared = shared.clone();
@@ -898,6 +922,10 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
             shared.notify("notifications/tools/list_changed", json!({}));
             Ok(text_result("ok"))
         }
+        // Not listed, so that tool counts stay stable; callable by name in session tests.
+        "flood_answers" => Ok(text_result(
+            shared.n_flood_answers.load(Ordering::Relaxed).to_string(),
+        )),
         _ => match name
             .strip_prefix("tool_")
             .and_then(|idx| idx.parse::<usize>().ok())

@@ -217,3 +217,39 @@ async fn server_closing_stdout_but_running_fails_calls_and_is_stopped() {
     assert!(report.status.is_some());
     assert_no_process_left(&running.marker).await;
 }
+
+#[tokio::test]
+async fn request_flood_from_the_server_is_answered_and_bounded() {
+    let config = FakeConfig {
+        request_flood: 2_000,
+        ..FakeConfig::default()
+    };
+    let running = start(config).await;
+    let result = running
+        .session
+        .call_tool(
+            "echo",
+            args(json!({ "text": "meanwhile" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "meanwhile");
+    // Every request got an answer (`ping` a result, sampling -32601), with nothing kept per request.
+    let answered = async {
+        loop {
+            let result = running
+                .session
+                .call_tool("flood_answers", None, &RequestOptions::default())
+                .await
+                .unwrap();
+            if result.text() == "2000" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, answered).await.unwrap();
+    assert_eq!(running.session.n_pending(), 0);
+    running.finish().await;
+}
