@@ -177,10 +177,13 @@ pub(crate) async fn write_loop(
     write_timeout: Option<Duration>,
 ) -> WriteEnd {
     let mut end = WriteEnd::Closed;
+    // Created once: re-creating the cancellation future per batch costs more than the batch.
+    let close_requested = diagnostics.input_close_requested();
+    tokio::pin!(close_requested);
     loop {
         let first = tokio::select! {
             biased;
-            () = diagnostics.input_close_requested() => break,
+            () = &mut close_requested => break,
             line = outgoing.recv() => match line {
                 Some(line) => line,
                 None => break,
@@ -201,7 +204,7 @@ pub(crate) async fn write_loop(
         };
         let flushed = tokio::select! {
             flushed = flush => flushed,
-            () = diagnostics.input_close_requested() => break,
+            () = &mut close_requested => break,
         };
         match flushed {
             Some(Ok(())) => {}
