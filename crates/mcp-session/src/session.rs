@@ -432,6 +432,19 @@ impl Session {
         params: Option<Value>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
+        self.exchange(method, options, |id, with_progress| {
+            encode_request(id, method, params, with_progress)
+        })
+        .await
+    }
+
+    /// Sends the request that `encode(id, with_progress)` writes and waits for its answer.
+    async fn exchange(
+        &self,
+        method: &str,
+        options: &RequestOptions,
+        encode: impl FnOnce(u64, bool) -> Result<Vec<u8>, serde_json::Error>,
+    ) -> Result<Box<RawValue>, Error> {
         let shared = &*self.shared;
         if let Some(reason) = shared.closed.get() {
             return Err(reason.to_error(&shared.server));
@@ -456,12 +469,10 @@ impl Session {
                 last_report_ms: AtomicU64::new(0),
             })
         });
-        let line = encode_request(id, method, params, progress.is_some()).map_err(|source| {
-            Error::Encode {
-                server: shared.server.clone(),
-                method: method.to_owned(),
-                source,
-            }
+        let line = encode(id, progress.is_some()).map_err(|source| Error::Encode {
+            server: shared.server.clone(),
+            method: method.to_owned(),
+            source,
         })?;
 
         let (reply_tx, mut reply_rx) = oneshot::channel();
@@ -601,13 +612,17 @@ impl Session {
         arguments: Option<Map<String, Value>>,
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
-        let mut params = Map::new();
-        params.insert("name".to_owned(), Value::String(name.to_owned()));
-        if let Some(arguments) = arguments {
-            params.insert("arguments".to_owned(), Value::Object(arguments));
-        }
-        self.request("tools/call", Some(Value::Object(params)), options)
-            .await
+        // The hot path: the request is written straight into its line, without a `Value` tree.
+        let raw = self
+            .exchange("tools/call", options, |id, with_progress| {
+                encode_call_tool(id, name, arguments.as_ref(), with_progress)
+            })
+            .await?;
+        serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
+            server: self.shared.server.clone(),
+            method: "tools/call".to_owned(),
+            source,
+        })
     }
 
     /// Fetches one page of prompts.
@@ -922,6 +937,31 @@ fn encode_request(
     })
 }
 
+/// Writes a `tools/call` request line directly, equal to what [`encode_request`] would produce.
+fn encode_call_tool(
+    id: u64,
+    name: &str,
+    arguments: Option<&Map<String, Value>>,
+    with_progress: bool,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut line = Vec::with_capacity(96 + name.len());
+    line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    line.extend_from_slice(id.to_string().as_bytes());
+    line.extend_from_slice(b",\"method\":\"tools/call\",\"params\":{\"name\":");
+    serde_json::to_writer(&mut line, name)?;
+    if let Some(arguments) = arguments {
+        line.extend_from_slice(b",\"arguments\":");
+        serde_json::to_writer(&mut line, arguments)?;
+    }
+    if with_progress {
+        line.extend_from_slice(b",\"_meta\":{\"progressToken\":");
+        line.extend_from_slice(id.to_string().as_bytes());
+        line.push(b'}');
+    }
+    line.extend_from_slice(b"}}");
+    Ok(line)
+}
+
 pub(crate) fn encode_notification(
     method: &str,
     params: Option<Value>,
@@ -931,4 +971,44 @@ pub(crate) fn encode_notification(
         method,
         params,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(name: &str, arguments: Option<Value>, with_progress: bool) {
+        let arguments = arguments.map(|arguments| match arguments {
+            Value::Object(map) => map,
+            _ => panic!("arguments must be an object"),
+        });
+        let direct = encode_call_tool(7, name, arguments.as_ref(), with_progress).unwrap();
+        let mut params = Map::new();
+        params.insert("name".to_owned(), Value::String(name.to_owned()));
+        if let Some(arguments) = arguments {
+            params.insert("arguments".to_owned(), Value::Object(arguments));
+        }
+        let generic =
+            encode_request(7, "tools/call", Some(Value::Object(params)), with_progress).unwrap();
+        let direct: Value = serde_json::from_slice(&direct).unwrap();
+        let generic: Value = serde_json::from_slice(&generic).unwrap();
+        assert_eq!(direct, generic);
+    }
+
+    #[test]
+    fn call_tool_lines_match_the_generic_encoding() {
+        check("echo", None, false);
+        check(
+            "echo",
+            Some(serde_json::json!({"text": "hi \"there\"\n"})),
+            false,
+        );
+        check(
+            "we\"ird\u{1F600}",
+            Some(serde_json::json!({"a": [1, {"b": null}]})),
+            true,
+        );
+        check("p", None, true);
+    }
 }
