@@ -169,3 +169,54 @@ async fn prompts_and_resources_are_routed() {
     host.shutdown().await;
     assert_no_process_left(&marker).await;
 }
+
+#[tokio::test]
+async fn roots_change_at_runtime() {
+    let marker = unique_marker();
+    let first = std::env::temp_dir().join(format!("{marker}-first"));
+    let second = std::env::temp_dir().join(format!("{marker}-second"));
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&second).unwrap();
+    let config = ClientConfig {
+        roots: vec![first.to_string_lossy().into_owned()],
+        ..fake_client("rooted", &FakeConfig::default(), &marker)
+    };
+    let host = McpHost::new(vec![config]).unwrap();
+    host.initialize().await.unwrap();
+    let before = client_roots(&host).await;
+    assert_eq!(before.len(), 1);
+    assert!(before[0].ends_with("-first"), "{before:?}");
+    host.set_roots(&id("rooted"), &[second.to_string_lossy().into_owned()])
+        .unwrap();
+    let after = client_roots(&host).await;
+    assert_eq!(after.len(), 1);
+    assert!(after[0].ends_with("-second"), "{after:?}");
+    // A root that does not exist is refused and changes nothing.
+    let err = host
+        .set_roots(&id("rooted"), &["/nonexistent/root/dir".to_owned()])
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    assert_eq!(client_roots(&host).await, after);
+    host.shutdown().await;
+    assert_no_process_left(&marker).await;
+    let _ = std::fs::remove_dir_all(&first);
+    let _ = std::fs::remove_dir_all(&second);
+}
+
+async fn client_roots(host: &McpHost) -> Vec<String> {
+    let result = host
+        .call_tool(
+            "rooted__ask_client",
+            args(json!({ "method": "roots/list" })),
+            &AgentScope::all(),
+        )
+        .await
+        .unwrap();
+    let response: serde_json::Value = serde_json::from_str(&result.text()).unwrap();
+    response["result"]["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|root| root["uri"].as_str().unwrap().to_owned())
+        .collect()
+}
