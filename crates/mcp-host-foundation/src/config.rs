@@ -429,25 +429,7 @@ fn default_max_backoff_ms() -> u64 {
 mod tests {
     use super::*;
 
-    /// A directory under the system's temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let path = std::env::temp_dir().join(format!(
-                "mcp-host-foundation-config-{tag}-{}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use mcp_host_testkit::TempDir;
 
     fn config() -> ClientConfig {
         ClientConfig::new("srv", "server-bin")
@@ -509,8 +491,8 @@ mod tests {
 
     #[test]
     fn validation() {
-        let dir = TempDir::new("validation");
-        let file = dir.0.join("file");
+        let dir = TempDir::new("mcp-host-foundation-config-validation");
+        let file = dir.path().join("file");
         std::fs::write(&file, "").unwrap();
         let with = |edit: &dyn Fn(&mut ClientConfig)| {
             let mut config = config();
@@ -526,7 +508,7 @@ mod tests {
             with(&|c| {
                 c.args = vec!["--x".into(), "${env:TOKEN}".into()];
                 c.env.insert("KEY".into(), "${env:TOKEN}".into());
-                c.cwd = Some(dir.0.clone());
+                c.cwd = Some(dir.path().to_path_buf());
                 c.roots = vec!["/".into(), "file:///tmp".into()];
                 c.shutdown_grace_ms = 0;
                 c.tools.allow = Some(vec!["*".into(), "git_*".into(), "read".into()]);
@@ -569,7 +551,7 @@ mod tests {
             Some(&err("env.KEY", "must not contain NUL")),
         );
         check(
-            with(&|c| c.cwd = Some(dir.0.join("missing"))),
+            with(&|c| c.cwd = Some(dir.path().join("missing"))),
             Some(&err("cwd", "does not exist")),
         );
         check(

@@ -205,29 +205,7 @@ fn file_uri(path: &Path) -> String {
 mod tests {
     use super::*;
 
-    /// A directory under the system's temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let path = std::env::temp_dir().join(format!(
-                "mcp-host-foundation-roots-{tag}-{}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            TempDir(path)
-        }
-
-        fn path(&self) -> &str {
-            self.0.to_str().unwrap()
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use mcp_host_testkit::TempDir;
 
     /// Checks that `root` validates to `expect` (uri, name) or fails with the reason `expect`.
     #[track_caller]
@@ -248,12 +226,12 @@ mod tests {
 
     #[test]
     fn validate_root() {
-        let dir = TempDir::new("validate");
-        let base = dir.path();
-        std::fs::create_dir_all(dir.0.join("my dir/ü")).unwrap();
-        std::fs::write(dir.0.join("file"), "").unwrap();
-        let base_uri = file_uri(&dir.0);
-        let base_name = dir.0.file_name().unwrap().to_str().unwrap();
+        let dir = TempDir::new("mcp-host-foundation-roots-validate");
+        let base = dir.path().to_str().unwrap();
+        std::fs::create_dir_all(dir.path().join("my dir/ü")).unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let base_uri = file_uri(dir.path());
+        let base_name = dir.path().file_name().unwrap().to_str().unwrap();
 
         check(base, Ok((&base_uri, Some(base_name))));
         check(&format!("{base}/"), Ok((&base_uri, Some(base_name))));
@@ -298,9 +276,9 @@ mod tests {
 
     #[test]
     fn manager() {
-        let dir = TempDir::new("manager");
-        let a_dir = dir.0.join("a");
-        let b_dir = dir.0.join("b");
+        let dir = TempDir::new("mcp-host-foundation-roots-manager");
+        let a_dir = dir.path().join("a");
+        let b_dir = dir.path().join("b");
         std::fs::create_dir_all(&a_dir).unwrap();
         std::fs::create_dir_all(&b_dir).unwrap();
         let a_root = a_dir.to_str().unwrap().to_owned();

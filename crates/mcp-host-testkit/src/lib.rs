@@ -17,6 +17,6 @@ pub mod procs;
 pub use fake::{serve, serve_with_log, Exit, FakeConfig};
 pub use in_process::{spawn_in_process, InProcessFake};
 pub use procs::{
-    assert_no_process_left, assert_no_process_left_blocking, fake_server_args, fake_server_path,
-    pid_alive, pids_with_marker, unique_marker,
+    assert_no_process_left, assert_no_process_left_blocking, cmdline, fake_server_args,
+    fake_server_path, pid_alive, pids_with_marker, unique_marker, TempDir,
 };

@@ -114,7 +114,8 @@ pub fn fake_server_path() -> PathBuf {
     }
 }
 
-fn cmdline(pid: u32) -> Vec<String> {
+/// The argv of a process, from `/proc/<pid>/cmdline` (empty if it is gone).
+pub fn cmdline(pid: u32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|bytes| {
             bytes
@@ -241,5 +242,34 @@ fn build_fake_server(profile_dir: &Path) -> Result<(), String> {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         ))
+    }
+}
+
+/// A fresh directory under the system's temp dir, removed (with its contents) on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `<temp>/<tag>-<unique marker>`.
+    ///
+    /// # Panics
+    ///
+    /// If the directory cannot be created (test support code).
+    #[allow(clippy::expect_used)]
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("{tag}-{}", unique_marker()));
+        std::fs::create_dir_all(&path).expect("cannot create a temporary directory");
+        TempDir(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

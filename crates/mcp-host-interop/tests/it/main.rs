@@ -408,7 +408,7 @@ async fn assert_gone(what: &str, mut alive: impl FnMut() -> Vec<u32>) {
         if Instant::now() >= deadline {
             let lines: Vec<String> = pids
                 .iter()
-                .map(|pid| format!("{pid}: {}", cmdline(*pid).join(" ")))
+                .map(|pid| format!("{pid}: {}", mcp_host_testkit::cmdline(*pid).join(" ")))
                 .collect();
             panic!("left alive ({what}):\n{}", lines.join("\n"));
         }
@@ -427,7 +427,9 @@ fn pids_mentioning(needle: &str, variable: &str) -> Vec<u32> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| pid != own && pid_alive(pid))
         .filter(|&pid| {
-            let in_cmdline = cmdline(pid).iter().any(|arg| arg.contains(needle));
+            let in_cmdline = mcp_host_testkit::cmdline(pid)
+                .iter()
+                .any(|arg| arg.contains(needle));
             let in_environ = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
                 environ
                     .split(|&byte| byte == 0)
@@ -438,16 +440,4 @@ fn pids_mentioning(needle: &str, variable: &str) -> Vec<u32> {
         .collect();
     pids.sort_unstable();
     pids
-}
-
-fn cmdline(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| {
-            bytes
-                .split(|&byte| byte == 0)
-                .filter(|arg| !arg.is_empty())
-                .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
