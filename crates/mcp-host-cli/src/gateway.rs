@@ -141,11 +141,39 @@ async fn handle(host: Arc<McpHost>, mut request: IncomingRequest) {
     let scope = AgentScope::all();
     let params = request.take_params().unwrap_or(Value::Null);
     let cancelled = request.cancellation().clone();
+    if request.method() == "tools/call" {
+        // The hot path: the downstream result is forwarded as it came, without decoding it.
+        let outcome = tokio::select! {
+            outcome = call_tool(&host, &scope, &request, &params) => outcome,
+            () = cancelled.cancelled() => return,
+        };
+        match outcome {
+            Ok(raw) => request.respond_raw(raw),
+            Err(outcome) => request.respond(outcome),
+        }
+        return;
+    }
     let outcome = tokio::select! {
         outcome = dispatch(&host, &scope, &request, params) => outcome,
         () = cancelled.cancelled() => return,
     };
     request.respond(outcome);
+}
+
+/// Forwards `tools/call`: `Ok` carries the downstream result undecoded; `Err` carries the answer
+/// to send instead (a tool-error result or a JSON-RPC error).
+async fn call_tool(
+    host: &McpHost,
+    scope: &AgentScope,
+    request: &IncomingRequest,
+    params: &Value,
+) -> Result<Box<serde_json::value::RawValue>, Result<Value, RpcError>> {
+    let name = string_param(params, "name").map_err(Err)?;
+    let arguments = params.get("arguments").and_then(Value::as_object);
+    let options = progress_relay(request);
+    host.call_tool_raw(&name, arguments, scope, &options)
+        .await
+        .map_err(tool_failure)
 }
 
 async fn dispatch(
@@ -165,15 +193,6 @@ async fn dispatch(
                 })
                 .collect();
             Ok(json!({ "tools": tools }))
-        }
-        "tools/call" => {
-            let name = string_param(&params, "name")?;
-            let arguments = object_param(&params, "arguments");
-            let options = progress_relay(request);
-            match host.call_tool_with(&name, arguments, scope, &options).await {
-                Ok(result) => to_value(&result),
-                Err(error) => tool_failure(error),
-            }
         }
         "prompts/list" => {
             let prompts: Vec<Value> = host

@@ -494,6 +494,36 @@ impl McpHost {
             })
     }
 
+    /// Calls a tool by its namespaced name and returns its result undecoded, for forwarding it
+    /// as it came (the gateway).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`McpHost::call_tool`].
+    pub async fn call_tool_raw(
+        &self,
+        name: &str,
+        arguments: Option<&Map<String, Value>>,
+        scope: &AgentScope,
+        options: &RequestOptions,
+    ) -> Result<Box<serde_json::value::RawValue>, Error> {
+        let (client_id, tool) =
+            self.inner
+                .tools
+                .route(name, scope)
+                .ok_or_else(|| Error::UnknownTool {
+                    name: name.to_owned(),
+                })?;
+        let session = self.inner.ready_session(&client_id)?.session;
+        session
+            .call_tool_raw(&tool, arguments, options)
+            .await
+            .map_err(|source| Error::Call {
+                client: client_id.to_string(),
+                source: Box::new(source),
+            })
+    }
+
     /// Renders a prompt by its namespaced name.
     ///
     /// # Cancel safety

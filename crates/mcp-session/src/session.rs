@@ -612,17 +612,32 @@ impl Session {
         arguments: Option<Map<String, Value>>,
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
-        // The hot path: the request is written straight into its line, without a `Value` tree.
         let raw = self
-            .exchange("tools/call", options, |id, with_progress| {
-                encode_call_tool(id, name, arguments.as_ref(), with_progress)
-            })
+            .call_tool_raw(name, arguments.as_ref(), options)
             .await?;
         serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
             server: self.shared.server.clone(),
             method: "tools/call".to_owned(),
             source,
         })
+    }
+
+    /// Calls a tool and returns its result undecoded (for forwarding it as it came).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Session::request`].
+    pub async fn call_tool_raw(
+        &self,
+        name: &str,
+        arguments: Option<&Map<String, Value>>,
+        options: &RequestOptions,
+    ) -> Result<Box<RawValue>, Error> {
+        // The hot path: the request is written straight into its line, without a `Value` tree.
+        self.exchange("tools/call", options, |id, with_progress| {
+            encode_call_tool(id, name, arguments, with_progress)
+        })
+        .await
     }
 
     /// Fetches one page of prompts.
