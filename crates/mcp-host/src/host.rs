@@ -477,21 +477,11 @@ impl McpHost {
         scope: &AgentScope,
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
-        let (client_id, tool) =
-            self.inner
-                .tools
-                .route(name, scope)
-                .ok_or_else(|| Error::UnknownTool {
-                    name: name.to_owned(),
-                })?;
-        let session = self.inner.ready_session(&client_id)?.session;
+        let (client_id, tool, session) = self.inner.route_tool(name, scope)?;
         session
             .call_tool(&tool, arguments, options)
             .await
-            .map_err(|source| Error::Call {
-                client: client_id.to_string(),
-                source: Box::new(source),
-            })
+            .map_err(call_failed(&client_id))
     }
 
     /// Calls a tool by its namespaced name and returns its result undecoded, for forwarding it
@@ -507,21 +497,11 @@ impl McpHost {
         scope: &AgentScope,
         options: &RequestOptions,
     ) -> Result<Box<serde_json::value::RawValue>, Error> {
-        let (client_id, tool) =
-            self.inner
-                .tools
-                .route(name, scope)
-                .ok_or_else(|| Error::UnknownTool {
-                    name: name.to_owned(),
-                })?;
-        let session = self.inner.ready_session(&client_id)?.session;
+        let (client_id, tool, session) = self.inner.route_tool(name, scope)?;
         session
             .call_tool_raw(&tool, arguments, options)
             .await
-            .map_err(|source| Error::Call {
-                client: client_id.to_string(),
-                source: Box::new(source),
-            })
+            .map_err(call_failed(&client_id))
     }
 
     /// Renders a prompt by its namespaced name.
@@ -535,22 +515,19 @@ impl McpHost {
         arguments: Option<Map<String, Value>>,
         scope: &AgentScope,
     ) -> Result<GetPromptResult, Error> {
-        let entry =
+        let (client_id, prompt) =
             self.inner
                 .prompts
-                .resolve(name, scope)
+                .route(name, scope)
                 .ok_or_else(|| Error::UnknownPrompt {
                     name: name.to_owned(),
                 })?;
-        let client = self.inner.ready_session(&entry.client)?;
+        let client = self.inner.ready_session(&client_id)?;
         client
             .session
-            .get_prompt(&entry.item.name, arguments, &RequestOptions::default())
+            .get_prompt(&prompt, arguments, &RequestOptions::default())
             .await
-            .map_err(|source| Error::Call {
-                client: entry.client.to_string(),
-                source: Box::new(source),
-            })
+            .map_err(call_failed(&client_id))
     }
 
     /// Reads a resource, routed to the client that listed it (or whose template matches it).
@@ -575,10 +552,7 @@ impl McpHost {
             .session
             .read_resource(uri, &RequestOptions::default())
             .await
-            .map_err(|source| Error::Call {
-                client: client_id.to_string(),
-                source: Box::new(source),
-            })
+            .map_err(call_failed(&client_id))
     }
 
     /// Replaces a client's roots at runtime and tells its server
@@ -592,10 +566,7 @@ impl McpHost {
             client
                 .session
                 .notify_roots_changed()
-                .map_err(|source| Error::Call {
-                    client: id.to_string(),
-                    source: Box::new(source),
-                })?;
+                .map_err(call_failed(id))?;
         }
         Ok(())
     }
@@ -614,6 +585,23 @@ impl Drop for McpHost {
 }
 
 impl Inner {
+    /// Where a call to tool `name` goes: the client, the tool's original name, and the client's
+    /// ready session.
+    fn route_tool(
+        &self,
+        name: &str,
+        scope: &AgentScope,
+    ) -> Result<(ClientId, String, mcp_session::Session), Error> {
+        let (client_id, tool) =
+            self.tools
+                .route(name, scope)
+                .ok_or_else(|| Error::UnknownTool {
+                    name: name.to_owned(),
+                })?;
+        let session = self.ready_session(&client_id)?.session;
+        Ok((client_id, tool, session))
+    }
+
     fn ready_session(&self, id: &ClientId) -> Result<ClientSession, Error> {
         self.client_manager
             .get(id)
@@ -932,6 +920,14 @@ async fn refresh(
             tracing::warn!(error = %text, "failed to refresh the client's components");
             inner.update(id, |record| record.last_error = Some(text));
         }
+    }
+}
+
+/// Wraps a session error from a request to `client`.
+fn call_failed(client: &ClientId) -> impl FnOnce(mcp_session::Error) -> Error + '_ {
+    move |source| Error::Call {
+        client: client.to_string(),
+        source: Box::new(source),
     }
 }
 
