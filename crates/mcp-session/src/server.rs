@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use mcp_transport::{BoxedRead, FrameReader, ServerName, Transport};
@@ -25,7 +25,7 @@ use crate::protocol::{
     Implementation, Progress, RpcError, ServerCapabilities, LATEST_PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
 };
-use crate::session::encode_notification;
+use crate::session::{encode_notification, lock};
 
 /// How the server presents itself.
 #[derive(Clone, Debug)]
@@ -443,11 +443,4 @@ fn answer_initialize(peer: &ServerPeer, id: &RawValue, params: Option<&RawValue>
         result
     );
     let _ = shared.outgoing.send(line.into_bytes());
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }

@@ -35,19 +35,6 @@ impl Rng {
     }
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[derive(Default)]
 struct Tally {
     issued: AtomicU64,
@@ -123,7 +110,7 @@ async fn soak_with_random_kills() {
     // Warm-up without chaos, then measure.
     let mut warmup = run_callers(Duration::from_secs(1), 1);
     while warmup.join_next().await.is_some() {}
-    let rss_after_warmup = rss_kib();
+    let rss_after_warmup = mcp_host_testkit::rss_kib();
 
     let mut callers = run_callers(Duration::from_secs(seconds), 99);
     let mut chaos_rng = Rng(0x5eed);
@@ -146,7 +133,7 @@ async fn soak_with_random_kills() {
     {
         joined.unwrap();
     }
-    let rss_at_end = rss_kib();
+    let rss_at_end = mcp_host_testkit::rss_kib();
     let report = host.shutdown().await;
     assert_no_process_left(&marker).await;
 

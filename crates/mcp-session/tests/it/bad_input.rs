@@ -130,16 +130,6 @@ async fn unknown_duplicate_and_malformed_responses_are_skipped() {
     scripted.connection.await.unwrap().unwrap();
 }
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mib_line_is_refused_with_bounded_memory() {
     let mut scripted = scripted(TransportOptions::default()).await;
@@ -150,7 +140,8 @@ async fn a_100_mib_line_is_refused_with_bounded_memory() {
             .await
     });
     scripted.next_request_id().await;
-    let before = rss_kib();
+    let before = mcp_host_testkit::rss_kib();
+    assert!(before > 0, "cannot read VmRSS");
     let chunk = vec![b'a'; 1 << 20];
     let mut write = scripted.peer_write;
     let flood = scripted.tracker.spawn(async move {
@@ -177,7 +168,7 @@ async fn a_100_mib_line_is_refused_with_bounded_memory() {
         ),
         "{err:?}"
     );
-    let grown_kib = rss_kib().saturating_sub(before);
+    let grown_kib = mcp_host_testkit::rss_kib().saturating_sub(before);
     // The limit is 16 MiB; reading the whole line would take 100 MiB.
     assert!(grown_kib < 48 * 1024, "RSS grew by {grown_kib} KiB");
     let ended = tokio::time::timeout(PROMPTLY, scripted.connection)
