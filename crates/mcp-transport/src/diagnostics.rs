@@ -20,6 +20,8 @@ pub struct Diagnostics {
 
 struct Inner {
     server: ServerName,
+    /// Whether a process stands behind the transport (false for an in-memory pipe).
+    has_process: bool,
     redactor: Option<Redactor>,
     tail: Mutex<StderrTail>,
     exit_status: Mutex<Option<ExitStatus>>,
@@ -38,10 +40,15 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Diagnostics {
-    pub(crate) fn new(server: ServerName, options: &TransportOptions) -> Diagnostics {
+    pub(crate) fn new(
+        server: ServerName,
+        options: &TransportOptions,
+        has_process: bool,
+    ) -> Diagnostics {
         Diagnostics {
             inner: Arc::new(Inner {
                 server,
+                has_process,
                 redactor: options.redactor.clone(),
                 tail: Mutex::new(StderrTail::new(
                     options.stderr_tail_lines,
@@ -83,12 +90,16 @@ impl Diagnostics {
 
     /// Waits at most `timeout` for the server to exit; returns its status if it did.
     ///
-    /// Without a process (an in-memory transport) this waits the full `timeout` and returns `None`.
+    /// Without a process (an in-memory transport) there is nothing to wait for: it returns `None`
+    /// at once.
     ///
     /// # Cancel safety
     ///
     /// This method is cancel safe.
     pub async fn wait_for_exit(&self, timeout: Duration) -> Option<ExitStatus> {
+        if !self.inner.has_process {
+            return None;
+        }
         let _ = tokio::time::timeout(timeout, self.inner.exited.cancelled()).await;
         self.exit_status()
     }

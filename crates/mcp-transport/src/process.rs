@@ -194,7 +194,7 @@ pub fn spawn(
     let span = tracing::info_span!("mcp_server", server = %server, pid);
     tracing::debug!(parent: &span, program = %command.program.display(), "server process started");
 
-    let diagnostics = Diagnostics::new(server.clone(), options);
+    let diagnostics = Diagnostics::new(server.clone(), options, true);
     let kill_now = CancellationToken::new();
     let stop_stderr = CancellationToken::new();
 

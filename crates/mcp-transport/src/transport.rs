@@ -70,7 +70,7 @@ impl Transport {
         write: impl AsyncWrite + Send + 'static,
         options: &TransportOptions,
     ) -> Transport {
-        let diagnostics = Diagnostics::new(server.clone(), options);
+        let diagnostics = Diagnostics::new(server.clone(), options, false);
         diagnostics.mark_stderr_done();
         Transport::new(diagnostics, Box::pin(read), Box::pin(write), options)
     }
