@@ -62,6 +62,23 @@ impl Diagnostics {
         }
     }
 
+    /// Diagnostics for a server that is not a child process (reached over a network, say).
+    ///
+    /// Its "stderr tail" holds what the transport [recorded](Diagnostics::record) about the
+    /// connection; there is no exit status to wait for.
+    pub fn remote(server: ServerName, options: &TransportOptions) -> Diagnostics {
+        let diagnostics = Diagnostics::new(server, options, false);
+        diagnostics.mark_stderr_done();
+        diagnostics
+    }
+
+    /// Keeps one line about the connection in the bounded tail (after redaction), for error
+    /// reports; used by transports without a stderr of their own.
+    pub fn record(&self, line: &str) {
+        let line = self.redact(line);
+        self.push_stderr_line(&line);
+    }
+
     /// The server these diagnostics describe.
     pub fn server(&self) -> &ServerName {
         &self.inner.server

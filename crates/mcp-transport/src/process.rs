@@ -70,6 +70,8 @@ pub enum CloseStep {
     Terminated,
     /// The server was killed with SIGKILL.
     Killed,
+    /// A remote server (no process of ours): its session was closed and the connection dropped.
+    Disconnected,
 }
 
 impl fmt::Display for CloseStep {
@@ -79,6 +81,7 @@ impl fmt::Display for CloseStep {
             CloseStep::InputClosed => "exited after its input was closed",
             CloseStep::Terminated => "exited after SIGTERM",
             CloseStep::Killed => "was killed with SIGKILL",
+            CloseStep::Disconnected => "was disconnected",
         })
     }
 }

@@ -75,6 +75,17 @@ impl Transport {
         Transport::new(diagnostics, Box::pin(read), Box::pin(write), options)
     }
 
+    /// Builds a transport over a pair of byte streams, sharing `diagnostics` with whoever carries
+    /// the bytes (for example a network bridge that records its failures there).
+    pub fn with_diagnostics(
+        diagnostics: Diagnostics,
+        read: impl AsyncRead + Send + 'static,
+        write: impl AsyncWrite + Send + 'static,
+        options: &TransportOptions,
+    ) -> Transport {
+        Transport::new(diagnostics, Box::pin(read), Box::pin(write), options)
+    }
+
     pub(crate) fn new(
         diagnostics: Diagnostics,
         read: BoxedRead,

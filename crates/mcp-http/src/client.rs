@@ -1,0 +1,816 @@
+//! The bridge between a session's message lines and a Streamable HTTP server.
+//!
+//! [`connect`] returns an ordinary [`Transport`] whose far end is a bridge task: every line the
+//! session writes is POSTed to the server; every message the server sends back (a JSON body, the
+//! events of an SSE response, or the events of the standalone GET stream) is written back to the
+//! session as one line. The session does not know it is talking HTTP.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use mcp_transport::{
+    CloseStep, Diagnostics, ExitReport, FrameReader, ServerName, Transport, TransportOptions,
+    DEFAULT_MAX_LINE_LEN,
+};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::sse::{SseEvent, SseParser};
+use crate::Error;
+
+const SESSION_ID: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+const LAST_EVENT_ID: &str = "last-event-id";
+/// The JSON-RPC code of the error responses the bridge writes for requests that HTTP failed.
+pub const TRANSPORT_ERROR_CODE: i64 = -32603;
+
+/// Where and how to reach a Streamable HTTP server.
+#[derive(Clone)]
+pub struct HttpOptions {
+    /// The MCP endpoint, an absolute `http` or `https` URL.
+    pub url: String,
+    /// Extra headers sent with every request (for example `Authorization`). Their values are
+    /// marked sensitive and never logged.
+    pub headers: Vec<(String, String)>,
+    /// Bound on establishing a TCP (and TLS) connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Bound on receiving the status line and headers of a response (default 30 s); the body of
+    /// an SSE response may then stream for as long as the request lives.
+    pub response_timeout: Duration,
+    /// Longest accepted message (JSON body or SSE event), in bytes (default 16 MiB).
+    pub max_message_len: usize,
+    /// How often a request is re-sent when no connection to the server could be made, or it
+    /// answered 429/502/503/504 (default 3), with a doubling delay starting at `retry_backoff`
+    /// (default 100 ms). A request that may have reached the server is never re-sent.
+    pub retries: u32,
+    /// The first delay between retries.
+    pub retry_backoff: Duration,
+    /// How often a broken SSE stream is resumed with `Last-Event-ID` before giving up (default 5).
+    pub stream_resumptions: u32,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("HttpOptions")
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("max_message_len", &self.max_message_len)
+            .field("retries", &self.retries)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("stream_resumptions", &self.stream_resumptions)
+            .finish()
+    }
+}
+
+impl HttpOptions {
+    /// Options for `url` with defaults everywhere else.
+    pub fn new(url: impl Into<String>) -> HttpOptions {
+        HttpOptions {
+            url: url.into(),
+            headers: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(30),
+            max_message_len: DEFAULT_MAX_LINE_LEN,
+            retries: 3,
+            retry_backoff: Duration::from_millis(100),
+            stream_resumptions: 5,
+        }
+    }
+}
+
+/// The handle of one Streamable HTTP connection: close it, or drop it to cut it off.
+///
+/// # Drop behavior
+///
+/// Dropping the handle cancels the bridge at once: in-flight HTTP requests are abandoned and the
+/// session reads the end of its input. No task outlives that (they are on the tracker given to
+/// [`connect`]).
+#[derive(Debug)]
+pub struct HttpConnection {
+    server: ServerName,
+    url: String,
+    diagnostics: Diagnostics,
+    cancel: CancellationToken,
+    finished: CancellationToken,
+}
+
+impl HttpConnection {
+    /// The server.
+    pub fn server(&self) -> &ServerName {
+        &self.server
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What the connection recorded about failures (the "stderr tail" of a remote server).
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.diagnostics
+    }
+
+    /// Whether the bridge has ended (the session was closed or lost).
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_cancelled()
+    }
+
+    /// A token that cuts the connection off when cancelled (like dropping the handle).
+    pub fn canceller(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Closes the connection: the session's input ends, the bridge ends the HTTP session with a
+    /// DELETE (bounded by `grace`), and then drops the connection. Returns a report in the shape
+    /// of a process exit ([`CloseStep::Disconnected`], no exit status).
+    ///
+    /// The session's connection driver must keep being polled meanwhile, as for a process.
+    pub async fn close(self, grace: Duration) -> ExitReport {
+        let started = Instant::now();
+        self.diagnostics.request_input_close();
+        if tokio::time::timeout(grace, self.finished.cancelled())
+            .await
+            .is_err()
+        {
+            tracing::debug!(server = %self.server, "the HTTP session did not end within the grace period; cutting it off");
+            self.cancel.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.finished.cancelled()).await;
+        }
+        ExitReport {
+            server: self.server.clone(),
+            step: CloseStep::Disconnected,
+            status: None,
+            elapsed: started.elapsed(),
+            stderr_tail: self.diagnostics.stderr_tail(),
+        }
+    }
+}
+
+impl Drop for HttpConnection {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Connects a session-facing [`Transport`] to the Streamable HTTP server at `options.url`.
+///
+/// Nothing is sent until the session writes its first message (the `initialize` request). One
+/// task is spawned on `tracker`; it ends when the session closes its input, when the connection
+/// is closed, cancelled or dropped, or when the server is lost (unreachable after the retries, or
+/// the HTTP session expired): then the session reads the end of its input, and the diagnostics
+/// tail says why.
+///
+/// # Errors
+///
+/// [`Error::InvalidUrl`], [`Error::InvalidHeader`] and [`Error::Client`] name the server.
+pub fn connect(
+    server: ServerName,
+    options: HttpOptions,
+    transport_options: &TransportOptions,
+    tracker: &TaskTracker,
+) -> Result<(HttpConnection, Transport), Error> {
+    let url = reqwest::Url::parse(&options.url).map_err(|error| Error::InvalidUrl {
+        server: server.clone(),
+        url: options.url.clone(),
+        reason: error.to_string(),
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(Error::InvalidUrl {
+            server: server.clone(),
+            url: options.url.clone(),
+            reason: format!("the scheme must be http or https, not `{}`", url.scheme()),
+        });
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &options.headers {
+        let invalid = |reason: String| Error::InvalidHeader {
+            server: server.clone(),
+            name: name.clone(),
+            reason,
+        };
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid("not a valid header name".to_owned()))?;
+        let mut header_value = HeaderValue::from_str(value)
+            .map_err(|_| invalid("the value has characters a header cannot carry".to_owned()))?;
+        header_value.set_sensitive(true);
+        headers.insert(header_name, header_value);
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .default_headers(headers)
+        .build()
+        .map_err(|source| Error::Client {
+            server: server.clone(),
+            source,
+        })?;
+
+    let display_url = url.to_string();
+    let diagnostics = Diagnostics::remote(server.clone(), transport_options);
+    let (session_write, bridge_read) = tokio::io::duplex(64 * 1024);
+    let (bridge_write, session_read) = tokio::io::duplex(64 * 1024);
+    let transport = Transport::with_diagnostics(
+        diagnostics.clone(),
+        session_read,
+        session_write,
+        transport_options,
+    );
+    let cancel = CancellationToken::new();
+    let finished = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        client,
+        url,
+        options,
+        diagnostics: diagnostics.clone(),
+        state: Mutex::new(State::default()),
+        lost: cancel.child_token(),
+    });
+    let reader = FrameReader::new(server.clone(), bridge_read, shared.options.max_message_len);
+    let bridge_finished = finished.clone();
+    let bridge_cancel = cancel.clone();
+    tracker.spawn(async move {
+        let _finished = bridge_finished.drop_guard();
+        run(shared, reader, bridge_write, bridge_cancel).await;
+    });
+    Ok((
+        HttpConnection {
+            server,
+            url: display_url,
+            diagnostics,
+            cancel,
+            finished,
+        },
+        transport,
+    ))
+}
+
+/// What every task of one connection shares.
+struct Shared {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    options: HttpOptions,
+    diagnostics: Diagnostics,
+    state: Mutex<State>,
+    /// Cancelled when the server is lost; ends the bridge without a DELETE.
+    lost: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    session_id: Option<HeaderValue>,
+    protocol_version: Option<HeaderValue>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    match state.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Why sending a request failed for good.
+enum SendFailure {
+    /// The server could not be reached (after the retries).
+    Unreachable(String),
+}
+
+impl Shared {
+    fn server(&self) -> &ServerName {
+        self.diagnostics.server()
+    }
+
+    fn record(&self, line: &str) {
+        tracing::warn!(server = %self.server(), "{line}");
+        self.diagnostics.record(line);
+    }
+
+    /// The server is gone (or forgot us): end the bridge.
+    fn lose(&self, why: &str) {
+        self.record(why);
+        self.lost.cancel();
+    }
+
+    fn session_headers(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let state = lock(&self.state);
+        let mut request = request;
+        if let Some(id) = &state.session_id {
+            request = request.header(SESSION_ID, id.clone());
+        }
+        if let Some(version) = &state.protocol_version {
+            request = request.header(PROTOCOL_VERSION, version.clone());
+        }
+        request
+    }
+
+    fn has_session(&self) -> bool {
+        lock(&self.state).session_id.is_some()
+    }
+
+    /// Sends a request built by `build`, retrying while the server cannot be reached or says it
+    /// is overloaded; waits at most `response_timeout` for each response's headers.
+    async fn send(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response, SendFailure> {
+        let mut delay = self.options.retry_backoff;
+        let mut attempt = 0;
+        loop {
+            let request = self.session_headers(build());
+            let outcome = tokio::time::timeout(self.options.response_timeout, request.send()).await;
+            let retry_because = match outcome {
+                Ok(Ok(response)) => match response.status() {
+                    StatusCode::TOO_MANY_REQUESTS
+                    | StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+                        if attempt < self.options.retries =>
+                    {
+                        format!("{what}: HTTP {}", response.status())
+                    }
+                    _ => return Ok(response),
+                },
+                Ok(Err(error)) => {
+                    let reason = format!("{what}: {}", error_chain(&error));
+                    // Only a request that never left can be sent again: one that reached the
+                    // server might run twice.
+                    if !error.is_connect() || attempt >= self.options.retries {
+                        return Err(SendFailure::Unreachable(reason));
+                    }
+                    reason
+                }
+                Err(_) => {
+                    // The server took the request but did not answer in time: re-sending could
+                    // run it twice, so this is final.
+                    return Err(SendFailure::Unreachable(format!(
+                        "{what}: no response within {} ms",
+                        self.options.response_timeout.as_millis()
+                    )));
+                }
+            };
+            attempt += 1;
+            tracing::debug!(server = %self.server(), attempt, "{retry_because}; retrying in {} ms", delay.as_millis());
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn post(&self, body: Bytes) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+    }
+
+    fn get(&self, last_event_id: Option<&str>) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .get(self.url.clone())
+            .header(ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header(LAST_EVENT_ID, id);
+        }
+        request
+    }
+}
+
+/// The text of an error and its causes (reqwest's own message alone says little).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// What the bridge needs to know of a message the session sends.
+#[derive(serde::Deserialize)]
+struct Outgoing {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+}
+
+/// What the bridge needs to know of a message the server sends.
+#[derive(serde::Deserialize)]
+struct Incoming {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    result: Option<IncomingResult>,
+}
+
+#[derive(serde::Deserialize)]
+struct IncomingResult {
+    #[serde(default, rename = "protocolVersion")]
+    protocol_version: Option<String>,
+}
+
+/// The bridge: reads the session's lines until it closes its input, the connection is cancelled
+/// or the server is lost.
+async fn run(
+    shared: Arc<Shared>,
+    mut reader: FrameReader<DuplexStream>,
+    write: DuplexStream,
+    cancel: CancellationToken,
+) {
+    let (to_session, from_server) = mpsc::channel::<Vec<u8>>(64);
+    let mut writer = JoinSet::new();
+    writer.spawn(write_loop(from_server, write));
+    let mut tasks = JoinSet::new();
+    let mut listening = false;
+    let closed_by_session = loop {
+        tokio::select! {
+            biased;
+            () = shared.lost.cancelled() => break false,
+            () = cancel.cancelled() => break false,
+            frame = reader.next_frame() => match frame {
+                Ok(Some(line)) => {
+                    let body = Bytes::copy_from_slice(line);
+                    let outgoing: Option<Outgoing> = serde_json::from_slice(&body).ok();
+                    let (id, method) = outgoing.map_or((None, None), |o| (o.id, o.method));
+                    match (id, method) {
+                        (Some(id), Some(method)) => {
+                            tasks.spawn(request(shared.clone(), body, id, method, to_session.clone()));
+                        }
+                        (_, method) => {
+                            // Notifications and responses go one at a time, in order.
+                            let initialized = method.as_deref() == Some("notifications/initialized");
+                            tokio::select! {
+                                () = post_message(&shared, body, method.as_deref()) => {}
+                                () = cancel.cancelled() => break false,
+                            }
+                            if initialized && !listening && shared.has_session() {
+                                listening = true;
+                                tasks.spawn(listen(shared.clone(), to_session.clone()));
+                            }
+                        }
+                    }
+                }
+                Ok(None) => break true,
+                Err(error) => {
+                    shared.record(&format!("bridge: {error}"));
+                    break true;
+                }
+            },
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(error) = joined {
+                    if error.is_panic() {
+                        shared.record("bridge: a request task panicked");
+                    }
+                }
+            }
+        }
+    };
+    tasks.abort_all();
+    drop(to_session);
+    if closed_by_session && !shared.lost.is_cancelled() && shared.has_session() {
+        end_session(&shared, &cancel).await;
+    }
+    while tasks.join_next().await.is_some() {}
+    // The writer ends once every sender is gone; the session then reads the end of its input.
+    writer.abort_all();
+    while writer.join_next().await.is_some() {}
+}
+
+async fn write_loop(mut from_server: mpsc::Receiver<Vec<u8>>, mut write: DuplexStream) {
+    while let Some(mut line) = from_server.recv().await {
+        line.push(b'\n');
+        if write.write_all(&line).await.is_err() {
+            return;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+/// Ends the HTTP session with a DELETE, as the protocol asks of a client that is done.
+async fn end_session(shared: &Shared, cancel: &CancellationToken) {
+    let delete = shared.session_headers(shared.client.delete(shared.url.clone()));
+    tokio::select! {
+        outcome = tokio::time::timeout(Duration::from_secs(2), delete.send()) => match outcome {
+            Ok(Ok(response)) if response.status().is_success()
+                || response.status() == StatusCode::METHOD_NOT_ALLOWED
+                || response.status() == StatusCode::NOT_FOUND => {}
+            Ok(Ok(response)) => tracing::debug!(server = %shared.server(), status = %response.status(), "DELETE of the HTTP session refused"),
+            Ok(Err(error)) => tracing::debug!(server = %shared.server(), error = %error_chain(&error), "DELETE of the HTTP session failed"),
+            Err(_) => tracing::debug!(server = %shared.server(), "DELETE of the HTTP session timed out"),
+        },
+        () = cancel.cancelled() => {}
+    }
+}
+
+/// POSTs a notification or a response; the server should answer 202 with no body.
+async fn post_message(shared: &Shared, body: Bytes, method: Option<&str>) {
+    let what = format!("POST {}", method.unwrap_or("response"));
+    match shared.send(&what, || shared.post(body.clone())).await {
+        Ok(response) => {
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND && shared.has_session() {
+                shared.lose(&format!("{what}: HTTP 404: the server ended the HTTP session"));
+            } else if !status.is_success() {
+                let detail = body_excerpt(response).await;
+                shared.record(&format!("{what}: HTTP {status}{detail}"));
+            }
+        }
+        Err(SendFailure::Unreachable(reason)) => shared.lose(&reason),
+    }
+}
+
+/// POSTs one request and relays what comes back until its response has arrived.
+async fn request(
+    shared: Arc<Shared>,
+    body: Bytes,
+    id: Value,
+    method: String,
+    to_session: mpsc::Sender<Vec<u8>>,
+) {
+    let what = format!("POST {method}");
+    let initialize = method == "initialize";
+    let response = match shared.send(&what, || shared.post(body.clone())).await {
+        Ok(response) => response,
+        Err(SendFailure::Unreachable(reason)) => {
+            if initialize || shared.has_session() {
+                // Before a session exists nothing else can go on; after, the server is gone.
+                shared.lose(&reason);
+            }
+            let _ = to_session.send(error_response(&id, &reason)).await;
+            return;
+        }
+    };
+    let status = response.status();
+    if initialize {
+        if let Some(session_id) = response.headers().get(SESSION_ID) {
+            lock(&shared.state).session_id = Some(session_id.clone());
+        }
+    }
+    if status == StatusCode::NOT_FOUND && shared.has_session() && !initialize {
+        shared.lose(&format!("{what}: HTTP 404: the server ended the HTTP session"));
+        return;
+    }
+    if !status.is_success() {
+        let detail = body_excerpt(response).await;
+        let reason = format!("{what}: HTTP {status}{detail}");
+        shared.record(&reason);
+        let _ = to_session.send(error_response(&id, &reason)).await;
+        return;
+    }
+    let relay = Relay {
+        shared: &shared,
+        to_session: &to_session,
+        waiting_for: &id,
+        initialize,
+    };
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let outcome = if content_type.starts_with("text/event-stream") {
+        relay.stream(response).await
+    } else if content_type.starts_with("application/json") {
+        relay.json(response).await
+    } else {
+        Err(format!(
+            "{what}: HTTP {status} with content type `{content_type}` instead of a JSON-RPC response"
+        ))
+    };
+    if let Err(reason) = outcome {
+        shared.record(&reason);
+        let _ = to_session.send(error_response(&id, &reason)).await;
+    }
+}
+
+/// A JSON-RPC error response for a request the transport could not complete.
+fn error_response(id: &Value, reason: &str) -> Vec<u8> {
+    let message = format!("HTTP transport: {reason}");
+    serde_json::to_vec(&serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": TRANSPORT_ERROR_CODE, "message": message},
+    }))
+    .unwrap_or_default()
+}
+
+/// At most 512 bytes of an error response's body, for the record.
+async fn body_excerpt(response: Response) -> String {
+    let mut stream = response.bytes_stream();
+    let mut excerpt = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            excerpt.extend_from_slice(&chunk[..chunk.len().min(512 - excerpt.len())]);
+            if excerpt.len() >= 512 {
+                break;
+            }
+        }
+    });
+    let _ = read.await;
+    let text = String::from_utf8_lossy(&excerpt);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+/// Relays the messages of one request's response to the session.
+struct Relay<'a> {
+    shared: &'a Shared,
+    to_session: &'a mpsc::Sender<Vec<u8>>,
+    waiting_for: &'a Value,
+    initialize: bool,
+}
+
+impl Relay<'_> {
+    /// Forwards one message; returns whether it was the response awaited.
+    async fn forward(&self, message: &[u8]) -> bool {
+        let incoming: Option<Incoming> = serde_json::from_slice(message).ok();
+        let is_answer = incoming.as_ref().is_some_and(|incoming| {
+            incoming.method.is_none() && incoming.id.as_ref() == Some(self.waiting_for)
+        });
+        if is_answer && self.initialize {
+            let version = incoming
+                .and_then(|incoming| incoming.result)
+                .and_then(|result| result.protocol_version)
+                .and_then(|version| HeaderValue::from_str(&version).ok());
+            if let Some(version) = version {
+                lock(&self.shared.state).protocol_version = Some(version);
+            }
+        }
+        let _ = self.to_session.send(one_line(message)).await;
+        is_answer
+    }
+
+    /// A JSON body: one message or a batch of them.
+    async fn json(&self, response: Response) -> Result<(), String> {
+        let body = read_bounded(response, self.shared.options.max_message_len).await?;
+        let messages: Vec<&serde_json::value::RawValue> = match body.first() {
+            Some(b'[') => serde_json::from_slice(&body)
+                .map_err(|error| format!("the JSON body is not a batch of messages: {error}"))?,
+            _ => vec![serde_json::from_slice(&body)
+                .map_err(|error| format!("the JSON body is not a message: {error}"))?],
+        };
+        let mut answered = false;
+        for message in messages {
+            answered |= self.forward(message.get().as_bytes()).await;
+        }
+        if answered {
+            Ok(())
+        } else {
+            Err("the JSON body did not contain the response".to_owned())
+        }
+    }
+
+    /// An SSE body: events until the response, resumed with `Last-Event-ID` if it breaks first.
+    async fn stream(&self, response: Response) -> Result<(), String> {
+        let max_len = self.shared.options.max_message_len;
+        let mut parser = SseParser::new(max_len);
+        let mut response = response;
+        let mut resumptions = 0;
+        loop {
+            let ended = match self.pump(response, &mut parser).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => "the event stream ended before the response".to_owned(),
+                Err(reason) => reason,
+            };
+            let Some(last_id) = parser.last_id().map(str::to_owned) else {
+                return Err(format!("{ended}, and it cannot be resumed (no event id)"));
+            };
+            if resumptions >= self.shared.options.stream_resumptions {
+                return Err(format!("{ended}; gave up after {resumptions} resumptions"));
+            }
+            resumptions += 1;
+            let delay = parser.retry_ms().map_or(
+                self.shared.options.retry_backoff * resumptions,
+                Duration::from_millis,
+            );
+            tracing::debug!(server = %self.shared.server(), last_id, "{ended}; resuming in {} ms", delay.as_millis());
+            tokio::time::sleep(delay.min(Duration::from_secs(30))).await;
+            let resumed = self
+                .shared
+                .send("GET (resume)", || self.shared.get(Some(&last_id)))
+                .await
+                .map_err(|SendFailure::Unreachable(reason)| reason)?;
+            if !resumed.status().is_success() {
+                return Err(format!(
+                    "{ended}; resuming it was refused: HTTP {}",
+                    resumed.status()
+                ));
+            }
+            parser = SseParser::resuming(max_len, Some(last_id));
+            response = resumed;
+        }
+    }
+
+    /// Reads events until the awaited response (true) or the end of the body (false).
+    async fn pump(&self, response: Response, parser: &mut SseParser) -> Result<bool, String> {
+        let mut body = response.bytes_stream();
+        let mut events: Vec<SseEvent> = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|error| format!("the event stream broke: {}", error_chain(&error)))?;
+            parser.feed(&chunk, &mut events);
+            for event in events.drain(..) {
+                if event.kind == "message" && !event.data.is_empty() && self.forward(&event.data).await {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The standalone GET stream: messages the server sends outside any request.
+async fn listen(shared: Arc<Shared>, to_session: mpsc::Sender<Vec<u8>>) {
+    let max_len = shared.options.max_message_len;
+    let mut last_id: Option<String> = None;
+    let mut failures = 0u32;
+    let mut delay = shared.options.retry_backoff;
+    loop {
+        let response = match shared.send("GET", || shared.get(last_id.as_deref())).await {
+            Ok(response) => response,
+            Err(SendFailure::Unreachable(reason)) => {
+                shared.lose(&reason);
+                return;
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            tracing::debug!(server = %shared.server(), "the server offers no GET stream");
+            return;
+        }
+        if status == StatusCode::NOT_FOUND {
+            shared.lose("GET: HTTP 404: the server ended the HTTP session");
+            return;
+        }
+        if !status.is_success() {
+            failures += 1;
+            shared.record(&format!("GET: HTTP {status}"));
+            if failures > shared.options.retries {
+                shared.record("GET: giving up on the server's event stream");
+                return;
+            }
+        } else {
+            failures = 0;
+            delay = shared.options.retry_backoff;
+            let mut parser = SseParser::resuming(max_len, last_id.take());
+            let mut body = response.bytes_stream();
+            let mut events = Vec::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                parser.feed(&chunk, &mut events);
+                for event in events.drain(..) {
+                    if event.kind == "message" && !event.data.is_empty() {
+                        let _ = to_session.send(one_line(&event.data)).await;
+                    }
+                }
+            }
+            last_id = parser.last_id().map(str::to_owned);
+            if let Some(retry) = parser.retry_ms() {
+                delay = Duration::from_millis(retry);
+            }
+        }
+        tokio::time::sleep(delay.min(Duration::from_secs(30))).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Reads a whole body, refusing one longer than `max_len`.
+async fn read_bounded(response: Response, max_len: usize) -> Result<Vec<u8>, String> {
+    let mut body = response.bytes_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|error| format!("the body broke: {}", error_chain(&error)))?;
+        if bytes.len() + chunk.len() > max_len {
+            return Err(format!("the body is longer than {max_len} bytes"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// A message as one line: JSON text never holds a raw line break inside a string, so dropping
+/// CR and LF keeps the message intact.
+fn one_line(message: &[u8]) -> Vec<u8> {
+    message
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\n' && b != b'\r')
+        .collect()
+}
