@@ -1,4 +1,5 @@
-//! Reading the configuration file: the `mcpServers` object of Claude Desktop and Cursor.
+//! Reading the configuration file: the `mcpServers` object of Claude Desktop and Cursor (or VS
+//! Code's `servers`), with local (`command`) and remote (`url`) servers.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ use serde_json::{Map, Value};
 /// The fields a server entry may have; anything else is reported as unknown.
 const KNOWN_FIELDS: &[&str] = &[
     "command",
+    "url",
+    "headers",
     "args",
     "env",
     "cwd",
@@ -21,7 +24,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "tools",
     "exclude",
     "restart",
-    // VS Code's `servers` entries carry a transport type; only stdio is supported here.
+    // VS Code's `servers` entries carry a transport type: `stdio`, or `http` for a `url`.
     "type",
     // Claude Desktop and others use these for documentation or disabling.
     "disabled",
@@ -124,13 +127,17 @@ pub(crate) fn parse(text: &str) -> anyhow::Result<(Vec<ClientConfig>, Vec<String
         {
             warnings.push(format!("unknown field `{path}.{field}` is ignored"));
         }
-        if let Some(kind) = entry.get("type").and_then(Value::as_str) {
-            if kind != "stdio" {
-                bail!("`{path}.type` is `{kind}`: only stdio servers are supported so far");
-            }
+        match entry.get("type").and_then(Value::as_str) {
+            None | Some("stdio" | "http" | "streamable-http" | "streamableHttp") => {}
+            Some("sse") => bail!(
+                "`{path}.type` is `sse`: the old HTTP+SSE transport (protocol 2024-11-05) is not supported; use the server's Streamable HTTP endpoint with `\"type\": \"http\"`"
+            ),
+            Some(kind) => bail!(
+                "`{path}.type` is `{kind}`: supported are `stdio` (with `command`) and `http` (with `url`)"
+            ),
         }
-        if entry.contains_key("url") && !entry.contains_key("command") {
-            bail!("`{path}` has a `url`: remote servers are not supported yet; give a `command`");
+        if entry.contains_key("url") && entry.contains_key("command") {
+            bail!("`{path}` has both `command` and `url`: give `command` for a local server or `url` for a remote one");
         }
         let mut known = Map::new();
         for (field, value) in entry {
@@ -183,6 +190,13 @@ mod tests {
         let (clients, _) =
             parse(r#"{"servers": {"fs": {"type": "stdio", "command": "npx"}}}"#).unwrap();
         assert_eq!(clients[0].command, "npx");
+        let (clients, warnings) = parse(
+            r#"{"servers": {"remote": {"type": "http", "url": "https://example.com/mcp", "headers": {"Authorization": "Bearer ${env:TOKEN}"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(clients[0].url.as_deref(), Some("https://example.com/mcp"));
+        assert_eq!(clients[0].headers["Authorization"], "Bearer ${env:TOKEN}");
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
@@ -203,8 +217,24 @@ mod tests {
         );
         check_error(r#"{"mcpServers": {"a": {"args": []}}}"#, "command");
         check_error(
-            r#"{"mcpServers": {"a": {"type": "http", "command": "x"}}}"#,
-            "only stdio",
+            r#"{"mcpServers": {"a": {"type": "ws", "command": "x"}}}"#,
+            "supported are `stdio`",
+        );
+        check_error(
+            r#"{"mcpServers": {"a": {"type": "sse", "url": "http://x/sse"}}}"#,
+            "old HTTP+SSE transport",
+        );
+        check_error(
+            r#"{"mcpServers": {"a": {"command": "x", "url": "http://x/mcp"}}}"#,
+            "both `command` and `url`",
+        );
+        check_error(
+            r#"{"mcpServers": {"a": {"url": "ftp://x/mcp"}}}"#,
+            "`mcpServers.a`: invalid configuration of client `a`: `url` must be an http",
+        );
+        check_error(
+            r#"{"mcpServers": {"a": {"url": "http://x/mcp", "args": ["y"]}}}"#,
+            "`args` applies to `command` servers only",
         );
         check_error(r#"{"mcpServers": {"a b": {"command": "x"}}}"#, "a b");
     }

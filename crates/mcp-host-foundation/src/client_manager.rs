@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use mcp_session::protocol::{Implementation, InitializeResult};
 use mcp_session::{Connection, Session, SessionOptions};
-use mcp_transport::{ChildProcess, ExitReport, GroupKiller, TransportOptions};
+use mcp_http::HttpConnection;
+use mcp_transport::{ChildProcess, ExitReport, GroupKiller, Transport, TransportOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -23,10 +24,11 @@ pub struct ClientSession {
     pub session: Session,
     /// The server's answer to `initialize` (shared: clones of the session are cheap).
     pub init: Arc<InitializeResult>,
-    /// The server's process id (also its process group id).
-    pub pid: u32,
-    /// Kills the server's process group at once, for emergencies.
-    pub killer: GroupKiller,
+    /// The server's process id (also its process group id); `None` for a remote server.
+    pub pid: Option<u32>,
+    /// Kills the server's process group at once, for emergencies; `None` for a remote server
+    /// (nothing of ours runs there).
+    pub killer: Option<GroupKiller>,
     /// When the handshake finished.
     pub ready_at: Instant,
 }
@@ -50,7 +52,7 @@ pub struct ClientExit {
     pub client: ClientId,
     /// Why it stopped.
     pub cause: ExitCause,
-    /// How its process ended (stderr tail masked).
+    /// How its process ended, or its remote connection was closed (stderr tail masked).
     pub report: ExitReport,
 }
 
@@ -140,7 +142,6 @@ impl ClientManager {
         task_status: TaskStatus<ClientSession>,
     ) -> Result<ClientExit, Error> {
         let client = id.as_str().to_owned();
-        let command = security.command_for(&config)?;
         let roots = if config.roots.is_empty() {
             None
         } else {
@@ -161,17 +162,7 @@ impl ClientManager {
             })),
             ..TransportOptions::default()
         };
-        let (process, transport) = mcp_transport::spawn(
-            id.server_name().clone(),
-            &command,
-            &transport_options,
-            &self.tracker,
-        )
-        .map_err(|source| Error::Spawn {
-            client: client.clone(),
-            source,
-        })?;
-        tracing::info!(pid = process.pid(), "client starting");
+        let (process, transport) = self.open(&id, &config, security, &transport_options)?;
         let grace = config.shutdown_grace();
         let (session, mut connection) = mcp_session::connect(transport, options);
         let mut connection_done = false;
@@ -191,7 +182,7 @@ impl ClientManager {
                     Err(_) => Err(Error::StartupTimeout {
                         client: client.clone(),
                         timeout: config.startup_timeout(),
-                        stderr_tail: security.mask(&process.diagnostics().stderr_tail()).into_owned(),
+                        stderr_tail: security.mask(&process.stderr_tail()).into_owned(),
                     }),
                 },
                 // The handshake fails promptly once the connection has ended.
@@ -258,10 +249,81 @@ impl ClientManager {
     }
 }
 
-/// Closes the process while still polling the connection, so that the connection can close the
-/// server's input when asked and read its last messages.
+impl ClientManager {
+    /// Starts the server process, or sets up the connection to the remote server.
+    fn open(
+        &self,
+        id: &ClientId,
+        config: &ClientConfig,
+        security: &SecurityManager,
+        transport_options: &TransportOptions,
+    ) -> Result<(Endpoint, Transport), Error> {
+        let client = id.as_str().to_owned();
+        if config.is_remote() {
+            let options = security.http_for(config)?;
+            let (connection, transport) = mcp_http::connect(
+                id.server_name().clone(),
+                options,
+                transport_options,
+                &self.tracker,
+            )
+            .map_err(|source| Error::Connect { client, source })?;
+            tracing::info!(url = %security.mask(connection.url()), "client connecting");
+            return Ok((Endpoint::Remote(connection), transport));
+        }
+        let command = security.command_for(config)?;
+        let (process, transport) = mcp_transport::spawn(
+            id.server_name().clone(),
+            &command,
+            transport_options,
+            &self.tracker,
+        )
+        .map_err(|source| Error::Spawn { client, source })?;
+        tracing::info!(pid = process.pid(), "client starting");
+        Ok((Endpoint::Process(process), transport))
+    }
+}
+
+/// What stands behind a session: a child process, or a connection to a remote server.
+enum Endpoint {
+    Process(ChildProcess),
+    Remote(HttpConnection),
+}
+
+impl Endpoint {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Endpoint::Process(process) => Some(process.pid()),
+            Endpoint::Remote(_) => None,
+        }
+    }
+
+    fn killer(&self) -> Option<GroupKiller> {
+        match self {
+            Endpoint::Process(process) => Some(process.killer()),
+            Endpoint::Remote(_) => None,
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        match self {
+            Endpoint::Process(process) => process.diagnostics().stderr_tail(),
+            Endpoint::Remote(connection) => connection.diagnostics().stderr_tail(),
+        }
+    }
+
+    async fn close(self, grace: std::time::Duration) -> ExitReport {
+        match self {
+            Endpoint::Process(process) => process.close(grace).await,
+            Endpoint::Remote(connection) => connection.close(grace).await,
+        }
+    }
+}
+
+/// Closes the process (or remote connection) while still polling the connection, so that the
+/// connection can close the server's input when asked and read its last messages.
 async fn close_polling(
-    process: ChildProcess,
+    process: Endpoint,
     connection: &mut Connection,
     mut connection_done: bool,
     grace: std::time::Duration,

@@ -29,7 +29,8 @@ pub struct ClientId(ServerName);
 /// The configuration of one client (one MCP server the host starts and talks to).
 ///
 /// Durations are in milliseconds.
-/// Only `command` is required; every other field has a default.
+/// Either `command` (a local server on stdio) or `url` (a remote server over Streamable HTTP) is
+/// required; every other field has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientConfig {
@@ -38,8 +39,19 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     /// The program to run: a path, or a name looked up in `PATH`.
-    /// It is run directly, never through a shell.
+    /// It is run directly, never through a shell. Exactly one of `command` and `url` is set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub command: String,
+    /// The MCP endpoint of a remote server reached over Streamable HTTP (`http://` or
+    /// `https://`), instead of a `command`. It may contain `${env:NAME}` references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Headers sent with every request to a `url` server (for example `Authorization`).
+    /// Values may contain `${env:NAME}` references; resolved values, and the whole values of
+    /// credential headers (`Authorization`, `Cookie`, names containing `token`, `key` or
+    /// `secret`), are treated as secrets. Default: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// The program's arguments. They may contain `${env:NAME}` references to the host's
     /// environment. Default: none.
     #[serde(default)]
@@ -208,6 +220,8 @@ impl ClientConfig {
         ClientConfig {
             id: id.into(),
             command: command.into(),
+            url: None,
+            headers: BTreeMap::new(),
             args: Vec::new(),
             env: BTreeMap::new(),
             cwd: None,
@@ -220,6 +234,20 @@ impl ClientConfig {
             exclude: Vec::new(),
             restart: RestartPolicy::default(),
         }
+    }
+
+    /// A configuration of a remote server at `url` (Streamable HTTP), with defaults everywhere
+    /// else.
+    pub fn remote(id: impl Into<String>, url: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            url: Some(url.into()),
+            ..ClientConfig::new(id, "")
+        }
+    }
+
+    /// Whether the server is remote (`url`) rather than a local process (`command`).
+    pub fn is_remote(&self) -> bool {
+        self.url.is_some()
     }
 
     /// How long the server may take to start and finish the handshake.
@@ -240,7 +268,9 @@ impl ClientConfig {
     /// Checks everything that can be checked before the server is started, and returns the
     /// client's id.
     ///
-    /// Checks the id; that `command` is not blank; that no argument or env entry contains NUL
+    /// Checks the id; that exactly one of `command` (not blank) and `url` (`http(s)://`) is set,
+    /// and that the fields of the other kind (`args`, `env`, `cwd` / `headers`) are not;
+    /// that header names are tokens and values have no line breaks; that no argument or env entry contains NUL
     /// and no env name is empty or contains `=`; that `cwd`, if set, is an existing directory;
     /// that every root is a `file://` URI or an absolute path; that the startup and call
     /// timeouts are more than 0; that tool patterns are well formed; and that the restart
@@ -262,8 +292,55 @@ impl ClientConfig {
             reason: reason.to_owned(),
         };
 
-        if self.command.trim().is_empty() {
-            return Err(invalid("command".to_owned(), "must not be empty"));
+        if let Some(url) = &self.url {
+            if !self.command.is_empty() {
+                return Err(invalid(
+                    "url".to_owned(),
+                    "cannot be combined with `command`: a server is either local or remote",
+                ));
+            }
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme_ok || url.contains(char::is_whitespace) {
+                return Err(invalid(
+                    "url".to_owned(),
+                    "must be an http:// or https:// URL without spaces",
+                ));
+            }
+            for (field, set) in [
+                ("args", !self.args.is_empty()),
+                ("env", !self.env.is_empty()),
+                ("cwd", self.cwd.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        field.to_owned(),
+                        "applies to `command` servers only, not to a `url`",
+                    ));
+                }
+            }
+            for (name, value) in &self.headers {
+                let field = format!("headers.{name}");
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                if name.is_empty() || !name.chars().all(token) {
+                    return Err(invalid(field, "is not a valid header name"));
+                }
+                if value.contains(['\0', '\r', '\n']) {
+                    return Err(invalid(field, "must not contain NUL or line breaks"));
+                }
+            }
+        } else {
+            if self.command.trim().is_empty() {
+                return Err(invalid(
+                    "command".to_owned(),
+                    "must not be empty (set `command` for a local server or `url` for a remote one)",
+                ));
+            }
+            if !self.headers.is_empty() {
+                return Err(invalid(
+                    "headers".to_owned(),
+                    "applies to `url` servers only",
+                ));
+            }
         }
         if self.command.contains('\0') {
             return Err(invalid("command".to_owned(), "must not contain NUL"));
@@ -522,11 +599,11 @@ mod tests {
         );
         check(
             with(&|c| c.command = String::new()),
-            Some(&err("command", "must not be empty")),
+            Some(&err("command", "must not be empty (set `command` for a local server or `url` for a remote one)")),
         );
         check(
             with(&|c| c.command = " \t".into()),
-            Some(&err("command", "must not be empty")),
+            Some(&err("command", "must not be empty (set `command` for a local server or `url` for a remote one)")),
         );
         check(
             with(&|c| c.args = vec!["ok".into(), "a\0b".into()]),
@@ -677,7 +754,9 @@ mod tests {
             r#"{"command":"x","restart":{"maxRestarts":2}}"#,
             partial_restart,
         );
-        assert!(serde_json::from_str::<ClientConfig>(r#"{"id":"x"}"#).is_err());
+        // Neither `command` nor `url`: it reads, but does not validate.
+        let neither: ClientConfig = serde_json::from_str(r#"{"id":"x"}"#).unwrap();
+        assert!(neither.validate().is_err());
     }
 
     #[test]

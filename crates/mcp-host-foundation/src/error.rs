@@ -52,6 +52,15 @@ pub enum Error {
         #[source]
         source: mcp_transport::Error,
     },
+    /// The connection to a remote server could not be set up (invalid URL or header).
+    #[error("failed to set up the connection of client `{client}`")]
+    Connect {
+        /// The client.
+        client: String,
+        /// What went wrong.
+        #[source]
+        source: mcp_http::Error,
+    },
     /// The session with the server failed (handshake refused, server exited, …).
     #[error("client `{client}` failed")]
     Session {

@@ -139,6 +139,46 @@ impl SecurityManager {
         Ok(command)
     }
 
+    /// Builds the HTTP options that reach the remote server of a validated `config` (one with a
+    /// `url`).
+    ///
+    /// `${env:NAME}` references in the URL and in header values are resolved as for
+    /// [`SecurityManager::command_for`] and their values registered as secrets; so are the
+    /// whole values of credential headers (`Authorization`, `Proxy-Authorization`, `Cookie`,
+    /// and names containing `token`, `key` or `secret`), even when written literally.
+    ///
+    /// Fails with [`Error::MissingSecret`] when a reference names a variable that is not set,
+    /// and with [`Error::InvalidConfig`] when the configuration has no `url`.
+    pub fn http_for(&self, config: &ClientConfig) -> Result<mcp_http::HttpOptions, Error> {
+        let client = config.id.as_str();
+        let Some(url) = &config.url else {
+            return Err(Error::InvalidConfig {
+                client: client.to_owned(),
+                field: "url".to_owned(),
+                reason: "is not set".to_owned(),
+            });
+        };
+        let mut options = mcp_http::HttpOptions::new(self.resolve(client, url)?);
+        for (name, value) in &config.headers {
+            let value = self.resolve(client, value)?;
+            let lower = name.to_ascii_lowercase();
+            let credential = ["authorization", "proxy-authorization", "cookie"]
+                .contains(&lower.as_str())
+                || ["token", "key", "secret"]
+                    .iter()
+                    .any(|word| lower.contains(word));
+            if credential {
+                // `Bearer abc`: mask the credential itself too, wherever it shows up alone.
+                self.register_secret(&value);
+                if let Some((_, credential)) = value.split_once(' ') {
+                    self.register_secret(credential.trim());
+                }
+            }
+            options.headers.push((name.clone(), value));
+        }
+        Ok(options)
+    }
+
     /// Registers `value` as a secret, so that [`SecurityManager::mask`] hides it from now on.
     ///
     /// An empty value is ignored.

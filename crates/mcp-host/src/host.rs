@@ -714,14 +714,16 @@ async fn supervise(
                 None
             }
             Ok((client, mut lifecycle)) => {
-                lock(&inner.killers).insert(id.clone(), client.killer.clone());
+                if let Some(killer) = &client.killer {
+                    lock(&inner.killers).insert(id.clone(), killer.clone());
+                }
                 register_components(&inner, &id, &config, &client).await;
                 let init = &client.init;
                 inner.update(&id, |record| {
                     record.state = ClientState::Ready;
                     record.protocol_version = Some(init.protocol_version.clone());
                     record.server_info = Some(init.server_info.clone());
-                    record.pid = Some(client.pid);
+                    record.pid = client.pid;
                     record.startup = Some(started_at.elapsed());
                     record.ready_at = Some(Instant::now());
                     record.last_error = None;

@@ -254,3 +254,116 @@ async fn a_command_is_never_run_through_a_shell() {
     assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
     assert!(!witness.exists(), "a shell ran the command");
 }
+
+mod remote {
+    //! Remote clients (`url`) over Streamable HTTP, against the testkit's fake HTTP server.
+
+    use mcp_host_testkit::fake_http::{FakeHttpConfig, FakeHttpServer};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_remote_client_runs_its_lifecycle_over_http() {
+        let server = FakeHttpServer::start(FakeHttpConfig::default())
+            .await
+            .unwrap();
+        let started = Started::new();
+        let (client, lifecycle) = started
+            .start(
+                ClientConfig::remote("web", server.url()),
+                SecurityManager::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(client.pid, None);
+        assert!(client.killer.is_none());
+        assert_eq!(client.init.server_info.name, "fake-http-server");
+        let result = client
+            .session
+            .call_tool("echo", json!({"text": "far"}).as_object().cloned(), &RequestOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(result.text(), "far");
+
+        started.token.cancel();
+        let exit = tokio::time::timeout(PROMPTLY, lifecycle)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(matches!(exit.cause, ExitCause::Cancelled), "{exit:?}");
+        assert_eq!(exit.report.step, CloseStep::Disconnected);
+        assert_eq!(server.log().deleted, ["session-1"]);
+        started.tracker.close();
+        tokio::time::timeout(PROMPTLY, started.tracker.wait())
+            .await
+            .expect("no connection task is left behind");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn header_secrets_are_sent_but_never_shown() {
+        let server = FakeHttpServer::start(FakeHttpConfig {
+            required_header: Some(("authorization".to_owned(), "Bearer t0p-s3cret".to_owned())),
+            ..FakeHttpConfig::default()
+        })
+        .await
+        .unwrap();
+        let security = SecurityManager::with_host_env([("API_TOKEN".to_owned(), "t0p-s3cret".to_owned())]);
+        let mut config = ClientConfig::remote("web", server.url());
+        config
+            .headers
+            .insert("Authorization".to_owned(), "Bearer ${env:API_TOKEN}".to_owned());
+        let started = Started::new();
+        let (client, _lifecycle) = started.start(config, security.clone()).await.unwrap();
+        assert_eq!(client.init.server_info.name, "fake-http-server");
+        assert_eq!(security.mask("sent Bearer t0p-s3cret"), "sent ****");
+        assert_eq!(security.mask("token t0p-s3cret"), "token ****");
+
+        // A literal credential header is a secret too, and a refused one fails naming the client.
+        let mut config = ClientConfig::remote("web2", server.url());
+        config
+            .headers
+            .insert("X-Api-Key".to_owned(), "literal-key-123".to_owned());
+        let error = started.start(config, security.clone()).await.unwrap_err();
+        let text = format!("{error:#} {:?}", error);
+        assert!(text.contains("web2") && text.contains("401"), "{text}");
+        assert_eq!(security.mask("k=literal-key-123"), "k=****");
+        started.token.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_remote_server_fails_startup_naming_the_client() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let started = Started::new();
+        let error = started
+            .start(
+                ClientConfig::remote("gone", format!("http://127.0.0.1:{port}/mcp")),
+                SecurityManager::new(),
+            )
+            .await
+            .unwrap_err();
+        let text = format!("{error} / {:?}", error);
+        assert!(text.contains("gone"), "{text}");
+        assert!(text.to_lowercase().contains("connect"), "{text}");
+        assert!(started.manager.active_clients().is_empty());
+    }
+
+    #[test]
+    fn remote_configs_are_validated() {
+        let invalid = |config: ClientConfig| config.validate().unwrap_err().to_string();
+        assert!(invalid(ClientConfig::remote("a", "ftp://x")).contains("`url`"));
+        let mut both = ClientConfig::remote("a", "http://x/mcp");
+        both.command = "srv".to_owned();
+        assert!(invalid(both).contains("cannot be combined"));
+        let mut bad_header = ClientConfig::remote("a", "http://x/mcp");
+        bad_header.headers.insert("Bad Name".to_owned(), "v".to_owned());
+        assert!(invalid(bad_header).contains("headers.Bad Name"));
+        let mut local_with_headers = ClientConfig::new("a", "srv");
+        local_with_headers.headers.insert("X".to_owned(), "v".to_owned());
+        assert!(invalid(local_with_headers).contains("`url` servers only"));
+        assert!(ClientConfig::remote("a", "https://example.com/mcp").validate().is_ok());
+    }
+}

@@ -46,7 +46,7 @@ fn mcp_host_binary() -> PathBuf {
 }
 
 /// The entry of `config` in an `mcpServers` object: only the fields it sets.
-fn entry(config: &ClientConfig) -> Value {
+pub(crate) fn entry(config: &ClientConfig) -> Value {
     let mut entry = Map::new();
     entry.insert("command".to_owned(), json!(config.command));
     entry.insert("args".to_owned(), json!(config.args));
@@ -100,7 +100,7 @@ fn five_servers(interop: &Interop, scratch: &Scratch) -> FiveServers {
 
 /// Runs `mcp-host --config <config> <args>` to completion (bounded; killed on timeout), with the scratch's marker
 /// in its environment, then checks that no process of the test is left.
-async fn mcp_host(scratch: &Scratch, config: &Path, args: &[&str]) -> Output {
+pub(crate) async fn mcp_host(scratch: &Scratch, config: &Path, args: &[&str]) -> Output {
     // The binary under test is run directly; the spawn ban is for library code.
     #[allow(clippy::disallowed_methods)]
     let mut command = tokio::process::Command::new(mcp_host_binary());
@@ -123,7 +123,7 @@ async fn mcp_host(scratch: &Scratch, config: &Path, args: &[&str]) -> Output {
     output
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
 }
 
@@ -132,7 +132,7 @@ fn stderr(output: &Output) -> String {
 }
 
 /// Checks the exit code, showing both outputs when it differs.
-fn assert_exit(output: &Output, code: i32, what: &str) {
+pub(crate) fn assert_exit(output: &Output, code: i32, what: &str) {
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -143,7 +143,7 @@ fn assert_exit(output: &Output, code: i32, what: &str) {
     );
 }
 
-fn json_stdout(output: &Output) -> Value {
+pub(crate) fn json_stdout(output: &Output) -> Value {
     serde_json::from_str(&stdout(output))
         .unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}", stdout(output)))
 }

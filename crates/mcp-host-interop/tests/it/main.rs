@@ -13,6 +13,7 @@
 mod cli;
 mod everything;
 mod python_sdk;
+mod remote;
 mod servers;
 
 use std::future::Future;
@@ -33,7 +34,7 @@ const DIR_VAR: &str = "MCP_HOST_INTEROP_DIR";
 const REQUIRED_VAR: &str = "MCP_HOST_INTEROP_REQUIRED";
 
 /// The variable put into every server's environment, so that leak checks find its processes.
-const MARKER_VAR: &str = "MCP_HOST_INTEROP_MARKER";
+pub(crate) const MARKER_VAR: &str = "MCP_HOST_INTEROP_MARKER";
 
 /// A generous bound for one step with real servers (startup, a call, a shutdown).
 pub(crate) const PROMPTLY: Duration = Duration::from_secs(20);
@@ -47,7 +48,7 @@ pub(crate) struct Interop {
     /// The cache: `node/` and `venv/` below it.
     dir: PathBuf,
     /// The absolute path of `node`.
-    node: PathBuf,
+    pub(crate) node: PathBuf,
 }
 
 /// The installed servers, or `None` (after saying so) when the test is to be skipped.
@@ -107,7 +108,7 @@ impl Interop {
         ]
     }
 
-    fn node_server(&self, package: &str) -> PathBuf {
+    pub(crate) fn node_server(&self, package: &str) -> PathBuf {
         self.dir
             .join("node/node_modules/@modelcontextprotocol")
             .join(package)
@@ -218,7 +219,7 @@ pub(crate) fn text(path: &Path) -> String {
 #[derive(Debug)]
 pub(crate) struct Scratch {
     pub(crate) path: PathBuf,
-    marker: String,
+    pub(crate) marker: String,
 }
 
 impl Scratch {

@@ -19,7 +19,7 @@ async fn dynamic_client_registration_and_unregistration() {
     let host = McpHost::new(vec![fake_client("a", &fake, &marker)]).unwrap();
     host.initialize().await.unwrap();
     assert!(tool_names(&host).contains(&"a__echo".to_owned()));
-    let a_pid = host.session(&id("a")).unwrap().pid;
+    let a_pid = host.session(&id("a")).unwrap().pid.unwrap();
 
     // Register at runtime.
     let b = host
@@ -32,7 +32,7 @@ async fn dynamic_client_registration_and_unregistration() {
         host.client_manager().active_clients(),
         vec![id("a"), id("b")]
     );
-    let b_pid = host.session(&b).unwrap().pid;
+    let b_pid = host.session(&b).unwrap().pid.unwrap();
     let err = host
         .register_client(fake_client("b", &fake, &marker))
         .await
@@ -232,7 +232,7 @@ async fn cancelling_a_client_token_unregisters_before_killing() {
     let host = McpHost::new(vec![config]).unwrap();
     host.initialize().await.unwrap();
     let client = id("stubborn");
-    let pid = host.session(&client).unwrap().pid;
+    let pid = host.session(&client).unwrap().pid.unwrap();
     host.client_token(&client).unwrap().cancel();
     // Tools and the active entry go first; the process needs two grace periods to be killed.
     eventually("tools unregistered", || tool_names(&host).is_empty()).await;

@@ -122,7 +122,7 @@ async fn soak_with_random_kills() {
             mcp_host_foundation::ClientId::new(&format!("s{}", chaos_rng.below(N_SERVERS)))
                 .unwrap();
         if let Some(session) = host.session(&victim) {
-            if session.killer.kill() {
+            if session.killer.as_ref().is_some_and(|killer| killer.kill()) {
                 n_kills += 1;
             }
         }

@@ -1,0 +1,174 @@
+//! A real remote server: server-everything in its Streamable HTTP mode, reached by `url`, next to a
+//! local server on stdio in the same host.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcp_host::{error_chain, AgentScope, McpHost};
+use mcp_host_foundation::ClientConfig;
+use mcp_session::protocol::Progress;
+use mcp_session::RequestOptions;
+use mcp_transport::CloseStep;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::{
+    args, assert_no_process_left, bounded, call, interop, start, text, Interop, Scratch, MARKER_VAR,
+    PROMPTLY,
+};
+
+/// server-everything serving Streamable HTTP on a free loopback port, killed on drop.
+pub(crate) struct HttpEverything {
+    child: tokio::process::Child,
+    pub(crate) url: String,
+}
+
+impl HttpEverything {
+    #[allow(clippy::disallowed_methods)] // Test setup: the server under test, not a host spawn.
+    pub(crate) async fn start(interop: &Interop, scratch: &Scratch) -> HttpEverything {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut child = tokio::process::Command::new(&interop.node)
+            .arg(interop.node_server("server-everything"))
+            .arg("streamableHttp")
+            .arg(text(&scratch.path))
+            .env("PORT", port.to_string())
+            .env(MARKER_VAR, &scratch.marker)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        bounded("server-everything listening", PROMPTLY, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("listening on port") {
+                    return;
+                }
+            }
+            panic!("server-everything ended before listening");
+        })
+        .await;
+        HttpEverything {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+
+    pub(crate) async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = bounded("server-everything exit", PROMPTLY, self.child.wait()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_everything_over_streamable_http_beside_a_local_server() {
+    let Some(interop) = interop() else { return };
+    let scratch = Scratch::new();
+    let server = HttpEverything::start(&interop, &scratch).await;
+    let remote = ClientConfig {
+        required: true,
+        startup_timeout_ms: 30_000,
+        ..ClientConfig::remote("remote", server.url.clone())
+    };
+    let host: McpHost = start(vec![remote, interop.time(&scratch)]).await;
+
+    let echoed = call(&host, "remote__echo", json!({ "message": "over http" })).await;
+    assert!(echoed.text().contains("over http"), "{}", echoed.text());
+    let now = call(&host, "time__get_current_time", json!({ "timezone": "UTC" })).await;
+    assert!(now.text().contains("UTC"), "{}", now.text());
+
+    // Progress notifications come on the call's SSE stream, before its result.
+    let reports: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = Arc::clone(&reports);
+    let options = RequestOptions {
+        timeout: Some(Duration::from_millis(1500)),
+        on_progress: Some(Arc::new(move |progress| sink.lock().unwrap().push(progress))),
+    };
+    let result = bounded(
+        "trigger-long-running-operation",
+        PROMPTLY,
+        host.call_tool_with(
+            "remote__trigger-long-running-operation",
+            args(json!({ "duration": 2, "steps": 4 })),
+            &AgentScope::all(),
+            &options,
+        ),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("the long-running operation failed: {}", error_chain(&error)));
+    assert!(result.text().contains("completed"), "{}", result.text());
+    let steps: Vec<f64> = reports.lock().unwrap().iter().map(|p| p.progress).collect();
+    assert_eq!(steps, [1.0, 2.0, 3.0, 4.0]);
+
+    let report = bounded("shutdown", PROMPTLY, host.shutdown()).await;
+    assert!(report.killed.is_empty(), "{report:?}");
+    let remote_exit = report
+        .exits
+        .iter()
+        .find(|exit| exit.server.as_str() == "remote")
+        .unwrap();
+    assert_eq!(remote_exit.step, CloseStep::Disconnected, "{remote_exit}");
+    drop(host);
+    server.stop().await;
+    assert_no_process_left(&scratch).await;
+}
+
+/// Every CLI command on a configuration that mixes a remote (`url`) and a local (`command`) server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_commands_on_a_mixed_configuration() {
+    use crate::cli::{assert_exit, entry, json_stdout, mcp_host, stdout};
+
+    let Some(interop) = interop() else { return };
+    // The remote server has its own scratch (marker): each command checks that none of *its*
+    // processes is left, and the remote server is meant to outlive them.
+    let server_scratch = Scratch::new();
+    let server = HttpEverything::start(&interop, &server_scratch).await;
+    let scratch = Scratch::new();
+    let config = scratch.path.join("mcp.json");
+    let file = json!({ "mcpServers": {
+        "remote": { "type": "http", "url": server.url, "required": true },
+        "time": entry(&interop.time(&scratch)),
+    }});
+    std::fs::write(&config, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+
+    let status = mcp_host(&scratch, &config, &["status", "--json"]).await;
+    assert_exit(&status, 0, "status");
+    let status = json_stdout(&status);
+    let states: Vec<(&str, &str)> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|client| (client["id"].as_str().unwrap(), client["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("remote", "ready"), ("time", "ready")], "{status}");
+
+    let tools = mcp_host(&scratch, &config, &["tools"]).await;
+    assert_exit(&tools, 0, "tools");
+    let listed = stdout(&tools);
+    assert!(listed.contains("remote__echo") && listed.contains("time__get_current_time"), "{listed}");
+
+    let echoed = mcp_host(&scratch, &config, &["call", "remote__echo", r#"{"message":"cli over http"}"#]).await;
+    assert_exit(&echoed, 0, "call");
+    assert!(stdout(&echoed).contains("cli over http"), "{}", stdout(&echoed));
+
+    let prompts = mcp_host(&scratch, &config, &["prompts"]).await;
+    assert_exit(&prompts, 0, "prompts");
+    assert!(stdout(&prompts).contains("remote__"), "{}", stdout(&prompts));
+    let resources = mcp_host(&scratch, &config, &["resources", "--json"]).await;
+    assert_exit(&resources, 0, "resources");
+    let uri = json_stdout(&resources)
+        .as_array()
+        .and_then(|all| all.iter().find_map(|r| r["uri"].as_str().map(str::to_owned)))
+        .expect("server-everything lists resources");
+    let read = mcp_host(&scratch, &config, &["read-resource", &uri]).await;
+    assert_exit(&read, 0, "read-resource");
+
+    server.stop().await;
+    assert_no_process_left(&server_scratch).await;
+}
