@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use mcp_http::HttpConnection;
 use mcp_session::protocol::{Implementation, InitializeResult};
 use mcp_session::{Connection, Session, SessionOptions};
-use mcp_http::HttpConnection;
 use mcp_transport::{ChildProcess, ExitReport, GroupKiller, Transport, TransportOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

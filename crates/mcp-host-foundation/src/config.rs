@@ -599,11 +599,17 @@ mod tests {
         );
         check(
             with(&|c| c.command = String::new()),
-            Some(&err("command", "must not be empty (set `command` for a local server or `url` for a remote one)")),
+            Some(&err(
+                "command",
+                "must not be empty (set `command` for a local server or `url` for a remote one)",
+            )),
         );
         check(
             with(&|c| c.command = " \t".into()),
-            Some(&err("command", "must not be empty (set `command` for a local server or `url` for a remote one)")),
+            Some(&err(
+                "command",
+                "must not be empty (set `command` for a local server or `url` for a remote one)",
+            )),
         );
         check(
             with(&|c| c.args = vec!["ok".into(), "a\0b".into()]),

@@ -223,14 +223,18 @@ async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
     let Ok(message) = serde_json::from_slice::<Value>(&body) else {
         return status(StatusCode::BAD_REQUEST);
     };
-    let method = message.get("method").and_then(Value::as_str).map(str::to_owned);
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     {
         let mut log = lock(&inner.log);
         if log.refused < inner.config.refuse_first_posts {
             log.refused += 1;
             return status(StatusCode::SERVICE_UNAVAILABLE);
         }
-        log.methods.push(method.clone().unwrap_or_else(|| "response".to_owned()));
+        log.methods
+            .push(method.clone().unwrap_or_else(|| "response".to_owned()));
     }
     let id = message.get("id").cloned();
     if method.as_deref() == Some("initialize") {
@@ -309,7 +313,8 @@ async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
                     let mut messages = Vec::new();
                     if let Some(token) = token {
                         for step in 1..=2 {
-                            messages.push(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                            messages
+                                .push(json!({"jsonrpc": "2.0", "method": "notifications/progress",
                                 "params": {"progressToken": token, "progress": step, "total": 2}}));
                         }
                     }
@@ -319,14 +324,18 @@ async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
                 }
                 _ => answer(
                     &inner,
-                    vec![json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": "unknown tool"}})],
+                    vec![
+                        json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": "unknown tool"}}),
+                    ],
                     false,
                 ),
             }
         }
         _ => answer(
             &inner,
-            vec![json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}})],
+            vec![
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}}),
+            ],
             false,
         ),
     }
@@ -387,9 +396,10 @@ fn sse_response(events: Vec<String>, stream_break: StreamBreak) -> Response {
 
 fn sse_body(body: Body) -> Response {
     let mut response = Response::new(body);
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("text/event-stream"));
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
     response
 }
 
@@ -433,9 +443,10 @@ async fn on_get(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response
         end: Box::pin(shutdown.cancelled_owned()),
     };
     let mut response = Response::new(Body::from_stream(stream));
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("text/event-stream"));
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
     response
 }
 

@@ -523,7 +523,9 @@ async fn post_message(shared: &Shared, body: Bytes, method: Option<&str>) {
         Ok(response) => {
             let status = response.status();
             if status == StatusCode::NOT_FOUND && shared.has_session() {
-                shared.lose(&format!("{what}: HTTP 404: the server ended the HTTP session"));
+                shared.lose(&format!(
+                    "{what}: HTTP 404: the server ended the HTTP session"
+                ));
             } else if !status.is_success() {
                 let detail = body_excerpt(response).await;
                 shared.record(&format!("{what}: HTTP {status}{detail}"));
@@ -561,7 +563,9 @@ async fn request(
         }
     }
     if status == StatusCode::NOT_FOUND && shared.has_session() && !initialize {
-        shared.lose(&format!("{what}: HTTP 404: the server ended the HTTP session"));
+        shared.lose(&format!(
+            "{what}: HTTP 404: the server ended the HTTP session"
+        ));
         return;
     }
     if !status.is_success() {
@@ -725,10 +729,14 @@ impl Relay<'_> {
         let mut body = response.bytes_stream();
         let mut events: Vec<SseEvent> = Vec::new();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|error| format!("the event stream broke: {}", error_chain(&error)))?;
+            let chunk = chunk
+                .map_err(|error| format!("the event stream broke: {}", error_chain(&error)))?;
             parser.feed(&chunk, &mut events);
             for event in events.drain(..) {
-                if event.kind == "message" && !event.data.is_empty() && self.forward(&event.data).await {
+                if event.kind == "message"
+                    && !event.data.is_empty()
+                    && self.forward(&event.data).await
+                {
                     return Ok(true);
                 }
             }

@@ -158,9 +158,7 @@ impl SseParser {
                 self.last_id = Some(String::from_utf8_lossy(value).into_owned());
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                self.retry_ms = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.parse().ok());
+                self.retry_ms = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
             }
             _ => {}
         }
@@ -215,7 +213,8 @@ mod tests {
 
     #[test]
     fn events_ids_comments_and_multiline_data() {
-        let body = b": keep-alive\nid: 1\nevent: message\ndata: {\"a\":\ndata: 1}\n\nid: 2\ndata:x\n\n";
+        let body =
+            b": keep-alive\nid: 1\nevent: message\ndata: {\"a\":\ndata: 1}\n\nid: 2\ndata:x\n\n";
         let (events, parser) = parse_in(&[body], 1024);
         assert_eq!(data(&events), ["{\"a\":\n1}", "x"]);
         assert_eq!(events[0].last_id.as_deref(), Some("1"));
@@ -226,11 +225,18 @@ mod tests {
     #[test]
     fn every_line_ending_and_every_split_give_the_same_events() {
         for ending in ["\n", "\r\n", "\r"] {
-            let body = format!("id: 7{e}retry: 1500{e}data: hello{e}{e}data: world{e}{e}", e = ending);
+            let body = format!(
+                "id: 7{e}retry: 1500{e}data: hello{e}{e}data: world{e}{e}",
+                e = ending
+            );
             let body = body.as_bytes();
             for split in 0..=body.len() {
                 let (events, parser) = parse_in(&[&body[..split], &body[split..]], 1024);
-                assert_eq!(data(&events), ["hello", "world"], "ending {ending:?} split {split}");
+                assert_eq!(
+                    data(&events),
+                    ["hello", "world"],
+                    "ending {ending:?} split {split}"
+                );
                 assert_eq!(parser.last_id(), Some("7"));
                 assert_eq!(parser.retry_ms(), Some(1500));
             }
@@ -248,7 +254,11 @@ mod tests {
     #[test]
     fn over_long_events_are_dropped_and_counted() {
         let long = "x".repeat(100);
-        let body = format!("data: {long}\n\ndata: ok\n\ndata: {}\ndata: {}\n\n", &long[..40], &long[..40]);
+        let body = format!(
+            "data: {long}\n\ndata: ok\n\ndata: {}\ndata: {}\n\n",
+            &long[..40],
+            &long[..40]
+        );
         let (events, parser) = parse_in(&[body.as_bytes()], 64);
         assert_eq!(data(&events), ["ok"]);
         assert_eq!(parser.n_dropped(), 2);

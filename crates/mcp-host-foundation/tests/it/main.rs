@@ -280,7 +280,11 @@ mod remote {
         assert_eq!(client.init.server_info.name, "fake-http-server");
         let result = client
             .session
-            .call_tool("echo", json!({"text": "far"}).as_object().cloned(), &RequestOptions::default())
+            .call_tool(
+                "echo",
+                json!({"text": "far"}).as_object().cloned(),
+                &RequestOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(result.text(), "far");
@@ -308,11 +312,13 @@ mod remote {
         })
         .await
         .unwrap();
-        let security = SecurityManager::with_host_env([("API_TOKEN".to_owned(), "t0p-s3cret".to_owned())]);
+        let security =
+            SecurityManager::with_host_env([("API_TOKEN".to_owned(), "t0p-s3cret".to_owned())]);
         let mut config = ClientConfig::remote("web", server.url());
-        config
-            .headers
-            .insert("Authorization".to_owned(), "Bearer ${env:API_TOKEN}".to_owned());
+        config.headers.insert(
+            "Authorization".to_owned(),
+            "Bearer ${env:API_TOKEN}".to_owned(),
+        );
         let started = Started::new();
         let (client, _lifecycle) = started.start(config, security.clone()).await.unwrap();
         assert_eq!(client.init.server_info.name, "fake-http-server");
@@ -359,11 +365,17 @@ mod remote {
         both.command = "srv".to_owned();
         assert!(invalid(both).contains("cannot be combined"));
         let mut bad_header = ClientConfig::remote("a", "http://x/mcp");
-        bad_header.headers.insert("Bad Name".to_owned(), "v".to_owned());
+        bad_header
+            .headers
+            .insert("Bad Name".to_owned(), "v".to_owned());
         assert!(invalid(bad_header).contains("headers.Bad Name"));
         let mut local_with_headers = ClientConfig::new("a", "srv");
-        local_with_headers.headers.insert("X".to_owned(), "v".to_owned());
+        local_with_headers
+            .headers
+            .insert("X".to_owned(), "v".to_owned());
         assert!(invalid(local_with_headers).contains("`url` servers only"));
-        assert!(ClientConfig::remote("a", "https://example.com/mcp").validate().is_ok());
+        assert!(ClientConfig::remote("a", "https://example.com/mcp")
+            .validate()
+            .is_ok());
     }
 }

@@ -11,7 +11,9 @@ use crate::{args, echo, eventually, fake_client, id, tool_names, PROMPTLY};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_and_remote_servers_share_one_host() {
     let marker = unique_marker();
-    let remote = FakeHttpServer::start(FakeHttpConfig::default()).await.unwrap();
+    let remote = FakeHttpServer::start(FakeHttpConfig::default())
+        .await
+        .unwrap();
     let host = McpHost::new(vec![
         fake_client("local", &FakeConfig::default(), &marker),
         ClientConfig::remote("remote", remote.url()),
@@ -33,9 +35,14 @@ async fn local_and_remote_servers_share_one_host() {
     let remote_status = status.iter().find(|s| s.id == id("remote")).unwrap();
     assert_eq!(remote_status.state, ClientState::Ready);
     assert_eq!(remote_status.pid, None);
-    assert_eq!(remote_status.protocol_version.as_deref(), Some("2025-11-25"));
+    assert_eq!(
+        remote_status.protocol_version.as_deref(),
+        Some("2025-11-25")
+    );
 
-    let shutdown = tokio::time::timeout(PROMPTLY, host.shutdown()).await.unwrap();
+    let shutdown = tokio::time::timeout(PROMPTLY, host.shutdown())
+        .await
+        .unwrap();
     assert_eq!(shutdown.exits.len(), 2, "{shutdown:?}");
     assert_eq!(remote.log().deleted, ["session-1"]);
     assert_no_process_left(&marker).await;
@@ -43,7 +50,9 @@ async fn local_and_remote_servers_share_one_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_remote_server_is_reconnected_by_the_restart_policy() {
-    let remote = FakeHttpServer::start(FakeHttpConfig::default()).await.unwrap();
+    let remote = FakeHttpServer::start(FakeHttpConfig::default())
+        .await
+        .unwrap();
     let config = ClientConfig {
         restart: RestartPolicy {
             max_restarts: 3,
@@ -60,7 +69,11 @@ async fn a_restarted_remote_server_is_reconnected_by_the_restart_policy() {
     // lost, and the restart policy opens a new one.
     remote.forget_sessions();
     let lost = host
-        .call_tool("remote__echo", args(json!({"text": "lost"})), &AgentScope::all())
+        .call_tool(
+            "remote__echo",
+            args(json!({"text": "lost"})),
+            &AgentScope::all(),
+        )
         .await;
     assert!(lost.is_err(), "{lost:?}");
     eventually("the client is back", || {
@@ -71,12 +84,22 @@ async fn a_restarted_remote_server_is_reconnected_by_the_restart_policy() {
     .await;
     echo(&host, "remote", "after").await;
     let sessions = remote.log().sessions;
-    assert_eq!(sessions.len(), 2, "a second HTTP session was opened: {sessions:?}");
+    assert_eq!(
+        sessions.len(),
+        2,
+        "a second HTTP session was opened: {sessions:?}"
+    );
     let status = host.status();
     assert!(
-        status[0].exit.as_deref().unwrap_or_default().contains("disconnected")
+        status[0]
+            .exit
+            .as_deref()
+            .unwrap_or_default()
+            .contains("disconnected")
             || status[0].stderr_tail.contains("404"),
         "{status:?}"
     );
-    tokio::time::timeout(PROMPTLY, host.shutdown()).await.unwrap();
+    tokio::time::timeout(PROMPTLY, host.shutdown())
+        .await
+        .unwrap();
 }

@@ -76,7 +76,9 @@ impl Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_over_http_lists_calls_and_ends_with_a_delete() {
-    let server = FakeHttpServer::start(FakeHttpConfig::default()).await.unwrap();
+    let server = FakeHttpServer::start(FakeHttpConfig::default())
+        .await
+        .unwrap();
     let client = client(&server);
     let mut events = client.session.take_events().unwrap();
     let init = client.session.initialize().await.unwrap();
@@ -88,7 +90,11 @@ async fn a_session_over_http_lists_calls_and_ends_with_a_delete() {
     assert_eq!(names, ["echo", "slow"]);
     let result = client
         .session
-        .call_tool("echo", args(json!({"text": "over http"})), &RequestOptions::default())
+        .call_tool(
+            "echo",
+            args(json!({"text": "over http"})),
+            &RequestOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(result.text(), "over http");
@@ -104,10 +110,17 @@ async fn a_session_over_http_lists_calls_and_ends_with_a_delete() {
     assert_eq!(log.get_streams, 1);
     assert_eq!(
         log.methods,
-        ["initialize", "notifications/initialized", "tools/list", "tools/call"]
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/list",
+            "tools/call"
+        ]
     );
     assert!(
-        log.protocol_versions.iter().all(|v| v.as_deref() == Some("2025-11-25")),
+        log.protocol_versions
+            .iter()
+            .all(|v| v.as_deref() == Some("2025-11-25")),
         "every request after initialize names the negotiated version: {:?}",
         log.protocol_versions
     );
@@ -126,7 +139,11 @@ async fn json_bodies_work_as_well_as_event_streams() {
     client.session.initialize().await.unwrap();
     let result = client
         .session
-        .call_tool("echo", args(json!({"text": "json"})), &RequestOptions::default())
+        .call_tool(
+            "echo",
+            args(json!({"text": "json"})),
+            &RequestOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(result.text(), "json");
@@ -139,18 +156,26 @@ async fn slow_call_with_progress(client: &Client) -> (String, Vec<f64>) {
     let sink = seen.clone();
     let options = RequestOptions {
         timeout: Some(PROMPTLY),
-        on_progress: Some(Arc::new(move |progress: mcp_session::protocol::Progress| {
-            sink.lock().unwrap().push(progress.progress);
-        })),
+        on_progress: Some(Arc::new(
+            move |progress: mcp_session::protocol::Progress| {
+                sink.lock().unwrap().push(progress.progress);
+            },
+        )),
     };
-    let result = client.session.call_tool("slow", None, &options).await.unwrap();
+    let result = client
+        .session
+        .call_tool("slow", None, &options)
+        .await
+        .unwrap();
     let progress = seen.lock().unwrap().clone();
     (result.text(), progress)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_arrives_on_the_call_stream() {
-    let server = FakeHttpServer::start(FakeHttpConfig::default()).await.unwrap();
+    let server = FakeHttpServer::start(FakeHttpConfig::default())
+        .await
+        .unwrap();
     let client = client(&server);
     client.session.initialize().await.unwrap();
     let (text, progress) = slow_call_with_progress(&client).await;
@@ -161,7 +186,10 @@ async fn progress_arrives_on_the_call_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_breaks_is_resumed_with_the_last_event_id() {
-    for stream_break in [StreamBreak::CloseAfterFirstEvent, StreamBreak::AbortAfterFirstEvent] {
+    for stream_break in [
+        StreamBreak::CloseAfterFirstEvent,
+        StreamBreak::AbortAfterFirstEvent,
+    ] {
         let server = FakeHttpServer::start(FakeHttpConfig {
             stream_break,
             get_stream: false,
@@ -173,7 +201,11 @@ async fn a_stream_that_breaks_is_resumed_with_the_last_event_id() {
         client.session.initialize().await.unwrap();
         let (text, progress) = slow_call_with_progress(&client).await;
         assert_eq!(text, "slow done", "{stream_break:?}");
-        assert_eq!(progress, [1.0, 2.0], "nothing lost or repeated ({stream_break:?})");
+        assert_eq!(
+            progress,
+            [1.0, 2.0],
+            "nothing lost or repeated ({stream_break:?})"
+        );
         let log = server.log();
         assert_eq!(log.resumed_from.len(), 1, "{stream_break:?}: {log:?}");
         assert!(log.resumed_from[0].ends_with("/0"), "{log:?}");
@@ -209,7 +241,11 @@ async fn an_expired_http_session_ends_the_session_and_says_why() {
     client.session.list_all_tools().await.unwrap();
     let error = client
         .session
-        .call_tool("echo", args(json!({"text": "x"})), &RequestOptions::default())
+        .call_tool(
+            "echo",
+            args(json!({"text": "x"})),
+            &RequestOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -223,11 +259,19 @@ async fn an_expired_http_session_ends_the_session_and_says_why() {
     let ended = tokio::time::timeout(PROMPTLY, client.driver.join_next())
         .await
         .unwrap();
-    assert!(ended.is_some(), "the connection ends when the server forgets the session");
+    assert!(
+        ended.is_some(),
+        "the connection ends when the server forgets the session"
+    );
     client.tracker.close();
-    tokio::time::timeout(PROMPTLY, client.tracker.wait()).await.unwrap();
+    tokio::time::timeout(PROMPTLY, client.tracker.wait())
+        .await
+        .unwrap();
     assert!(client.http.is_finished());
-    assert!(server.log().deleted.is_empty(), "no DELETE for a session the server forgot");
+    assert!(
+        server.log().deleted.is_empty(),
+        "no DELETE for a session the server forgot"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,13 +284,24 @@ async fn an_unreachable_server_fails_the_handshake_promptly_and_names_the_cause(
     let started = Instant::now();
     let mut client = client_with(HttpOptions::new(format!("http://127.0.0.1:{port}/mcp")));
     let error = client.session.initialize().await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let text = format!("{error} {}", client.http.diagnostics().stderr_tail());
-    assert!(text.contains("remote"), "the error names the server: {text}");
+    assert!(
+        text.contains("remote"),
+        "the error names the server: {text}"
+    );
     assert!(text.to_lowercase().contains("connect"), "{text}");
-    tokio::time::timeout(PROMPTLY, client.driver.join_next()).await.unwrap();
+    tokio::time::timeout(PROMPTLY, client.driver.join_next())
+        .await
+        .unwrap();
     client.tracker.close();
-    tokio::time::timeout(PROMPTLY, client.tracker.wait()).await.unwrap();
+    tokio::time::timeout(PROMPTLY, client.tracker.wait())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,35 +329,54 @@ async fn configured_headers_are_sent_and_an_http_error_becomes_a_typed_error() {
 async fn bad_urls_and_headers_are_refused_naming_the_server() {
     let tracker = TaskTracker::new();
     let connect = |options: HttpOptions| {
-        mcp_http::connect(ServerName::new("remote"), options, &TransportOptions::default(), &tracker)
-            .map(|_| ())
-            .unwrap_err()
-            .to_string()
+        mcp_http::connect(
+            ServerName::new("remote"),
+            options,
+            &TransportOptions::default(),
+            &tracker,
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
     };
     let error = connect(HttpOptions::new("not a url"));
-    assert!(error.contains("`remote`") && error.contains("invalid url"), "{error}");
+    assert!(
+        error.contains("`remote`") && error.contains("invalid url"),
+        "{error}"
+    );
     let error = connect(HttpOptions::new("ftp://example.com/mcp"));
     assert!(error.contains("http or https"), "{error}");
     let mut options = HttpOptions::new("http://127.0.0.1:1/mcp");
     options.headers = vec![("X-Token".to_owned(), "line\nbreak-secret".to_owned())];
     let error = connect(options);
-    assert!(error.contains("X-Token") && !error.contains("secret"), "{error}");
+    assert!(
+        error.contains("X-Token") && !error.contains("secret"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_after_the_server_vanished_is_bounded() {
-    let server = FakeHttpServer::start(FakeHttpConfig::default()).await.unwrap();
+    let server = FakeHttpServer::start(FakeHttpConfig::default())
+        .await
+        .unwrap();
     let client = client(&server);
     client.session.initialize().await.unwrap();
     server.stop().await;
     let started = Instant::now();
     client.close().await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_calls_are_answered() {
-    let server = FakeHttpServer::start(FakeHttpConfig::default()).await.unwrap();
+    let server = FakeHttpServer::start(FakeHttpConfig::default())
+        .await
+        .unwrap();
     let client = client(&server);
     client.session.initialize().await.unwrap();
     let calls = (0..200).map(|n| {
@@ -310,7 +384,11 @@ async fn many_concurrent_calls_are_answered() {
         async move {
             let text = format!("call {n}");
             let result = session
-                .call_tool("echo", args(json!({"text": text})), &RequestOptions::default())
+                .call_tool(
+                    "echo",
+                    args(json!({"text": text})),
+                    &RequestOptions::default(),
+                )
                 .await
                 .unwrap();
             assert_eq!(result.text(), text);
