@@ -14,8 +14,8 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::{
-    args, assert_no_process_left, bounded, call, interop, start, text, Interop, Scratch, MARKER_VAR,
-    PROMPTLY,
+    args, assert_no_process_left, bounded, call, interop, start, text, Interop, Scratch,
+    MARKER_VAR, PROMPTLY,
 };
 
 /// server-everything serving Streamable HTTP on a free loopback port, killed on drop.
@@ -80,7 +80,12 @@ async fn remote_everything_over_streamable_http_beside_a_local_server() {
 
     let echoed = call(&host, "remote__echo", json!({ "message": "over http" })).await;
     assert!(echoed.text().contains("over http"), "{}", echoed.text());
-    let now = call(&host, "time__get_current_time", json!({ "timezone": "UTC" })).await;
+    let now = call(
+        &host,
+        "time__get_current_time",
+        json!({ "timezone": "UTC" }),
+    )
+    .await;
     assert!(now.text().contains("UTC"), "{}", now.text());
 
     // Progress notifications come on the call's SSE stream, before its result.
@@ -88,7 +93,9 @@ async fn remote_everything_over_streamable_http_beside_a_local_server() {
     let sink = Arc::clone(&reports);
     let options = RequestOptions {
         timeout: Some(Duration::from_millis(1500)),
-        on_progress: Some(Arc::new(move |progress| sink.lock().unwrap().push(progress))),
+        on_progress: Some(Arc::new(move |progress| {
+            sink.lock().unwrap().push(progress)
+        })),
     };
     let result = bounded(
         "trigger-long-running-operation",
@@ -144,27 +151,51 @@ async fn cli_commands_on_a_mixed_configuration() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|client| (client["id"].as_str().unwrap(), client["state"].as_str().unwrap()))
+        .map(|client| {
+            (
+                client["id"].as_str().unwrap(),
+                client["state"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(states, [("remote", "ready"), ("time", "ready")], "{status}");
 
     let tools = mcp_host(&scratch, &config, &["tools"]).await;
     assert_exit(&tools, 0, "tools");
     let listed = stdout(&tools);
-    assert!(listed.contains("remote__echo") && listed.contains("time__get_current_time"), "{listed}");
+    assert!(
+        listed.contains("remote__echo") && listed.contains("time__get_current_time"),
+        "{listed}"
+    );
 
-    let echoed = mcp_host(&scratch, &config, &["call", "remote__echo", r#"{"message":"cli over http"}"#]).await;
+    let echoed = mcp_host(
+        &scratch,
+        &config,
+        &["call", "remote__echo", r#"{"message":"cli over http"}"#],
+    )
+    .await;
     assert_exit(&echoed, 0, "call");
-    assert!(stdout(&echoed).contains("cli over http"), "{}", stdout(&echoed));
+    assert!(
+        stdout(&echoed).contains("cli over http"),
+        "{}",
+        stdout(&echoed)
+    );
 
     let prompts = mcp_host(&scratch, &config, &["prompts"]).await;
     assert_exit(&prompts, 0, "prompts");
-    assert!(stdout(&prompts).contains("remote__"), "{}", stdout(&prompts));
+    assert!(
+        stdout(&prompts).contains("remote__"),
+        "{}",
+        stdout(&prompts)
+    );
     let resources = mcp_host(&scratch, &config, &["resources", "--json"]).await;
     assert_exit(&resources, 0, "resources");
     let uri = json_stdout(&resources)
         .as_array()
-        .and_then(|all| all.iter().find_map(|r| r["uri"].as_str().map(str::to_owned)))
+        .and_then(|all| {
+            all.iter()
+                .find_map(|r| r["uri"].as_str().map(str::to_owned))
+        })
         .expect("server-everything lists resources");
     let read = mcp_host(&scratch, &config, &["read-resource", &uri]).await;
     assert_exit(&read, 0, "read-resource");
