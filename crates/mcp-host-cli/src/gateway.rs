@@ -1,4 +1,7 @@
-//! `mcp-host serve`: the host as one MCP server on stdio that aggregates all configured servers.
+//! `mcp-host serve`: the host as one MCP server that aggregates all configured servers.
+//!
+//! [`run`] serves it on stdio; [`serve_connection`] serves it over any transport, which is how
+//! `http_gateway` runs one MCP session per HTTP client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +22,7 @@ use tokio::task::JoinSet;
 pub(crate) enum Stop {
     /// The client closed our stdin.
     EndOfInput,
-    /// SIGINT or SIGTERM.
+    /// SIGINT or SIGTERM (or, for an HTTP session, the session's end).
     Signal,
 }
 
@@ -50,28 +53,31 @@ impl Signals {
 /// Serves the host's aggregated components on stdin/stdout until the client goes away or a
 /// signal arrives. Shutting the host down is the caller's job.
 pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Result<Stop> {
-    let transport = stdio_transport();
-    let mut options = ServerOptions::new("mcp-host", env!("CARGO_PKG_VERSION"));
-    let list_changed = ListChangedCapability {
-        list_changed: Some(true),
-        ..ListChangedCapability::default()
-    };
-    options.capabilities = ServerCapabilities {
-        tools: Some(list_changed.clone()),
-        prompts: Some(list_changed),
-        resources: Some(ResourcesCapability {
-            list_changed: Some(true),
-            ..ResourcesCapability::default()
-        }),
-        logging: Some(json!({})),
-        ..ServerCapabilities::default()
-    };
-    options.instructions = Some(
-        "mcp-host gateway: tools, prompts and resources of several MCP servers; names are <server>__<name>."
-            .to_owned(),
-    );
-    let (peer, connection, mut requests) = serve(transport, options);
+    let stop = serve_connection(host, stdio_transport(), async {
+        signals.next().await;
+    })
+    .await;
+    Ok(stop)
+}
+
+/// Serves the host's aggregated components to one client over `transport` until the client
+/// goes away ([`Stop::EndOfInput`]) or `stop` completes ([`Stop::Signal`]).
+///
+/// Requests still in flight when it returns are aborted (their downstream calls are cancelled),
+/// waiting at most one second for them to unwind.
+///
+/// # Cancel safety
+///
+/// Dropping the future ends the connection: the client sees end of input and every request in
+/// flight is aborted.
+pub(crate) async fn serve_connection(
+    host: Arc<McpHost>,
+    transport: Transport,
+    stop: impl std::future::Future<Output = ()>,
+) -> Stop {
+    let (peer, connection, mut requests) = serve(transport, server_options());
     tokio::pin!(connection);
+    tokio::pin!(stop);
     let mut status_events = host.subscribe_status();
     let mut handlers = JoinSet::new();
     let stop = loop {
@@ -103,7 +109,7 @@ pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Re
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
             Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
-            _ = signals.next() => break Stop::Signal,
+            () = &mut stop => break Stop::Signal,
         }
     };
     // Requests in flight end now; their downstream calls are cancelled when dropped.
@@ -112,7 +118,31 @@ pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Re
         while handlers.join_next().await.is_some() {}
     })
     .await;
-    Ok(stop)
+    stop
+}
+
+/// How the gateway presents itself in `initialize`, on every transport.
+fn server_options() -> ServerOptions {
+    let mut options = ServerOptions::new("mcp-host", env!("CARGO_PKG_VERSION"));
+    let list_changed = ListChangedCapability {
+        list_changed: Some(true),
+        ..ListChangedCapability::default()
+    };
+    options.capabilities = ServerCapabilities {
+        tools: Some(list_changed.clone()),
+        prompts: Some(list_changed),
+        resources: Some(ResourcesCapability {
+            list_changed: Some(true),
+            ..ResourcesCapability::default()
+        }),
+        logging: Some(json!({})),
+        ..ServerCapabilities::default()
+    };
+    options.instructions = Some(
+        "mcp-host gateway: tools, prompts and resources of several MCP servers; names are <server>__<name>."
+            .to_owned(),
+    );
+    options
 }
 
 /// Our stdin and stdout as a transport. When they are pipes (as MCP clients start servers) they

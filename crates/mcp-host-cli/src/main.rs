@@ -10,6 +10,7 @@
 mod config;
 mod demo_server;
 mod gateway;
+mod http_gateway;
 mod output;
 
 use std::collections::BTreeMap;
@@ -110,14 +111,40 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Be an MCP server on stdio that aggregates every configured server (a gateway).
+    /// Be an MCP server that aggregates every configured server (a gateway), on stdio or HTTP.
     ///
     /// Ends on end of input, Ctrl-C or SIGTERM with an orderly shutdown of every server;
     /// a second Ctrl-C or SIGTERM kills them all at once.
+    ///
+    /// With --http ADDR the gateway speaks MCP's Streamable HTTP transport (revision 2025-11-25)
+    /// instead of stdio, at http://ADDR/mcp: every client gets its own session (Mcp-Session-Id),
+    /// requests are answered as SSE streams (or JSON), and a GET opens the session's stream of
+    /// list_changed notifications. Once the servers are up, the line `listening on
+    /// http://HOST:PORT/mcp` (the port actually bound, so port 0 works) is written to stderr
+    /// whatever the log level. End of input does not stop this mode; Ctrl-C or SIGTERM does.
+    ///
+    /// Security: a bare PORT binds 127.0.0.1. A HOST that is not a loopback address is refused
+    /// unless --bearer-token-env names a variable holding a token, which every request must then
+    /// carry as `Authorization: Bearer <token>` (401 otherwise). Requests with an Origin header
+    /// that is not localhost, 127.0.0.1 or [::1] (or an --allow-origin) get 403, against DNS
+    /// rebinding. Bodies are limited to 16 MiB, sessions to 256, and a session idle for 30
+    /// minutes is ended.
+    #[command(verbatim_doc_comment)]
     Serve {
         /// Bound on the orderly shutdown; servers still running after it are killed.
         #[arg(long, value_name = "MS", default_value_t = 1500)]
         shutdown_timeout_ms: u64,
+        /// Serve over Streamable HTTP at ADDR (PORT or HOST:PORT; endpoint /mcp) instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Require `Authorization: Bearer <token>`, the token read from the environment variable
+        /// NAME (never from the command line). Needed to bind a non-loopback address.
+        #[arg(long, value_name = "NAME", requires = "http")]
+        bearer_token_env: Option<String>,
+        /// Also accept requests whose Origin header is ORIGIN (e.g. https://app.example.com);
+        /// repeatable.
+        #[arg(long, value_name = "ORIGIN", requires = "http")]
+        allow_origin: Vec<String>,
     },
     /// Run the built-in demo MCP server on stdio (tools echo, add, sleep; a resource; a prompt).
     DemoServer {
@@ -345,7 +372,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve {
             shutdown_timeout_ms,
-        } => serve(cli.config, Duration::from_millis(shutdown_timeout_ms)).await,
+            http,
+            bearer_token_env,
+            allow_origin,
+        } => {
+            let http = match http {
+                Some(addr) => Some(http_options(addr, bearer_token_env, allow_origin)?),
+                None => None,
+            };
+            serve(cli.config, Duration::from_millis(shutdown_timeout_ms), http).await
+        }
     }
 }
 
@@ -502,16 +538,53 @@ async fn show_startup_progress(
     }
 }
 
+/// The options of `serve --http`; the bearer token comes from the environment, never argv.
+fn http_options(
+    addr: String,
+    bearer_token_env: Option<String>,
+    allowed_origins: Vec<String>,
+) -> anyhow::Result<http_gateway::HttpOptions> {
+    let mut options = http_gateway::HttpOptions::new(addr);
+    options.allowed_origins = allowed_origins;
+    if let Some(name) = bearer_token_env {
+        let token = std::env::var(&name)
+            .ok()
+            .filter(|token| !token.trim().is_empty())
+            .with_context(|| {
+                format!("--bearer-token-env: the variable `{name}` is not set or is empty")
+            })?;
+        options.bearer_token = Some(token.trim().to_owned());
+    }
+    Ok(options)
+}
+
 async fn serve(
     config_path: Option<PathBuf>,
     shutdown_timeout: Duration,
+    http: Option<http_gateway::HttpOptions>,
 ) -> anyhow::Result<ExitCode> {
     let options = HostOptions {
         shutdown_deadline: shutdown_timeout,
     };
     let mut signals = gateway::Signals::new()?;
+    // Bind before starting any server, so that a taken port fails fast.
+    let bound = match http {
+        Some(http) => Some(http_gateway::bind(http).await?),
+        None => None,
+    };
     let host = Arc::new(start_with(config_path, None, true, options).await?);
-    let stop = gateway::run(host.clone(), &mut signals).await?;
+    let served = match bound {
+        Some(bound) => http_gateway::run(bound, host.clone(), &mut signals).await,
+        None => gateway::run(host.clone(), &mut signals).await,
+    };
+    let stop = match served {
+        Ok(stop) => stop,
+        Err(error) => {
+            host.shutdown().await;
+            sweep_orphans().await;
+            return Err(error);
+        }
+    };
     tracing::info!(?stop, "stopping every server");
     tokio::select! {
         report = host.shutdown() => {

@@ -56,7 +56,7 @@ fn args(value: Value) -> Option<serde_json::Map<String, Value>> {
 }
 
 /// Sends a signal to a process with the system's `kill` command.
-async fn signal(pid: u32, name: &str) {
+pub(crate) async fn signal(pid: u32, name: &str) {
     // The test drives a real signal at the binary under test.
     #[allow(clippy::disallowed_methods)]
     let status = tokio::process::Command::new("kill")

@@ -3,6 +3,7 @@
 
 mod commands;
 mod gateway;
+mod http_gateway;
 mod reliability;
 
 use std::path::PathBuf;

@@ -393,3 +393,114 @@ async fn python_sdk_client_through_gateway() {
         summary["initializeSeconds"], summary["closeSeconds"]
     );
 }
+
+/// The Python SDK's `streamable_http_client` and `ClientSession` use `mcp-host serve --http 127.0.0.1:0` as their
+/// server: initialize, list the aggregated tools, call a Node server's tool and a Python server's tool, get the
+/// progress of a long-running operation, and end the session with DELETE. Then SIGTERM stops the gateway, which
+/// must stop its servers and exit with 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_client_through_http_gateway() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+    let Some(interop) = interop() else { return };
+    let scratch = Scratch::new();
+    let five = five_servers(&interop, &scratch);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/clients/sdk_http_client.py");
+    assert!(script.is_file(), "{} is missing", script.display());
+
+    // The binary under test is run directly; the spawn ban is for library code.
+    #[allow(clippy::disallowed_methods)]
+    let mut gateway = tokio::process::Command::new(mcp_host_binary());
+    gateway
+        .arg("--config")
+        .arg(&five.config)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .env_remove("MCP_HOST_CONFIG")
+        .env_remove("RUST_LOG")
+        .env(MARKER_VAR, &scratch.marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut gateway = gateway.spawn().expect("cannot start mcp-host serve --http");
+    let mut lines = BufReader::new(gateway.stderr.take().unwrap()).lines();
+    // The gateway announces its address once every server is up.
+    let url = bounded("mcp-host serve --http", COMMAND_BOUND, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                return url.to_owned();
+            }
+            eprintln!("gateway: {line}");
+        }
+        panic!("the gateway exited before listening");
+    })
+    .await;
+    // Keep draining the gateway's stderr so that it never blocks on a full pipe.
+    let mut drain = tokio::task::JoinSet::new();
+    drain.spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("gateway: {line}");
+        }
+    });
+
+    // Test setup runs the SDK's client directly; the spawn ban is for library code.
+    #[allow(clippy::disallowed_methods)]
+    let mut command = tokio::process::Command::new(interop.venv_bin("python"));
+    command
+        .arg(&script)
+        .arg(&url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = bounded("sdk_http_client.py", COMMAND_BOUND, command.output())
+        .await
+        .expect("cannot run the venv's python");
+    assert_exit(&output, 0, "sdk_http_client.py");
+    let summary = json_stdout(&output);
+    assert_eq!(summary["serverName"], "mcp-host", "{summary}");
+    assert_eq!(summary["protocolVersion"], PROTOCOL_VERSION, "{summary}");
+    let tools: Vec<&str> = summary["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for server in SERVERS {
+        assert!(
+            tools
+                .iter()
+                .any(|name| name.starts_with(&format!("{server}__"))),
+            "no tool of {server} in {tools:?}"
+        );
+    }
+    assert_eq!(summary["echo"]["isError"], false, "{summary}");
+    assert_eq!(summary["echo"]["text"], "Echo: over HTTP", "{summary}");
+    assert_eq!(summary["time"]["isError"], false, "{summary}");
+    assert_eq!(summary["long"]["isError"], false, "{summary}");
+    assert_eq!(
+        summary["progress"],
+        json!([[1.0, 4.0], [2.0, 4.0], [3.0, 4.0], [4.0, 4.0]]),
+        "{summary}"
+    );
+
+    // SIGTERM: an orderly stop of every server, then exit 0.
+    let pid = gateway.id().expect("the gateway already exited");
+    #[allow(clippy::disallowed_methods)]
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = bounded("the gateway's exit", COMMAND_BOUND, gateway.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    bounded("the stderr drain", PROMPTLY_DRAIN, async {
+        while drain.join_next().await.is_some() {}
+    })
+    .await;
+    assert_no_process_left(&scratch).await;
+}
+
+/// How long the gateway's stderr may stay open after it exited (its servers' stderr is closed with them).
+const PROMPTLY_DRAIN: Duration = Duration::from_secs(10);

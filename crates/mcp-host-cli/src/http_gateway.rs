@@ -1,0 +1,1165 @@
+//! `mcp-host serve --http`: the gateway offered over MCP's Streamable HTTP transport (revision 2025-11-25).
+//!
+//! One endpoint, `/mcp`, answers POST (one JSON-RPC message per request), GET (the session's
+//! standalone SSE stream) and DELETE (end the session).
+//! Each HTTP MCP session is one run of [`gateway::serve_connection`] over an in-memory line
+//! transport: this module writes every message the client POSTs as one line into it, and a
+//! per-session router reads the gateway's lines back and sends each where it belongs: a response
+//! and the progress notifications of its request to that request's SSE stream (or JSON body),
+//! everything else to the session's GET stream when one is open (dropped otherwise, never
+//! blocking the session).
+//!
+//! The HTTP layer has to look into the JSON-RPC envelope (ids, methods, progress tokens) to route
+//! messages; that is the one place outside `mcp-session` that does, and it only reads it.
+//!
+//! Security, as the transport's specification asks: bound to loopback unless a bearer token is
+//! configured, `Origin` validated against DNS rebinding, `MCP-Protocol-Version` checked, request
+//! bodies limited, sessions limited in number and ended when idle.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::post;
+use axum::Router;
+use mcp_host::McpHost;
+use mcp_session::protocol::SUPPORTED_PROTOCOL_VERSIONS;
+use mcp_transport::{
+    BoxedRead, BoxedWrite, FrameReader, FrameWriter, ServerName, Transport, TransportOptions,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::gateway::{self, Signals, Stop};
+
+/// The path of the one MCP endpoint.
+pub(crate) const ENDPOINT: &str = "/mcp";
+
+/// The largest request body accepted (413 above it).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// How long a write into a session may wait for the gateway to read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many server messages may wait for a slow GET stream before newer ones are dropped.
+const STANDALONE_CAPACITY: usize = 256;
+/// How many progress notifications may wait for a slow request stream before newer ones are dropped.
+const PROGRESS_CAPACITY: usize = 64;
+/// How often the GET stream sends an SSE comment, so that a vanished client is noticed.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long shutdown waits for sessions and connections to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// The session header (HTTP header names are case-insensitive; `http` wants them lowercase).
+const SESSION_HEADER: &str = "mcp-session-id";
+/// The protocol version header.
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// How `serve --http` is set up.
+#[derive(Clone)]
+pub(crate) struct HttpOptions {
+    /// `PORT` or `HOST:PORT`; a bare port binds 127.0.0.1.
+    pub(crate) addr: String,
+    /// The token every request must carry as `Authorization: Bearer <token>`, if any.
+    pub(crate) bearer_token: Option<String>,
+    /// Origins accepted besides the loopback ones, compared whole (`https://app.example.com`).
+    pub(crate) allowed_origins: Vec<String>,
+    /// How many sessions may exist at once (503 above it).
+    pub(crate) max_sessions: usize,
+    /// Sessions without any request, open stream or pending response for this long are ended.
+    pub(crate) idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: only whether there is one is shown.
+        f.debug_struct("HttpOptions")
+            .field("addr", &self.addr)
+            .field("bearer_token", &self.bearer_token.is_some())
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_sessions", &self.max_sessions)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+impl HttpOptions {
+    /// Options for `addr` with the default limits (256 sessions, 30 minutes idle).
+    pub(crate) fn new(addr: String) -> HttpOptions {
+        HttpOptions {
+            addr,
+            bearer_token: None,
+            allowed_origins: Vec::new(),
+            max_sessions: 256,
+            idle_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// A bound listener, not serving yet: binding first lets `serve` fail before starting servers.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    listener: TcpListener,
+    options: HttpOptions,
+}
+
+impl Bound {
+    /// The address actually bound (port 0 resolved).
+    pub(crate) fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .context("cannot read the bound address")
+    }
+}
+
+/// Resolves and binds `options.addr`, refusing a non-loopback address without a bearer token.
+pub(crate) async fn bind(options: HttpOptions) -> anyhow::Result<Bound> {
+    let addrs = resolve(&options.addr).await?;
+    if options.bearer_token.is_none() && !addrs.iter().all(|addr| addr.ip().is_loopback()) {
+        bail!(
+            "refusing to serve on `{}` without authentication: it is not a loopback address; \
+             set a token with --bearer-token-env NAME, or bind 127.0.0.1",
+            options.addr
+        );
+    }
+    let listener = TcpListener::bind(&addrs[..])
+        .await
+        .with_context(|| format!("cannot listen on `{}`", options.addr))?;
+    Ok(Bound { listener, options })
+}
+
+/// Serves the gateway on the bound listener until SIGINT or SIGTERM, then ends every session
+/// (bounded) and returns. Shutting the host down is the caller's job.
+///
+/// # Cancel safety
+///
+/// Dropping the future stops accepting connections and cancels every session; their tasks then
+/// end on their own without being waited for.
+pub(crate) async fn run(
+    bound: Bound,
+    host: Arc<McpHost>,
+    signals: &mut Signals,
+) -> anyhow::Result<Stop> {
+    let local_addr = bound.local_addr()?;
+    let root = CancellationToken::new();
+    let _end_sessions_on_drop = root.clone().drop_guard();
+    let tracker = TaskTracker::new();
+    let state = Arc::new(Gateway {
+        host,
+        options: bound.options,
+        sessions: Mutex::new(HashMap::new()),
+        tracker: tracker.clone(),
+        root: root.clone(),
+    });
+    tracker.spawn(sweep_idle_sessions(state.clone()).in_current_span());
+    let app = Router::new()
+        .route(
+            ENDPOINT,
+            post(handle_post).get(handle_get).delete(handle_delete),
+        )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state.clone());
+    let server = std::future::IntoFuture::into_future(
+        axum::serve(bound.listener, app).with_graceful_shutdown(root.clone().cancelled_owned()),
+    );
+    tokio::pin!(server);
+    announce(local_addr);
+    let outcome = tokio::select! {
+        served = &mut server => served.context("the HTTP server failed"),
+        _ = signals.next() => Ok(()),
+    };
+    tracing::info!(
+        n_sessions = lock(&state.sessions).len(),
+        "ending every HTTP session"
+    );
+    root.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP sessions did not end in time");
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections did not close in time");
+    }
+    outcome.map(|()| Stop::Signal)
+}
+
+/// State shared by every handler.
+struct Gateway {
+    host: Arc<McpHost>,
+    options: HttpOptions,
+    sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
+    tracker: TaskTracker,
+    root: CancellationToken,
+}
+
+/// One MCP session of one HTTP client.
+struct HttpSession {
+    id: String,
+    /// Cancelled when the session ends, for any reason.
+    token: CancellationToken,
+    /// Lines to the gateway (what the client sent).
+    writer: tokio::sync::Mutex<FrameWriter<BoxedWrite>>,
+    routes: Mutex<Routes>,
+    /// The GET stream, while one is open.
+    standalone: Mutex<Option<mpsc::Sender<String>>>,
+    last_active: Mutex<Instant>,
+    /// SSE event ids, unique within the session.
+    next_event_id: AtomicU64,
+}
+
+/// Requests waiting for their response, by the JSON text of their id.
+#[derive(Default)]
+struct Routes {
+    by_id: HashMap<String, Route>,
+    /// Request id keys, by the JSON text of the request's progress token.
+    by_progress_token: HashMap<String, String>,
+}
+
+struct Route {
+    progress: mpsc::Sender<String>,
+    response: oneshot::Sender<String>,
+    progress_token: Option<String>,
+}
+
+/// What one POSTed message is.
+enum Kind {
+    Request {
+        id_key: String,
+        method: String,
+        progress_key: Option<String>,
+    },
+    /// A notification or a response: nothing comes back on this POST.
+    NoReply,
+}
+
+/// How a request's answer is sent back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    EventStream,
+    Json,
+}
+
+fn announce(local_addr: SocketAddr) {
+    use std::io::Write as _;
+    tracing::info!(%local_addr, "serving MCP over Streamable HTTP");
+    // Written whatever the log level, so that scripts and tests learn the port (with port 0).
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "listening on http://{local_addr}{ENDPOINT}");
+    let _ = stderr.flush();
+}
+
+async fn resolve(addr: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    if let Ok(port) = addr.parse::<u16>() {
+        return Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))]);
+    }
+    let addrs: Vec<SocketAddr> =
+        tokio::time::timeout(Duration::from_secs(10), tokio::net::lookup_host(addr))
+            .await
+            .with_context(|| format!("resolving `{addr}` took too long"))?
+            .with_context(|| format!("`{addr}` is not PORT or HOST:PORT"))?
+            .collect();
+    if addrs.is_empty() {
+        bail!("`{addr}` resolves to no address");
+    }
+    Ok(addrs)
+}
+
+/// Origin, bearer token and protocol version checks, before any body is read.
+async fn guard(State(state): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if !origin_allowed(origin, &state.options.allowed_origins) {
+            tracing::warn!(origin = ?origin, "refused a request from a foreign origin");
+            return error_response(StatusCode::FORBIDDEN, "origin not allowed");
+        }
+    }
+    if let Some(expected) = &state.options.bearer_token {
+        if !bearer_matches(headers, expected) {
+            let mut response = error_response(StatusCode::UNAUTHORIZED, "unauthorized");
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    if let Some(version) = headers.get(VERSION_HEADER) {
+        let supported = version
+            .to_str()
+            .is_ok_and(|version| SUPPORTED_PROTOCOL_VERSIONS.contains(&version.trim()));
+        if !supported {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "unsupported MCP-Protocol-Version (supported: {})",
+                    SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+                ),
+            );
+        }
+    }
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let mut response = if declared_len.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        // Refused before reading any of it.
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 16 MiB",
+        )
+    } else {
+        next.run(request).await
+    };
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is not read: the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn handle_post(
+    State(state): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let message: Value = match serde_json::from_slice(&body) {
+        Ok(message) => message,
+        Err(_) => return rpc_error_response(StatusCode::BAD_REQUEST, -32700, "parse error"),
+    };
+    let Some(kind) = classify(&message) else {
+        return rpc_error_response(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "the body must be one JSON-RPC message (batches are not part of revision 2025-11-25)",
+        );
+    };
+    let reply = match &kind {
+        Kind::Request { .. } => match reply_mode(&headers) {
+            Some(reply) => Some(reply),
+            None => {
+                return error_response(
+                    StatusCode::NOT_ACCEPTABLE,
+                    "the client must accept application/json or text/event-stream",
+                )
+            }
+        },
+        Kind::NoReply => None,
+    };
+    let (session, created) = match session_header(&headers) {
+        Ok(Some(id)) => match state.session(id) {
+            Some(session) => (session, false),
+            None => return session_not_found(),
+        },
+        Ok(None) => match &kind {
+            Kind::Request { method, .. } if method == "initialize" => match state.open_session() {
+                Ok(session) => (session, true),
+                Err(refusal) => return refusal.response(),
+            },
+            _ => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "missing Mcp-Session-Id header (only initialize starts a session)",
+                )
+            }
+        },
+        Err(refusal) => return refusal.response(),
+    };
+    session.touch();
+    let Kind::Request {
+        id_key,
+        progress_key,
+        ..
+    } = kind
+    else {
+        let sent = session.send(&message).await;
+        if message["method"] == "notifications/cancelled" {
+            // A cancelled request gets no response: its stream ends now.
+            session.forget(&message["params"]["requestId"]);
+        }
+        return match sent {
+            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            Err(refusal) => refusal.response(),
+        };
+    };
+    let Some(pending) = session.register(id_key, progress_key) else {
+        return rpc_error_response(
+            StatusCode::CONFLICT,
+            -32600,
+            "a request with this id is already in flight",
+        );
+    };
+    if let Err(refusal) = session.send(&message).await {
+        if created {
+            session.token.cancel();
+        }
+        return refusal.response();
+    }
+    let mut response = match reply {
+        Some(Reply::Json) => json_reply(pending).await,
+        _ => event_stream_reply(pending),
+    };
+    if created {
+        if let Ok(value) = HeaderValue::from_str(&session.id) {
+            response.headers_mut().insert(SESSION_HEADER, value);
+        }
+    }
+    response
+}
+
+async fn handle_get(State(state): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !accepts(&headers, "text/event-stream") {
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            "the GET stream needs Accept: text/event-stream",
+        );
+    }
+    let session = match session_header(&headers) {
+        Ok(Some(id)) => match state.session(id) {
+            Some(session) => session,
+            None => return session_not_found(),
+        },
+        Ok(None) => {
+            return error_response(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header")
+        }
+        Err(refusal) => return refusal.response(),
+    };
+    let (sender, receiver) = mpsc::channel(STANDALONE_CAPACITY);
+    {
+        let mut standalone = lock(&session.standalone);
+        if standalone.as_ref().is_some_and(|open| !open.is_closed()) {
+            return error_response(
+                StatusCode::CONFLICT,
+                "this session already has an open GET stream",
+            );
+        }
+        *standalone = Some(sender);
+    }
+    session.touch();
+    let stream = StandaloneStream {
+        session,
+        messages: receiver,
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+    };
+    let body = futures::stream::unfold(stream, |mut stream| async move {
+        let chunk = tokio::select! {
+            message = stream.messages.recv() => stream.session.event(&message?),
+            _ = stream.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+            () = stream.session.token.cancelled() => return None,
+        };
+        Some((Ok::<_, Infallible>(chunk), stream))
+    });
+    event_stream_response(Body::from_stream(body))
+}
+
+async fn handle_delete(State(state): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let id = match session_header(&headers) {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            return error_response(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header")
+        }
+        Err(refusal) => return refusal.response(),
+    };
+    let Some(session) = lock(&state.sessions).remove(id) else {
+        return session_not_found();
+    };
+    tracing::info!(session = %short(&session.id), "the client ended its session");
+    session.token.cancel();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+impl Gateway {
+    fn session(&self, id: &str) -> Option<Arc<HttpSession>> {
+        lock(&self.sessions)
+            .get(id)
+            .filter(|session| !session.token.is_cancelled())
+            .cloned()
+    }
+
+    /// Creates a session and starts its gateway connection and router on the tracker.
+    fn open_session(self: &Arc<Self>) -> Result<Arc<HttpSession>, Refusal> {
+        let mut sessions = lock(&self.sessions);
+        if self.root.is_cancelled() {
+            return Err(Refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gateway is shutting down",
+            ));
+        }
+        if sessions.len() >= self.options.max_sessions {
+            return Err(Refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many sessions",
+            ));
+        }
+        let Some(id) = new_session_id() else {
+            return Err(Refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot create a session id",
+            ));
+        };
+        // The in-memory pair is named from an in-process server's point of view; here the
+        // gateway's `serve` takes the `Transport`, and this module plays the client through the
+        // other end: what it writes into `peer.write` the gateway reads, and what the gateway
+        // writes comes out of `peer.read`.
+        let options = TransportOptions::default();
+        let (transport, peer) = mcp_transport::in_memory(ServerName::new("http-client"), &options);
+        let client_options = TransportOptions {
+            // The gateway may add a little envelope around a server's largest line.
+            max_line_len: options.max_line_len.saturating_mul(2),
+            ..TransportOptions::default()
+        };
+        let client_end = Transport::from_io(
+            ServerName::new("mcp-host"),
+            peer.read,
+            peer.write,
+            &client_options,
+        );
+        let (reader, writer, _) = client_end.into_parts();
+        let session = Arc::new(HttpSession {
+            id: id.clone(),
+            token: self.root.child_token(),
+            writer: tokio::sync::Mutex::new(writer),
+            routes: Mutex::new(Routes::default()),
+            standalone: Mutex::new(None),
+            last_active: Mutex::new(Instant::now()),
+            next_event_id: AtomicU64::new(1),
+        });
+        sessions.insert(id, session.clone());
+        let span = tracing::info_span!("http_session", session = %short(&session.id));
+        self.tracker
+            .spawn(run_session(self.clone(), session.clone(), transport, reader).instrument(span));
+        tracing::info!(session = %short(&session.id), n_sessions = sessions.len(), "session started");
+        Ok(session)
+    }
+}
+
+/// Runs one session: the gateway over the transport, and the router of its output.
+async fn run_session(
+    state: Arc<Gateway>,
+    session: Arc<HttpSession>,
+    transport: Transport,
+    reader: FrameReader<BoxedRead>,
+) {
+    let token = session.token.clone();
+    let serving = async {
+        gateway::serve_connection(
+            state.host.clone(),
+            transport,
+            token.clone().cancelled_owned(),
+        )
+        .await;
+        token.cancel();
+    };
+    let routing = async {
+        tokio::select! {
+            () = route_gateway_output(&session, reader) => {}
+            () = token.cancelled() => {}
+        }
+        token.cancel();
+    };
+    tokio::join!(serving, routing);
+    let mut sessions = lock(&state.sessions);
+    if sessions
+        .get(&session.id)
+        .is_some_and(|current| Arc::ptr_eq(current, &session))
+    {
+        sessions.remove(&session.id);
+    }
+    tracing::info!(n_sessions = sessions.len(), "session ended");
+}
+
+/// Reads the gateway's lines and routes each to its request's stream or the GET stream.
+async fn route_gateway_output(session: &HttpSession, mut reader: FrameReader<BoxedRead>) {
+    loop {
+        let frame = match reader.next_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read the gateway's output");
+                return;
+            }
+        };
+        match std::str::from_utf8(frame) {
+            Ok(line) => session.route(line),
+            Err(_) => tracing::warn!("skipping a gateway message that is not UTF-8"),
+        }
+    }
+}
+
+impl HttpSession {
+    fn touch(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    fn is_idle(&self, idle_timeout: Duration) -> bool {
+        let quiet = lock(&self.last_active).elapsed() >= idle_timeout;
+        let streaming = lock(&self.standalone)
+            .as_ref()
+            .is_some_and(|open| !open.is_closed());
+        quiet && !streaming && lock(&self.routes).by_id.is_empty()
+    }
+
+    /// Writes one client message as a line into the gateway.
+    async fn send(&self, message: &Value) -> Result<(), Refusal> {
+        let line = serde_json::to_vec(message).map_err(|_| {
+            Refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the message",
+            )
+        })?;
+        let write = async {
+            let mut writer = self.writer.lock().await;
+            writer.queue(&line);
+            writer.flush().await
+        };
+        tokio::select! {
+            written = tokio::time::timeout(WRITE_TIMEOUT, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Refusal::SESSION_NOT_FOUND),
+                Err(_) => Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, "the session is not reading")),
+            },
+            () = self.token.cancelled() => Err(Refusal::SESSION_NOT_FOUND),
+        }
+    }
+
+    /// Registers a request so that its progress and response reach its POST's answer.
+    fn register(
+        self: &Arc<Self>,
+        id_key: String,
+        progress_key: Option<String>,
+    ) -> Option<PendingRequest> {
+        let (progress_sender, progress) = mpsc::channel(PROGRESS_CAPACITY);
+        let (response_sender, response) = oneshot::channel();
+        let mut routes = lock(&self.routes);
+        if routes.by_id.contains_key(&id_key) {
+            return None;
+        }
+        if let Some(progress_key) = &progress_key {
+            routes
+                .by_progress_token
+                .insert(progress_key.clone(), id_key.clone());
+        }
+        routes.by_id.insert(
+            id_key.clone(),
+            Route {
+                progress: progress_sender,
+                response: response_sender,
+                progress_token: progress_key,
+            },
+        );
+        Some(PendingRequest {
+            session: self.clone(),
+            id_key,
+            progress,
+            response,
+            answered: false,
+        })
+    }
+
+    /// Forgets the route of a request (by its id), which ends its stream without a response.
+    fn forget(&self, id: &Value) {
+        self.forget_key(&id.to_string());
+    }
+
+    fn forget_key(&self, id_key: &str) {
+        let mut routes = lock(&self.routes);
+        if let Some(route) = routes.by_id.remove(id_key) {
+            if let Some(progress_token) = &route.progress_token {
+                routes.by_progress_token.remove(progress_token);
+            }
+        }
+    }
+
+    /// Sends one line from the gateway where it belongs.
+    fn route(&self, line: &str) {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            id: Option<&'a RawValue>,
+            #[serde(borrow)]
+            method: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            params: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ProgressParams {
+            progress_token: Value,
+        }
+        let Ok(envelope) = serde_json::from_str::<Envelope<'_>>(line) else {
+            tracing::warn!("skipping a gateway message that is not JSON-RPC");
+            return;
+        };
+        match (envelope.method.as_deref(), envelope.id) {
+            (None, Some(id)) => {
+                let Some(id_key) = json_key(id.get()) else {
+                    return;
+                };
+                let route = {
+                    let mut routes = lock(&self.routes);
+                    let route = routes.by_id.remove(&id_key);
+                    if let Some(progress_token) = route
+                        .as_ref()
+                        .and_then(|route| route.progress_token.as_ref())
+                    {
+                        routes.by_progress_token.remove(progress_token);
+                    }
+                    route
+                };
+                match route {
+                    Some(route) => {
+                        let _ = route.response.send(line.to_owned());
+                    }
+                    None => tracing::debug!("dropping a response nobody waits for any more"),
+                }
+                return;
+            }
+            (Some("notifications/progress"), None) => {
+                let progress_key = envelope
+                    .params
+                    .and_then(|raw| serde_json::from_str::<ProgressParams>(raw.get()).ok())
+                    .map(|params| params.progress_token.to_string());
+                if let Some(progress_key) = progress_key {
+                    let routes = lock(&self.routes);
+                    let route = routes
+                        .by_progress_token
+                        .get(&progress_key)
+                        .and_then(|id_key| routes.by_id.get(id_key));
+                    if let Some(route) = route {
+                        if route.progress.try_send(line.to_owned()).is_err() {
+                            tracing::debug!("dropping a progress notification: its stream is slow");
+                        }
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut standalone = lock(&self.standalone);
+        let Some(sender) = standalone.as_ref() else {
+            tracing::debug!("dropping a server message: no GET stream is open");
+            return;
+        };
+        match sender.try_send(line.to_owned()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!("dropping a server message: the GET stream is slow");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                *standalone = None;
+                tracing::debug!("dropping a server message: the GET stream was closed");
+            }
+        }
+    }
+
+    /// One SSE event carrying one JSON-RPC message.
+    fn event(&self, line: &str) -> Bytes {
+        let id = self.next_event_id.fetch_add(1, Ordering::Relaxed);
+        Bytes::from(format!("id: {id}\ndata: {line}\n\n"))
+    }
+}
+
+/// A request waiting for its response.
+///
+/// # Drop behavior
+///
+/// Dropping it (the client went away, or the stream ended) forgets the request's route; a late
+/// response is then dropped.
+struct PendingRequest {
+    session: Arc<HttpSession>,
+    id_key: String,
+    progress: mpsc::Receiver<String>,
+    response: oneshot::Receiver<String>,
+    answered: bool,
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        self.session.forget_key(&self.id_key);
+    }
+}
+
+struct StandaloneStream {
+    session: Arc<HttpSession>,
+    messages: mpsc::Receiver<String>,
+    keep_alive: tokio::time::Interval,
+}
+
+/// Answers a request with a JSON body once its response arrives (its progress is dropped).
+async fn json_reply(mut pending: PendingRequest) -> Response {
+    let token = pending.session.token.clone();
+    let outcome = tokio::select! {
+        response = &mut pending.response => response.ok(),
+        () = token.cancelled() => None,
+    };
+    pending.answered = outcome.is_some();
+    match outcome {
+        Some(line) => {
+            let mut response = Response::new(Body::from(line));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        None => session_not_found(),
+    }
+}
+
+/// Answers a request with an SSE stream: its progress notifications, then its response.
+fn event_stream_reply(pending: PendingRequest) -> Response {
+    let body = futures::stream::unfold(Some(pending), |pending| async move {
+        let mut pending = pending?;
+        let token = pending.session.token.clone();
+        tokio::select! {
+            // Progress sent before the response is already queued when the response arrives.
+            biased;
+            Some(line) = pending.progress.recv() => {
+                let event = pending.session.event(&line);
+                Some((Ok::<_, Infallible>(event), Some(pending)))
+            }
+            response = &mut pending.response => {
+                let line = response.ok()?;
+                pending.answered = true;
+                let event = pending.session.event(&line);
+                // The stream ends after the response.
+                Some((Ok(event), None))
+            }
+            () = token.cancelled() => None,
+        }
+    });
+    event_stream_response(Body::from_stream(body))
+}
+
+fn event_stream_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Ends sessions that have been idle for longer than the configured timeout.
+async fn sweep_idle_sessions(state: Arc<Gateway>) {
+    let idle_timeout = state.options.idle_timeout;
+    let period = (idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.root.cancelled() => return,
+        }
+        let idle: Vec<Arc<HttpSession>> = {
+            let mut sessions = lock(&state.sessions);
+            let idle_ids: Vec<String> = sessions
+                .values()
+                .filter(|session| session.is_idle(idle_timeout))
+                .map(|session| session.id.clone())
+                .collect();
+            idle_ids
+                .iter()
+                .filter_map(|id| sessions.remove(id))
+                .collect()
+        };
+        for session in idle {
+            tracing::info!(session = %short(&session.id), "ending an idle session");
+            session.token.cancel();
+        }
+    }
+}
+
+/// Classifies a POSTed message; `None` when it is not one JSON-RPC message.
+fn classify(message: &Value) -> Option<Kind> {
+    let object = message.as_object()?;
+    let id = object
+        .get("id")
+        .filter(|id| id.is_string() || id.is_number());
+    match (object.get("method").and_then(Value::as_str), id) {
+        (Some(method), Some(id)) => {
+            let progress_key = object
+                .get("params")
+                .and_then(|params| params.get("_meta"))
+                .and_then(|meta| meta.get("progressToken"))
+                .map(Value::to_string);
+            Some(Kind::Request {
+                id_key: id.to_string(),
+                method: method.to_owned(),
+                progress_key,
+            })
+        }
+        (Some(_), None) if !object.contains_key("id") => Some(Kind::NoReply),
+        (None, Some(_)) if object.contains_key("result") || object.contains_key("error") => {
+            Some(Kind::NoReply)
+        }
+        _ => None,
+    }
+}
+
+/// The canonical JSON text of an id or token, so `1` and `1.0`-free texts compare equal.
+fn json_key(raw: &str) -> Option<String> {
+    serde_json::from_str::<Value>(raw)
+        .ok()
+        .map(|value| value.to_string())
+}
+
+/// The session id header, if there is one; a malformed one is a 400.
+fn session_header(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
+    match headers.get(SESSION_HEADER) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| Refusal(StatusCode::BAD_REQUEST, "malformed Mcp-Session-Id header")),
+    }
+}
+
+fn reply_mode(headers: &HeaderMap) -> Option<Reply> {
+    if accepts(headers, "text/event-stream") {
+        return Some(Reply::EventStream);
+    }
+    let no_accept = headers.get_all(header::ACCEPT).iter().next().is_none();
+    if no_accept || accepts(headers, "application/json") || accepts(headers, "*/*") {
+        return Some(Reply::Json);
+    }
+    None
+}
+
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|item| item.split(';').next())
+        .any(|item| item.trim().eq_ignore_ascii_case(media_type))
+}
+
+/// Loopback origins are always allowed; others only when listed (compared whole, ignoring case).
+fn origin_allowed(origin: &HeaderValue, allowed: &[String]) -> bool {
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    if allowed
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some((_, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let host = if rest.starts_with('[') {
+        rest.split_inclusive(']').next().unwrap_or(rest)
+    } else {
+        rest.split(':').next().unwrap_or(rest)
+    };
+    ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .any(|loopback| host.eq_ignore_ascii_case(loopback))
+}
+
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer")
+        && constant_time_eq(token.trim().as_bytes(), expected.as_bytes())
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess matched.
+fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    left.iter()
+        .zip(right)
+        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+        == 0
+}
+
+/// 128 random bits as 32 hex digits.
+fn new_session_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// The start of a session id, enough to tell sessions apart in logs without revealing them.
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Why a request is refused: an HTTP status and a message for the body.
+#[derive(Clone, Copy, Debug)]
+struct Refusal(StatusCode, &'static str);
+
+impl Refusal {
+    const SESSION_NOT_FOUND: Refusal = Refusal(StatusCode::NOT_FOUND, "session not found");
+
+    fn response(self) -> Response {
+        error_response(self.0, self.1)
+    }
+}
+
+fn session_not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "session not found")
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    rpc_error_response(status, -32000, message)
+}
+
+/// An HTTP error with a JSON-RPC error body (id null), as SDK clients expect.
+fn rpc_error_response(status: StatusCode, code: i64, message: &str) -> Response {
+    let body =
+        json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_origin(origin: &str, allowed: &[&str], expect: bool) {
+        let allowed: Vec<String> = allowed.iter().map(|text| (*text).to_owned()).collect();
+        let origin = HeaderValue::from_str(origin).unwrap();
+        assert_eq!(origin_allowed(&origin, &allowed), expect, "{origin:?}");
+    }
+
+    #[test]
+    fn origins() {
+        check_origin("http://localhost:3000", &[], true);
+        check_origin("http://127.0.0.1", &[], true);
+        check_origin("http://[::1]:8080", &[], true);
+        check_origin("https://LOCALHOST", &[], true);
+        check_origin("http://localhost.evil.example", &[], false);
+        check_origin("http://evil.example", &[], false);
+        check_origin("null", &[], false);
+        check_origin(
+            "https://app.example.com",
+            &["https://app.example.com"],
+            true,
+        );
+        check_origin(
+            "https://app.example.com",
+            &["https://app.example.com/"],
+            true,
+        );
+        check_origin(
+            "https://app.example.com:444",
+            &["https://app.example.com"],
+            false,
+        );
+    }
+
+    #[track_caller]
+    fn check_classify(message: Value, expect: &str) {
+        let kind = match classify(&message) {
+            None => "invalid".to_owned(),
+            Some(Kind::NoReply) => "no-reply".to_owned(),
+            Some(Kind::Request {
+                id_key,
+                method,
+                progress_key,
+            }) => format!("request {id_key} {method} {progress_key:?}"),
+        };
+        assert_eq!(kind, expect);
+    }
+
+    #[test]
+    fn messages() {
+        check_classify(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+            "request 1 tools/list None",
+        );
+        check_classify(
+            json!({"jsonrpc": "2.0", "id": "a", "method": "tools/call", "params": {"_meta": {"progressToken": 7}}}),
+            "request \"a\" tools/call Some(\"7\")",
+        );
+        check_classify(
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            "no-reply",
+        );
+        check_classify(json!({"jsonrpc": "2.0", "id": 3, "result": {}}), "no-reply");
+        check_classify(
+            json!({"jsonrpc": "2.0", "id": null, "method": "x"}),
+            "invalid",
+        );
+        check_classify(json!([{"jsonrpc": "2.0", "method": "x"}]), "invalid");
+        check_classify(json!({"jsonrpc": "2.0"}), "invalid");
+    }
+
+    #[test]
+    fn bearer() {
+        let mut headers = HeaderMap::new();
+        assert!(!bearer_matches(&headers, "secret"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret"),
+        );
+        assert!(bearer_matches(&headers, "secret"));
+        assert!(!bearer_matches(&headers, "secreT"));
+        assert!(!bearer_matches(&headers, "secret2"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic secret"),
+        );
+        assert!(!bearer_matches(&headers, "secret"));
+    }
+
+    #[test]
+    fn session_ids_are_128_random_bits() {
+        let first = new_session_id().unwrap();
+        let second = new_session_id().unwrap();
+        assert_eq!(first.len(), 32);
+        assert!(first.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(first, second);
+    }
+}
