@@ -103,11 +103,15 @@ pub(crate) fn run(install_only: bool) -> anyhow::Result<()> {
 
 /// `<target>/interop`, with `<target>` from `$CARGO_TARGET_DIR` (relative to the workspace root) or `<root>/target`.
 fn interop_dir(root: &Path) -> anyhow::Result<PathBuf> {
-    let target = match env::var_os("CARGO_TARGET_DIR") {
+    Ok(target_dir(root).join("interop"))
+}
+
+/// `<target>`: `$CARGO_TARGET_DIR` (relative to the workspace root) or `<root>/target`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => root.join(dir),
         _ => root.join("target"),
-    };
-    Ok(target.join("interop"))
+    }
 }
 
 /// `name@version` for each pinned package, as both installers take them.
@@ -134,17 +138,17 @@ fn stamp_text(specs: &[String]) -> String {
 }
 
 /// Whether `dir` holds a stamp for exactly `specs`.
-fn stamp_matches(dir: &Path, specs: &[String]) -> bool {
+pub(crate) fn stamp_matches(dir: &Path, specs: &[String]) -> bool {
     fs::read_to_string(dir.join(STAMP)).is_ok_and(|text| text == stamp_text(specs))
 }
 
-fn write_stamp(dir: &Path, specs: &[String]) -> anyhow::Result<()> {
+pub(crate) fn write_stamp(dir: &Path, specs: &[String]) -> anyhow::Result<()> {
     let path = dir.join(STAMP);
     fs::write(&path, stamp_text(specs)).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Removes a stamp before an install, so that an interrupted install is not taken for a finished one.
-fn remove_stamp(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_stamp(dir: &Path) -> anyhow::Result<()> {
     let path = dir.join(STAMP);
     match fs::remove_file(&path) {
         Ok(()) => Ok(()),
@@ -212,14 +216,14 @@ fn install_pypi(dir: &Path) -> anyhow::Result<()> {
     write_stamp(&venv, &specs)
 }
 
-fn path_text(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn path_text(path: &Path) -> anyhow::Result<String> {
     path.to_str()
         .map(str::to_owned)
         .with_context(|| format!("{} is not valid UTF-8", path.display()))
 }
 
 /// Echoes and runs an installer in `cwd`, printing its output, and fails when it fails.
-fn run_installer(cwd: &Path, program: &str, args: &[String]) -> anyhow::Result<()> {
+pub(crate) fn run_installer(cwd: &Path, program: &str, args: &[String]) -> anyhow::Result<()> {
     let mut line = shell_quote(program);
     for arg in args {
         line.push(' ');

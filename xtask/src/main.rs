@@ -15,6 +15,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod bench;
+mod conformance;
 mod interop;
 mod tidy;
 
@@ -30,8 +31,8 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  ci        run the CI pipeline: fmt, clippy, build, test, doc, bench --smoke, interop (stops at the
-            first failure)
+  ci        run the CI pipeline: fmt, clippy, build, test, doc, bench --smoke, interop, conformance
+            (stops at the first failure)
   bench     build in release and measure mcp-host against rmcp and a raw stdio loop: a Markdown
             table on stdout, results.json, results.md and latency.svg in target/bench/
   bench --smoke
@@ -43,6 +44,9 @@ Commands:
   soak [--minutes N]
             run the chaos soak (20 servers, 8 callers, random kills) for N minutes (default 5);
             its 5-second form runs in every `ci`
+  conformance
+            install the official MCP conformance suite (and Node 22) from npm into
+            target/conformance/ and run its scenarios against our HTTP client and gateway
   tidy      check repository rules (the same checks run as a test under `cargo test -p xtask`)
   help      print this message
 ";
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         ["bench", "--smoke"] => report(bench::run(true)),
         ["interop"] => report(interop::run(false)),
         ["interop", "--install-only"] => report(interop::run(true)),
+        ["conformance"] => report(conformance::run()),
         ["tidy"] => report(tidy_command()),
         ["soak"] => report(soak(5)),
         ["soak", "--minutes", minutes] => match minutes.parse::<u64>() {
@@ -231,6 +236,11 @@ fn ci_steps(root: &Path) -> Vec<Step> {
             // Real servers from npm and PyPI, installed into target/interop/ on first use; needs the registries then.
             name: "interop",
             commands: vec![cargo_command(&["xtask", "interop"])],
+        },
+        Step {
+            // The official conformance suite from npm (with Node 22 from npm) against our HTTP side.
+            name: "conformance",
+            commands: vec![cargo_command(&["xtask", "conformance"])],
         },
     ]
 }

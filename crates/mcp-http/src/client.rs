@@ -29,6 +29,9 @@ use crate::Error;
 const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 const LAST_EVENT_ID: &str = "last-event-id";
+/// How long the bridge waits for the server to answer the standalone GET before it sends the
+/// first message after `notifications/initialized`.
+const GET_STREAM_WAIT: Duration = Duration::from_secs(1);
 /// The JSON-RPC code of the error responses the bridge writes for requests that HTTP failed.
 pub const TRANSPORT_ERROR_CODE: i64 = -32603;
 
@@ -459,7 +462,17 @@ async fn run(
                             }
                             if initialized && !listening && shared.has_session() {
                                 listening = true;
-                                tasks.spawn(listen(shared.clone(), to_session.clone()));
+                                // The GET stream is opened before the next message is sent, so
+                                // that the server sees it first and nothing it sends outside a
+                                // request is missed (a server may take any later GET for a
+                                // resumption). Waiting is bounded: some servers send the
+                                // stream's headers only with its first event.
+                                let (opened, opened_rx) = tokio::sync::oneshot::channel();
+                                tasks.spawn(listen(shared.clone(), to_session.clone(), opened));
+                                tokio::select! {
+                                    _ = tokio::time::timeout(GET_STREAM_WAIT, opened_rx) => {}
+                                    () = cancel.cancelled() => break false,
+                                }
                             }
                         }
                     }
@@ -746,13 +759,22 @@ impl Relay<'_> {
 }
 
 /// The standalone GET stream: messages the server sends outside any request.
-async fn listen(shared: Arc<Shared>, to_session: mpsc::Sender<Vec<u8>>) {
+async fn listen(
+    shared: Arc<Shared>,
+    to_session: mpsc::Sender<Vec<u8>>,
+    opened: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut opened = Some(opened);
     let max_len = shared.options.max_message_len;
     let mut last_id: Option<String> = None;
     let mut failures = 0u32;
     let mut delay = shared.options.retry_backoff;
     loop {
-        let response = match shared.send("GET", || shared.get(last_id.as_deref())).await {
+        let response = shared.send("GET", || shared.get(last_id.as_deref())).await;
+        if let Some(opened) = opened.take() {
+            let _ = opened.send(());
+        }
+        let response = match response {
             Ok(response) => response,
             Err(SendFailure::Unreachable(reason)) => {
                 shared.lose(&reason);

@@ -1,0 +1,603 @@
+//! `cargo xtask conformance`: the official MCP conformance suite (`@modelcontextprotocol/conformance`
+//! on npm) against our Streamable HTTP client and our HTTP gateway.
+//!
+//! The suite and a Node 22 runtime are installed from npm into `<target>/conformance/` (skipped when
+//! the stamp matches). Node 22 because the suite's bundle (0.1.14 and later) imports `fs.globSync`,
+//! which Node 20 lacks; the npm package `node` ships the official binary. The suite runs as
+//! `<dir>/node_modules/node/bin/node <dir>/node_modules/@modelcontextprotocol/conformance/dist/index.js`,
+//! never through `node_modules/.bin/conformance`, whose `#!/usr/bin/env node` would pick the
+//! system's Node.
+//!
+//! Each scenario runs in its own suite process with its own output directory, so one crash cannot
+//! hide the others; its verdict is the suite's exit code (0 = passed) and the presence of its
+//! `checks.json`, whose checks are counted for the report.
+//!
+//! * Client scenarios: the suite starts a mock server and runs `<command> <server-url>` with
+//!   `MCP_CONFORMANCE_SCENARIO=<scenario>`; our command is the `conformance-client` example of
+//!   `mcp-host-interop`. Any FAILURE or WARNING, a timeout or a non-zero exit fails the scenario.
+//! * Server scenarios: the suite connects to `--url` as a client; any FAILURE fails the scenario.
+//!
+//! Scenarios we cannot pass are listed with the reason in `EXPECTED_FAILURES`; one of them passing
+//! fails the run too, so that the list never goes stale. The table of results is printed and
+//! written to `<target>/conformance/results.md`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use crate::{cargo_command, interop, run_cargo, shell_quote, workspace_root};
+
+/// The suite, pinned. 0.1.16 is the newest stable release (npm `latest`) and needs Node 22;
+/// 0.1.13 is the newest that still loads on Node 20, with the same server scenarios.
+pub(crate) const SUITE_PACKAGE: &str = "@modelcontextprotocol/conformance";
+pub(crate) const SUITE_VERSION: &str = "0.1.16";
+
+/// The Node runtime from npm (package `node`), pinned; checked with `npm view node@22 version`.
+pub(crate) const NODE_VERSION: &str = "22.23.3";
+
+/// How long one scenario may take before the xtask kills the suite process. The suite's own
+/// client timeout (`--timeout`, 30 s by default) is shorter, so this only catches a hung suite.
+const SCENARIO_DEADLINE: Duration = Duration::from_secs(90);
+
+/// An installed suite: where Node and the suite's entry point are.
+#[derive(Debug, Clone)]
+pub(crate) struct Suite {
+    /// `<dir>/node_modules/node/bin/node`.
+    pub(crate) node: PathBuf,
+    /// `<dir>/node_modules/@modelcontextprotocol/conformance/dist/index.js`.
+    pub(crate) entry: PathBuf,
+}
+
+/// What a run of scenarios is aimed at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// Client scenarios: `command` is a shell command line (already shell-quoted); the suite
+    /// appends the mock server's URL as its last argument.
+    Client { command: &'a str },
+    /// Server scenarios against a running server's MCP endpoint, e.g. `http://127.0.0.1:8931/mcp`.
+    Server { url: &'a str },
+}
+
+/// How one scenario ended, measured against the list of scenarios expected to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Passed,
+    Failed,
+    /// Failed, and listed as expected to fail.
+    ExpectedFailure,
+    /// Passed although listed as expected to fail: the list is stale.
+    UnexpectedPass,
+}
+
+impl Verdict {
+    /// Whether this verdict should fail the xtask command.
+    pub(crate) fn is_bad(self) -> bool {
+        matches!(self, Verdict::Failed | Verdict::UnexpectedPass)
+    }
+}
+
+/// The outcome of one scenario.
+#[derive(Debug, Clone)]
+pub(crate) struct ScenarioResult {
+    pub(crate) scenario: String,
+    pub(crate) verdict: Verdict,
+    /// Counts of the top-level checks in `checks.json` (`INFO` checks are not counted).
+    pub(crate) succeeded: usize,
+    pub(crate) failed: usize,
+    pub(crate) warnings: usize,
+    /// The suite's stdout and stderr, interleaved as written.
+    pub(crate) log_file: PathBuf,
+    pub(crate) elapsed: Duration,
+}
+
+/// Installs the pinned suite and Node into `dir` (skipped when the stamp matches and both are
+/// there), checks that the Node binary runs and is Node 22, and returns where they are.
+pub(crate) fn install(dir: &Path) -> anyhow::Result<Suite> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let suite = Suite {
+        node: dir.join("node_modules/node/bin/node"),
+        entry: dir
+            .join("node_modules")
+            .join(SUITE_PACKAGE)
+            .join("dist/index.js"),
+    };
+    let specs = vec![
+        format!("node@{NODE_VERSION}"),
+        format!("{SUITE_PACKAGE}@{SUITE_VERSION}"),
+    ];
+    let up_to_date =
+        interop::stamp_matches(&dir, &specs) && suite.node.is_file() && suite.entry.is_file();
+    if up_to_date {
+        println!("conformance: suite up to date in {}", dir.display());
+    } else {
+        // An interrupted install must not be taken for a finished one.
+        interop::remove_stamp(&dir)?;
+        let mut args: Vec<String> = vec![
+            "install".to_owned(),
+            "--prefix".to_owned(),
+            interop::path_text(&dir)?,
+            "--no-audit".to_owned(),
+            "--no-fund".to_owned(),
+            "--save-exact".to_owned(),
+            "--loglevel=error".to_owned(),
+        ];
+        args.extend(specs.iter().cloned());
+        // The `node` package installs its binary from a preinstall script: scripts must run.
+        interop::run_installer(&dir, "npm", &args)?;
+    }
+    // Whether freshly installed or cached: the binary must run here and be the pinned major.
+    let output = Command::new(&suite.node)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", suite.node.display()))?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if !output.status.success() || !version.starts_with("v22.") {
+        bail!(
+            "{} is not a working Node 22 (it said {version:?})",
+            suite.node.display()
+        );
+    }
+    if !suite.entry.is_file() {
+        bail!("npm did not install {}", suite.entry.display());
+    }
+    if !up_to_date {
+        interop::write_stamp(&dir, &specs)?;
+    }
+    Ok(suite)
+}
+
+/// Runs each of `scenarios` against `target`, one suite process per scenario, writing results
+/// under `out_dir/<scenario>/` (`/` in auth scenario names becomes `_`).
+/// `expected_failures` lists scenarios known to fail (the suite's own `--expected-failures`
+/// YAML does the same job for a whole-suite run).
+pub(crate) fn run_scenarios(
+    suite: &Suite,
+    target: Target<'_>,
+    scenarios: &[&str],
+    expected_failures: &[&str],
+    out_dir: &Path,
+) -> anyhow::Result<Vec<ScenarioResult>> {
+    fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    // Node 22 first on PATH, so that a client command that runs `node` gets the same runtime.
+    let path = match suite.node.parent() {
+        Some(bin) => {
+            let mut dirs = vec![bin.to_path_buf()];
+            dirs.extend(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            ));
+            std::env::join_paths(dirs).context("PATH holds a directory with ':' in its name")?
+        }
+        None => std::env::var_os("PATH").unwrap_or_default(),
+    };
+    let mut results = Vec::with_capacity(scenarios.len());
+    for &scenario in scenarios {
+        let scenario_dir = out_dir.join(scenario.replace('/', "_"));
+        if scenario_dir.exists() {
+            fs::remove_dir_all(&scenario_dir)
+                .with_context(|| format!("cannot clear {}", scenario_dir.display()))?;
+        }
+        fs::create_dir_all(&scenario_dir)
+            .with_context(|| format!("cannot create {}", scenario_dir.display()))?;
+        let log_file = scenario_dir.join("suite.log");
+        let log = fs::File::create(&log_file)
+            .with_context(|| format!("cannot create {}", log_file.display()))?;
+        let log_err = log.try_clone().context("cannot share the log file")?;
+
+        let mut command = Command::new(&suite.node);
+        command.arg(&suite.entry);
+        match target {
+            Target::Client { command: client } => {
+                // Without --command the suite would start its mock server and wait for Ctrl-C.
+                command.args(["client", "--command", client, "--scenario", scenario]);
+            }
+            Target::Server { url } => {
+                command.args(["server", "--url", url, "--scenario", scenario]);
+            }
+        }
+        command
+            .arg("--output-dir")
+            .arg(&scenario_dir)
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+
+        let start = Instant::now();
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot run {}", suite.node.display()))?;
+        let status = loop {
+            if let Some(status) = child.try_wait().context("cannot wait for the suite")? {
+                break Some(status);
+            }
+            if start.elapsed() > SCENARIO_DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let elapsed = start.elapsed();
+        let exit_code = status.and_then(|status| status.code());
+
+        let checks_file = find_file(&scenario_dir, "checks.json");
+        let counts = match &checks_file {
+            Some(file) => {
+                let text = fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                count_statuses(&text)
+            }
+            None => Counts::default(),
+        };
+        // The suite's exit code is the verdict; a missing checks.json means the scenario never
+        // ran (bad scenario name, suite crash), which is a failure whatever the exit code.
+        let passed = exit_code == Some(0) && checks_file.is_some();
+        let expected_to_fail = expected_failures.contains(&scenario);
+        let verdict = match (passed, expected_to_fail) {
+            (true, false) => Verdict::Passed,
+            (false, false) => Verdict::Failed,
+            (false, true) => Verdict::ExpectedFailure,
+            (true, true) => Verdict::UnexpectedPass,
+        };
+        println!(
+            "conformance: {:<40} {:<16} {} ok, {} failed, {} warnings ({:.1?})",
+            scenario,
+            format!("{verdict:?}"),
+            counts.succeeded,
+            counts.failed,
+            counts.warnings,
+            elapsed
+        );
+        results.push(ScenarioResult {
+            scenario: scenario.to_owned(),
+            verdict,
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            warnings: counts.warnings,
+            log_file,
+            elapsed,
+        });
+    }
+    Ok(results)
+}
+
+/// Prints a one-line summary and fails when any scenario failed unexpectedly or passed
+/// although expected to fail.
+pub(crate) fn summarize(results: &[ScenarioResult]) -> anyhow::Result<()> {
+    let count = |verdict: Verdict| results.iter().filter(|r| r.verdict == verdict).count();
+    println!(
+        "conformance: {} passed, {} failed, {} expected failures, {} unexpected passes",
+        count(Verdict::Passed),
+        count(Verdict::Failed),
+        count(Verdict::ExpectedFailure),
+        count(Verdict::UnexpectedPass)
+    );
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|result| result.verdict.is_bad())
+        .map(|result| {
+            format!(
+                "{} ({:?}, log {})",
+                result.scenario,
+                result.verdict,
+                result.log_file.display()
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        bail!("conformance scenarios went wrong:\n  {}", bad.join("\n  "));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    succeeded: usize,
+    failed: usize,
+    warnings: usize,
+    skipped: usize,
+}
+
+/// Counts the statuses of the top-level checks in a `checks.json`, which the suite writes with
+/// `JSON.stringify(checks, null, 2)`: an array whose objects' own fields are indented by exactly
+/// four spaces, so nested `"status"` fields (in request bodies, say) are indented further and
+/// are not counted.
+fn count_statuses(text: &str) -> Counts {
+    let mut counts = Counts::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("    \"status\": \"") else {
+            continue;
+        };
+        match rest.split('"').next() {
+            Some("SUCCESS") => counts.succeeded += 1,
+            Some("FAILURE") => counts.failed += 1,
+            Some("WARNING") => counts.warnings += 1,
+            Some("SKIPPED") => counts.skipped += 1,
+            _ => {} // INFO
+        }
+    }
+    counts
+}
+
+/// The first file called `name` under `dir`, searched depth first (the suite nests results in
+/// `<scenario>-<timestamp>/`, and `auth/x` scenarios one level deeper).
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    let mut entries: Vec<_> = fs::read_dir(dir).ok()?.filter_map(Result::ok).collect();
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name() == name {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// Client scenarios we run (the `auth/*` ones are not: the HTTP client has no OAuth yet).
+const CLIENT_SCENARIOS: &[&str] = &[
+    "initialize",
+    "tools_call",
+    "sse-retry",
+    "elicitation-sep1034-client-defaults",
+];
+
+/// Scenarios we run knowing they fail, and why. One of them passing fails the run.
+const EXPECTED_FAILURES: &[(&str, &str)] = &[(
+    "elicitation-sep1034-client-defaults",
+    "mcp-host declares no `elicitation` capability: a host has no user to ask, so it answers `elicitation/create` with -32601",
+)];
+
+/// Server scenarios that do not depend on the names of what the gateway fronts (here the embedded
+/// demo: two demo servers). Every other server scenario calls a tool, prompt or resource of the
+/// suite's reference server by its exact name (`test_simple_text`, …), which the gateway would
+/// offer as `<server>__<name>`; they are not run (see README).
+const SERVER_SCENARIOS: &[&str] = &[
+    "server-initialize",
+    "ping",
+    "logging-set-level",
+    "tools-list",
+    "prompts-list",
+    "resources-list",
+    "server-sse-multiple-streams",
+    "dns-rebinding-protection",
+];
+
+/// Runs `cargo xtask conformance`: installs the suite, builds the client under test and the
+/// gateway, runs the scenarios, prints and writes the table of results, and fails on an
+/// unexpected verdict.
+pub(crate) fn run() -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let target = interop::target_dir(&root);
+    let dir = target.join("conformance");
+    let started = Instant::now();
+    let suite = install(&dir)?;
+    run_cargo(
+        &root,
+        &cargo_command(&[
+            "build",
+            "--package",
+            "mcp-host-interop",
+            "--example",
+            "conformance-client",
+            "--package",
+            "mcp-host-cli",
+            "--bin",
+            "mcp-host",
+            "--locked",
+        ]),
+    )?;
+    let client = target.join("debug/examples/conformance-client");
+    let command = shell_quote(&interop::path_text(&client)?);
+    let expected: Vec<&str> = EXPECTED_FAILURES
+        .iter()
+        .map(|(scenario, _)| *scenario)
+        .collect();
+    let client_results = run_scenarios(
+        &suite,
+        Target::Client { command: &command },
+        CLIENT_SCENARIOS,
+        &expected,
+        &dir.join("client"),
+    )?;
+
+    let gateway = Gateway::start(&target.join("debug/mcp-host"), &dir.join("gateway.log"))?;
+    let server_results = run_scenarios(
+        &suite,
+        Target::Server { url: &gateway.url },
+        SERVER_SCENARIOS,
+        &expected,
+        &dir.join("server"),
+    );
+    gateway.stop()?;
+    let server_results = server_results?;
+
+    let table = table(&[("client", &client_results), ("server", &server_results)]);
+    print!("{table}");
+    let file = dir.join("results.md");
+    fs::write(&file, &table).with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "conformance: suite {SUITE_VERSION} on Node {NODE_VERSION}, done in {:.1?}; table in {}",
+        started.elapsed(),
+        file.display()
+    );
+    let mut all = client_results;
+    all.extend(server_results);
+    summarize(&all)
+}
+
+/// `mcp-host serve --http 127.0.0.1:0` on the embedded demo configuration.
+struct Gateway {
+    child: std::process::Child,
+    url: String,
+    /// Copies the gateway's stderr into its log file until the gateway exits.
+    drain: Option<thread::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Starts the gateway and waits (at most 60 s) for the line that names its URL.
+    fn start(binary: &Path, log_file: &Path) -> anyhow::Result<Gateway> {
+        use std::io::{BufRead as _, Write as _};
+
+        let mut child = Command::new(binary)
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .env_remove("MCP_HOST_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", binary.display()))?;
+        let stderr = child
+            .stderr
+            .take()
+            .context("the gateway's stderr is not piped")?;
+        let mut log = fs::File::create(log_file)
+            .with_context(|| format!("cannot create {}", log_file.display()))?;
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let drain = thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = url_tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let mut gateway = Gateway {
+            child,
+            url: String::new(),
+            drain: Some(drain),
+        };
+        match url_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => {
+                println!("conformance: gateway listening on {url}");
+                gateway.url = url;
+                Ok(gateway)
+            }
+            Err(_) => {
+                let _ = gateway.stop();
+                bail!(
+                    "the gateway did not say where it listens within 60 s (its log: {})",
+                    log_file.display()
+                )
+            }
+        }
+    }
+
+    /// SIGTERM, then waits (at most 20 s) for an orderly exit; kills it after that.
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .context("cannot wait for the gateway")?
+            {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.join();
+        }
+        match status {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => bail!("the gateway exited with {status} after SIGTERM"),
+            None => bail!("the gateway did not stop within 20 s of SIGTERM; killed"),
+        }
+    }
+}
+
+/// The Markdown table of results, one section per side.
+fn table(sides: &[(&str, &[ScenarioResult])]) -> String {
+    let mut text = String::from(
+        "| side | scenario | verdict | checks passed / failed / warnings | time |\n|---|---|---|---|---|\n",
+    );
+    for (side, results) in sides {
+        for result in *results {
+            let verdict = match result.verdict {
+                Verdict::Passed => "pass".to_owned(),
+                Verdict::Failed => "**FAIL**".to_owned(),
+                Verdict::ExpectedFailure => {
+                    let why = EXPECTED_FAILURES
+                        .iter()
+                        .find(|(scenario, _)| *scenario == result.scenario)
+                        .map_or("", |(_, why)| why);
+                    format!("expected failure: {why}")
+                }
+                Verdict::UnexpectedPass => {
+                    "**passes, but is listed as an expected failure**".to_owned()
+                }
+            };
+            text.push_str(&format!(
+                "| {side} | `{}` | {verdict} | {} / {} / {} | {:.1} s |\n",
+                result.scenario,
+                result.succeeded,
+                result.failed,
+                result.warnings,
+                result.elapsed.as_secs_f64()
+            ));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_only_top_level_statuses() {
+        let text = r#"[
+  {
+    "id": "a",
+    "status": "SUCCESS",
+    "details": {
+      "body": {
+        "status": "FAILURE"
+      }
+    }
+  },
+  {
+    "id": "b",
+    "status": "INFO"
+  },
+  {
+    "id": "c",
+    "status": "WARNING"
+  },
+  {
+    "id": "d",
+    "status": "FAILURE"
+  }
+]"#;
+        assert_eq!(
+            count_statuses(text),
+            Counts {
+                succeeded: 1,
+                failed: 1,
+                warnings: 1,
+                skipped: 0
+            }
+        );
+    }
+}
