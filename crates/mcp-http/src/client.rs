@@ -45,8 +45,11 @@ pub struct HttpOptions {
     pub headers: Vec<(String, String)>,
     /// Bound on establishing a TCP (and TLS) connection (default 10 s).
     pub connect_timeout: Duration,
-    /// Bound on receiving the status line and headers of a response (default 30 s); the body of
-    /// an SSE response may then stream for as long as the request lives.
+    /// Bound on receiving the status line and headers of a response (default 10 min, the
+    /// session's longest request: a server answering with a JSON body sends its headers only
+    /// when the result is ready). The body of an SSE response may then stream for as long as
+    /// the request lives. A request whose headers do not come in time fails alone; the
+    /// connection goes on.
     pub response_timeout: Duration,
     /// Longest accepted message (JSON body or SSE event), in bytes (default 16 MiB).
     pub max_message_len: usize,
@@ -83,7 +86,7 @@ impl HttpOptions {
             url: url.into(),
             headers: Vec::new(),
             connect_timeout: Duration::from_secs(10),
-            response_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(600),
             max_message_len: DEFAULT_MAX_LINE_LEN,
             retries: 3,
             retry_backoff: Duration::from_millis(100),
@@ -283,8 +286,19 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 /// Why sending a request failed for good.
 enum SendFailure {
-    /// The server could not be reached (after the retries).
+    /// No connection to the server could be made (after the retries): the server is gone.
     Unreachable(String),
+    /// The request may have reached the server, but no response came (the connection broke, or
+    /// its headers did not arrive in time): this request failed, the server may be fine.
+    Failed(String),
+}
+
+impl SendFailure {
+    fn reason(self) -> String {
+        match self {
+            SendFailure::Unreachable(reason) | SendFailure::Failed(reason) => reason,
+        }
+    }
 }
 
 impl Shared {
@@ -347,7 +361,10 @@ impl Shared {
                     let reason = format!("{what}: {}", error_chain(&error));
                     // Only a request that never left can be sent again: one that reached the
                     // server might run twice.
-                    if !error.is_connect() || attempt >= self.options.retries {
+                    if !error.is_connect() {
+                        return Err(SendFailure::Failed(reason));
+                    }
+                    if attempt >= self.options.retries {
                         return Err(SendFailure::Unreachable(reason));
                     }
                     reason
@@ -355,7 +372,7 @@ impl Shared {
                 Err(_) => {
                     // The server took the request but did not answer in time: re-sending could
                     // run it twice, so this is final.
-                    return Err(SendFailure::Unreachable(format!(
+                    return Err(SendFailure::Failed(format!(
                         "{what}: no response within {} ms",
                         self.options.response_timeout.as_millis()
                     )));
@@ -545,6 +562,7 @@ async fn post_message(shared: &Shared, body: Bytes, method: Option<&str>) {
             }
         }
         Err(SendFailure::Unreachable(reason)) => shared.lose(&reason),
+        Err(SendFailure::Failed(reason)) => shared.record(&reason),
     }
 }
 
@@ -560,10 +578,14 @@ async fn request(
     let initialize = method == "initialize";
     let response = match shared.send(&what, || shared.post(body.clone())).await {
         Ok(response) => response,
-        Err(SendFailure::Unreachable(reason)) => {
-            if initialize || shared.has_session() {
-                // Before a session exists nothing else can go on; after, the server is gone.
+        Err(failure) => {
+            let unreachable = matches!(failure, SendFailure::Unreachable(_));
+            let reason = failure.reason();
+            if initialize || unreachable {
+                // Without a session nothing else can go on; an unreachable server is gone.
                 shared.lose(&reason);
+            } else {
+                shared.record(&reason);
             }
             let _ = to_session.send(error_response(&id, &reason)).await;
             return;
@@ -725,7 +747,7 @@ impl Relay<'_> {
                 .shared
                 .send("GET (resume)", || self.shared.get(Some(&last_id)))
                 .await
-                .map_err(|SendFailure::Unreachable(reason)| reason)?;
+                .map_err(SendFailure::reason)?;
             if !resumed.status().is_success() {
                 return Err(format!(
                     "{ended}; resuming it was refused: HTTP {}",
@@ -779,6 +801,17 @@ async fn listen(
             Err(SendFailure::Unreachable(reason)) => {
                 shared.lose(&reason);
                 return;
+            }
+            Err(SendFailure::Failed(reason)) => {
+                failures += 1;
+                shared.record(&reason);
+                if failures > shared.options.retries {
+                    shared.record("GET: giving up on the server's event stream");
+                    return;
+                }
+                tokio::time::sleep(delay.min(Duration::from_secs(30))).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+                continue;
             }
         };
         let status = response.status();

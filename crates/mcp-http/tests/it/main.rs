@@ -397,3 +397,82 @@ async fn many_concurrent_calls_are_answered() {
     futures::future::join_all(calls).await;
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_that_does_not_come_in_time_fails_that_request_only() {
+    let server = FakeHttpServer::start(FakeHttpConfig {
+        json_responses: true,
+        get_stream: false,
+        slow_step: Duration::from_millis(2_000),
+        ..FakeHttpConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut options = HttpOptions::new(server.url());
+    options.response_timeout = Duration::from_millis(200);
+    let client = client_with(options);
+    client.session.initialize().await.unwrap();
+    let started = Instant::now();
+    let error = client
+        .session
+        .call_tool("slow", None, &RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.rpc_code(), Some(TRANSPORT_ERROR_CODE), "{error:?}");
+    assert!(
+        error.to_string().contains("no response within 200 ms"),
+        "{error}"
+    );
+    // The connection goes on.
+    let result = client
+        .session
+        .call_tool(
+            "echo",
+            args(json!({"text": "still here"})),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "still here");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_goes_away_mid_session_ends_the_session() {
+    let server = FakeHttpServer::start(FakeHttpConfig {
+        get_stream: false,
+        ..FakeHttpConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut client = client(&server);
+    client.session.initialize().await.unwrap();
+    server.stop().await;
+    let error = client
+        .session
+        .call_tool(
+            "echo",
+            args(json!({"text": "x"})),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let text = format!("{error} {}", error.stderr_tail().unwrap_or_default());
+    assert!(text.to_lowercase().contains("connect"), "{text}");
+    let ended = tokio::time::timeout(PROMPTLY, client.driver.join_next())
+        .await
+        .unwrap();
+    assert!(
+        ended.is_some(),
+        "the session ends when its server cannot be reached"
+    );
+    client.tracker.close();
+    tokio::time::timeout(PROMPTLY, client.tracker.wait())
+        .await
+        .unwrap();
+}
