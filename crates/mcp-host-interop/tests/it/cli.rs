@@ -29,7 +29,7 @@ const SERVERS: [&str; 5] = ["everything", "filesystem", "git", "memory", "time"]
 const PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// `target/<profile>/mcp-host`, next to the directory (`deps/`) of this test's executable.
-fn mcp_host_binary() -> PathBuf {
+pub(crate) fn mcp_host_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("cannot find the test executable");
     let binary = exe
         .parent()

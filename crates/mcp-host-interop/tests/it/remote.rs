@@ -200,6 +200,69 @@ async fn cli_commands_on_a_mixed_configuration() {
     let read = mcp_host(&scratch, &config, &["read-resource", &uri]).await;
     assert_exit(&read, 0, "read-resource");
 
+    let prompt = mcp_host(&scratch, &config, &["get-prompt", "remote__simple-prompt"]).await;
+    assert_exit(&prompt, 0, "get-prompt");
+    assert!(!stdout(&prompt).trim().is_empty());
+
+    // `serve` on stdio fronts the remote server too.
+    let reply = serve_once(&scratch, &config).await;
+    assert!(reply.contains("served over http"), "{reply}");
+
     server.stop().await;
     assert_no_process_left(&server_scratch).await;
+}
+
+/// Runs `mcp-host serve` on stdio, makes one call to `remote__echo` through it, closes its input
+/// and returns the call's response line (the gateway must then exit 0).
+async fn serve_once(scratch: &Scratch, config: &std::path::Path) -> String {
+    use tokio::io::AsyncWriteExt as _;
+
+    // The binary under test is run directly; the spawn ban is for library code.
+    #[allow(clippy::disallowed_methods)]
+    let mut gateway = tokio::process::Command::new(crate::cli::mcp_host_binary())
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env_remove("MCP_HOST_CONFIG")
+        .env_remove("RUST_LOG")
+        .env(MARKER_VAR, &scratch.marker)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = gateway.stdin.take().unwrap();
+    let mut output = BufReader::new(gateway.stdout.take().unwrap()).lines();
+    let messages = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "interop", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "remote__echo", "arguments": {"message": "served over http"}}}),
+    ];
+    for message in messages {
+        input
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let reply = bounded("the gateway's answer", PROMPTLY, async {
+        while let Some(line) = output.next_line().await.unwrap() {
+            let message: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == 2 {
+                return line;
+            }
+        }
+        panic!("the gateway ended without answering");
+    })
+    .await;
+    drop(input);
+    let status = bounded("the gateway's exit", PROMPTLY, gateway.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_no_process_left(scratch).await;
+    reply
 }
