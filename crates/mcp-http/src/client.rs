@@ -29,6 +29,12 @@ use crate::Error;
 const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 const LAST_EVENT_ID: &str = "last-event-id";
+/// Revision 2026-07-28: the method of every POSTed message.
+const MCP_METHOD: &str = "mcp-method";
+/// Revision 2026-07-28: the tool or prompt name, or the resource URI, of a request.
+const MCP_NAME: &str = "mcp-name";
+/// The `_meta` key that carries a request's protocol version in revision 2026-07-28.
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// How long the bridge waits for the server to answer the standalone GET before it sends the
 /// first message after `notifications/initialized`.
 const GET_STREAM_WAIT: Duration = Duration::from_secs(1);
@@ -275,6 +281,8 @@ struct Shared {
 struct State {
     session_id: Option<HeaderValue>,
     protocol_version: Option<HeaderValue>,
+    /// The session speaks revision 2026-07-28 (its requests carry the version in `_meta`).
+    per_request_version: bool,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -318,13 +326,35 @@ impl Shared {
     }
 
     fn session_headers(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let state = lock(&self.state);
+        self.headers_for(request, &MessageHeaders::default())
+    }
+
+    /// The session's headers, and the message's own: its version (which wins over the
+    /// session's), and in revision 2026-07-28 `Mcp-Method` and `Mcp-Name`.
+    fn headers_for(
+        &self,
+        request: reqwest::RequestBuilder,
+        message: &MessageHeaders,
+    ) -> reqwest::RequestBuilder {
+        let mut state = lock(&self.state);
         let mut request = request;
         if let Some(id) = &state.session_id {
             request = request.header(SESSION_ID, id.clone());
         }
+        if let Some(version) = &message.version {
+            state.per_request_version = true;
+            state.protocol_version = Some(version.clone());
+        }
         if let Some(version) = &state.protocol_version {
             request = request.header(PROTOCOL_VERSION, version.clone());
+        }
+        if state.per_request_version {
+            if let Some(method) = &message.method {
+                request = request.header(MCP_METHOD, method.clone());
+            }
+            if let Some(name) = &message.name {
+                request = request.header(MCP_NAME, name.clone());
+            }
         }
         request
     }
@@ -338,12 +368,13 @@ impl Shared {
     async fn send(
         &self,
         what: &str,
+        message: &MessageHeaders,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Response, SendFailure> {
         let mut delay = self.options.retry_backoff;
         let mut attempt = 0;
         loop {
-            let request = self.session_headers(build());
+            let request = self.headers_for(build(), message);
             let outcome = tokio::time::timeout(self.options.response_timeout, request.send()).await;
             let retry_because = match outcome {
                 Ok(Ok(response)) => match response.status() {
@@ -419,11 +450,78 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// What the bridge needs to know of a message the session sends.
 #[derive(serde::Deserialize)]
-struct Outgoing {
+struct Outgoing<'a> {
     #[serde(default)]
     id: Option<Value>,
     #[serde(default)]
     method: Option<String>,
+    #[serde(default, borrow)]
+    params: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The parts of a request's params that become HTTP headers.
+#[derive(serde::Deserialize, Default)]
+struct OutgoingParams {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default, rename = "_meta")]
+    meta: Option<serde_json::Map<String, Value>>,
+}
+
+/// The headers one message adds to its POST.
+#[derive(Default, Clone)]
+struct MessageHeaders {
+    /// `MCP-Protocol-Version` from the message's `_meta` (revision 2026-07-28).
+    version: Option<HeaderValue>,
+    /// `Mcp-Method`.
+    method: Option<HeaderValue>,
+    /// `Mcp-Name`: the tool or prompt name, or the resource URI.
+    name: Option<HeaderValue>,
+}
+
+impl MessageHeaders {
+    fn of(method: Option<&str>, params: Option<&serde_json::value::RawValue>) -> MessageHeaders {
+        let params: OutgoingParams = params
+            .and_then(|params| serde_json::from_str(params.get()).ok())
+            .unwrap_or_default();
+        let version = params
+            .meta
+            .as_ref()
+            .and_then(|meta| meta.get(META_PROTOCOL_VERSION))
+            .and_then(Value::as_str)
+            .and_then(|version| HeaderValue::from_str(version).ok());
+        let name = match method {
+            Some("tools/call" | "prompts/get") => params.name.as_deref(),
+            Some("resources/read") => params.uri.as_deref(),
+            _ => None,
+        };
+        MessageHeaders {
+            version,
+            method: method.and_then(header_text),
+            name: name.and_then(header_text),
+        }
+    }
+}
+
+/// A header value for `text`: as it is when it is printable ASCII without surrounding spaces,
+/// else `=?base64?…?=` (as revision 2026-07-28 asks; also when the text looks encoded already).
+fn header_text(text: &str) -> Option<HeaderValue> {
+    use base64::Engine as _;
+
+    let looks_encoded = text.starts_with("=?base64?") && text.ends_with("?=");
+    let plain = !text.is_empty()
+        && text.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !looks_encoded;
+    if plain {
+        HeaderValue::from_str(text).ok()
+    } else {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+        HeaderValue::from_str(&format!("=?base64?{encoded}?=")).ok()
+    }
 }
 
 /// What the bridge needs to know of a message the server sends.
@@ -464,17 +562,21 @@ async fn run(
             frame = reader.next_frame() => match frame {
                 Ok(Some(line)) => {
                     let body = Bytes::copy_from_slice(line);
-                    let outgoing: Option<Outgoing> = serde_json::from_slice(&body).ok();
-                    let (id, method) = outgoing.map_or((None, None), |o| (o.id, o.method));
+                    let outgoing: Option<Outgoing<'_>> = serde_json::from_slice(&body).ok();
+                    let (id, method, headers) = outgoing.map_or((None, None, MessageHeaders::default()), |o| {
+                        let headers = MessageHeaders::of(o.method.as_deref(), o.params);
+                        (o.id, o.method, headers)
+                    });
                     match (id, method) {
                         (Some(id), Some(method)) => {
-                            tasks.spawn(request(shared.clone(), body, id, method, to_session.clone()));
+                            let message = Request { body: body.clone(), id, method, headers };
+                            tasks.spawn(request(shared.clone(), message, to_session.clone()));
                         }
                         (_, method) => {
                             // Notifications and responses go one at a time, in order.
                             let initialized = method.as_deref() == Some("notifications/initialized");
                             tokio::select! {
-                                () = post_message(&shared, body, method.as_deref()) => {}
+                                () = post_message(&shared, body.clone(), method.as_deref(), &headers) => {}
                                 () = cancel.cancelled() => break false,
                             }
                             if initialized && !listening && shared.has_session() {
@@ -547,9 +649,17 @@ async fn end_session(shared: &Shared, cancel: &CancellationToken) {
 }
 
 /// POSTs a notification or a response; the server should answer 202 with no body.
-async fn post_message(shared: &Shared, body: Bytes, method: Option<&str>) {
+async fn post_message(
+    shared: &Shared,
+    body: Bytes,
+    method: Option<&str>,
+    headers: &MessageHeaders,
+) {
     let what = format!("POST {}", method.unwrap_or("response"));
-    match shared.send(&what, || shared.post(body.clone())).await {
+    match shared
+        .send(&what, headers, || shared.post(body.clone()))
+        .await
+    {
         Ok(response) => {
             let status = response.status();
             if status == StatusCode::NOT_FOUND && shared.has_session() {
@@ -566,17 +676,28 @@ async fn post_message(shared: &Shared, body: Bytes, method: Option<&str>) {
     }
 }
 
-/// POSTs one request and relays what comes back until its response has arrived.
-async fn request(
-    shared: Arc<Shared>,
+/// One request the session sent.
+struct Request {
     body: Bytes,
     id: Value,
     method: String,
-    to_session: mpsc::Sender<Vec<u8>>,
-) {
+    headers: MessageHeaders,
+}
+
+/// POSTs one request and relays what comes back until its response has arrived.
+async fn request(shared: Arc<Shared>, message: Request, to_session: mpsc::Sender<Vec<u8>>) {
+    let Request {
+        body,
+        id,
+        method,
+        headers,
+    } = message;
     let what = format!("POST {method}");
     let initialize = method == "initialize";
-    let response = match shared.send(&what, || shared.post(body.clone())).await {
+    let response = match shared
+        .send(&what, &headers, || shared.post(body.clone()))
+        .await
+    {
         Ok(response) => response,
         Err(failure) => {
             let unreachable = matches!(failure, SendFailure::Unreachable(_));
@@ -604,8 +725,15 @@ async fn request(
         return;
     }
     if !status.is_success() {
-        let detail = body_excerpt(response).await;
-        let reason = format!("{what}: HTTP {status}{detail}");
+        let body = error_body(response).await;
+        // Revision 2026-07-28 servers answer JSON-RPC errors with a 4xx and the error response
+        // in the body (unsupported version, unknown method, …): the session needs it as it is.
+        let answer: Option<Incoming> = serde_json::from_slice(&body).ok();
+        if answer.is_some_and(|answer| answer.method.is_none() && answer.id.as_ref() == Some(&id)) {
+            let _ = to_session.send(one_line(&body)).await;
+            return;
+        }
+        let reason = format!("{what}: HTTP {status}{}", excerpt(&body));
         shared.record(&reason);
         let _ = to_session.send(error_response(&id, &reason)).await;
         return;
@@ -648,26 +776,39 @@ fn error_response(id: &Value, reason: &str) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// At most 512 bytes of an error response's body, for the record.
-async fn body_excerpt(response: Response) -> String {
+/// The most of an error response's body that is read (64 KiB, within 1 s).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The start of an error response's body (bounded in size and time).
+async fn error_body(response: Response) -> Vec<u8> {
     let mut stream = response.bytes_stream();
-    let mut excerpt = Vec::new();
+    let mut body = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(1), async {
         while let Some(Ok(chunk)) = stream.next().await {
-            excerpt.extend_from_slice(&chunk[..chunk.len().min(512 - excerpt.len())]);
-            if excerpt.len() >= 512 {
+            body.extend_from_slice(&chunk[..chunk.len().min(ERROR_BODY_LIMIT - body.len())]);
+            if body.len() >= ERROR_BODY_LIMIT {
                 break;
             }
         }
     });
     let _ = read.await;
-    let text = String::from_utf8_lossy(&excerpt);
+    body
+}
+
+/// At most 512 bytes of an error body, for a message: `": <text>"`, or nothing.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
     let text = text.trim();
     if text.is_empty() {
         String::new()
     } else {
         format!(": {text}")
     }
+}
+
+/// At most 512 bytes of an error response's body, for the record.
+async fn body_excerpt(response: Response) -> String {
+    excerpt(&error_body(response).await)
 }
 
 /// Relays the messages of one request's response to the session.
@@ -745,7 +886,9 @@ impl Relay<'_> {
             tokio::time::sleep(delay.min(Duration::from_secs(30))).await;
             let resumed = self
                 .shared
-                .send("GET (resume)", || self.shared.get(Some(&last_id)))
+                .send("GET (resume)", &MessageHeaders::default(), || {
+                    self.shared.get(Some(&last_id))
+                })
                 .await
                 .map_err(SendFailure::reason)?;
             if !resumed.status().is_success() {
@@ -792,7 +935,11 @@ async fn listen(
     let mut failures = 0u32;
     let mut delay = shared.options.retry_backoff;
     loop {
-        let response = shared.send("GET", || shared.get(last_id.as_deref())).await;
+        let response = shared
+            .send("GET", &MessageHeaders::default(), || {
+                shared.get(last_id.as_deref())
+            })
+            .await;
         if let Some(opened) = opened.take() {
             let _ = opened.send(());
         }
@@ -876,4 +1023,51 @@ fn one_line(message: &[u8]) -> Vec<u8> {
         .copied()
         .filter(|&b| b != b'\n' && b != b'\r')
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn text(value: Option<HeaderValue>) -> String {
+        value.unwrap().to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn header_values_are_plain_or_base64() {
+        assert_eq!(text(header_text("my-hyphenated-tool")), "my-hyphenated-tool");
+        assert_eq!(
+            text(header_text("file:///path/to/file%20name.txt")),
+            "file:///path/to/file%20name.txt"
+        );
+        // Non-ASCII, control characters, surrounding spaces, and text that looks encoded.
+        assert_eq!(text(header_text("café")), "=?base64?Y2Fmw6k=?=");
+        assert_eq!(text(header_text("a\tb")), "=?base64?YQli?=");
+        assert_eq!(text(header_text(" x")), "=?base64?IHg=?=");
+        assert_eq!(text(header_text("=?base64?eA==?=")), "=?base64?PT9iYXNlNjQ/ZUE9PT89?=");
+    }
+
+    fn headers(line: &str) -> MessageHeaders {
+        let outgoing: Outgoing<'_> = serde_json::from_str(line).unwrap();
+        MessageHeaders::of(outgoing.method.as_deref(), outgoing.params)
+    }
+
+    #[test]
+    fn a_modern_request_names_its_version_method_and_target() {
+        let message = headers(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":1},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        );
+        assert_eq!(text(message.version), "2026-07-28");
+        assert_eq!(text(message.method), "tools/call");
+        assert_eq!(text(message.name), "add");
+        let read = headers(
+            r#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"https://example.com/resource?id=123"}}"#,
+        );
+        assert!(read.version.is_none());
+        assert_eq!(text(read.name), "https://example.com/resource?id=123");
+        // Params that are not an object do not make the message unreadable.
+        let odd = headers(r#"{"jsonrpc":"2.0","id":3,"method":"x","params":[1,2]}"#);
+        assert!(odd.name.is_none() && odd.version.is_none());
+    }
 }
