@@ -37,9 +37,23 @@ pub enum StreamBreak {
     AbortAfterFirstEvent,
 }
 
+/// Which protocol revisions the fake HTTP server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revisions {
+    /// 2025-11-25 and older: `initialize`, sessions; `server/discover` is an unknown method.
+    Classic,
+    /// 2026-07-28 only: stateless, `server/discover`, version and capabilities in every
+    /// request's `_meta`; `initialize` is an unknown method (404, -32601).
+    Modern,
+    /// Both: `server/discover` for 2026-07-28 clients, `initialize` for the others.
+    Both,
+}
+
 /// What the fake HTTP server does.
 #[derive(Clone, Debug)]
 pub struct FakeHttpConfig {
+    /// The protocol revisions it speaks.
+    pub revisions: Revisions,
     /// Answer requests with `application/json` bodies instead of SSE streams.
     pub json_responses: bool,
     /// How `tools/call` streams of the `slow` tool break.
@@ -59,6 +73,7 @@ pub struct FakeHttpConfig {
 impl Default for FakeHttpConfig {
     fn default() -> FakeHttpConfig {
         FakeHttpConfig {
+            revisions: Revisions::Classic,
             json_responses: false,
             stream_break: StreamBreak::Never,
             expire_session_after: None,
@@ -87,6 +102,24 @@ pub struct FakeHttpLog {
     pub refused: usize,
     /// GET streams opened.
     pub get_streams: usize,
+    /// For each 2026-07-28 request: its method, and its `Mcp-Method`, `Mcp-Name` and
+    /// `MCP-Protocol-Version` headers.
+    pub modern_requests: Vec<ModernRequest>,
+}
+
+/// A request the server handled as revision 2026-07-28.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModernRequest {
+    /// The JSON-RPC method.
+    pub method: String,
+    /// The `Mcp-Method` header.
+    pub mcp_method: Option<String>,
+    /// The `Mcp-Name` header.
+    pub mcp_name: Option<String>,
+    /// The `MCP-Protocol-Version` header.
+    pub version_header: Option<String>,
+    /// Whether `_meta` carried the client's capabilities.
+    pub has_capabilities: bool,
 }
 
 struct Inner {
@@ -237,6 +270,21 @@ async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             .push(method.clone().unwrap_or_else(|| "response".to_owned()));
     }
     let id = message.get("id").cloned();
+    let modern_meta = message
+        .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
+        .is_some();
+    let modern = match inner.config.revisions {
+        Revisions::Classic => false,
+        Revisions::Modern => true,
+        Revisions::Both => modern_meta || method.as_deref() == Some("server/discover"),
+    };
+    if modern {
+        return on_modern_post(&inner, &headers, &message, method.as_deref(), id);
+    }
+    if method.as_deref() == Some("server/discover") {
+        let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}});
+        return answer(&inner, vec![error], false);
+    }
     if method.as_deref() == Some("initialize") {
         let session = next_id(&inner, "session-");
         lock(&inner.sessions).insert(session.clone(), SessionState::default());
@@ -341,6 +389,102 @@ async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
     }
 }
 
+/// A POST of revision 2026-07-28: stateless, checked headers and `_meta`, errors as 4xx with the
+/// JSON-RPC error in the body.
+fn on_modern_post(
+    inner: &Arc<Inner>,
+    headers: &HeaderMap,
+    message: &Value,
+    method: Option<&str>,
+    id: Option<Value>,
+) -> Response {
+    const SUPPORTED: &str = "2026-07-28";
+    let header_text = |name: &str| header(headers, name).map(str::to_owned);
+    let meta = message.pointer("/params/_meta");
+    let version = meta
+        .and_then(|meta| meta.get("io.modelcontextprotocol/protocolVersion"))
+        .and_then(Value::as_str);
+    let has_capabilities = meta
+        .and_then(|meta| meta.get("io.modelcontextprotocol/clientCapabilities"))
+        .is_some_and(Value::is_object);
+    if let Some(method) = method {
+        lock(&inner.log).modern_requests.push(ModernRequest {
+            method: method.to_owned(),
+            mcp_method: header_text("mcp-method"),
+            mcp_name: header_text("mcp-name"),
+            version_header: header_text("mcp-protocol-version"),
+            has_capabilities,
+        });
+    }
+    let (Some(method), Some(id)) = (method, id) else {
+        return status(StatusCode::ACCEPTED);
+    };
+    let error = |code: StatusCode, rpc: i64, text: &str, data: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": rpc, "message": text, "data": data}});
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = code;
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        response
+    };
+    let Some(version) = version.filter(|_| has_capabilities) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            -32602,
+            "missing _meta protocol version or client capabilities",
+            Value::Null,
+        );
+    };
+    if header(headers, "mcp-protocol-version") != Some(version) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            -32020,
+            "MCP-Protocol-Version does not match _meta",
+            Value::Null,
+        );
+    }
+    if version != SUPPORTED {
+        return error(
+            StatusCode::BAD_REQUEST,
+            -32022,
+            "Unsupported protocol version",
+            json!({"supported": [SUPPORTED], "requested": version}),
+        );
+    }
+    let complete = |mut result: Value| {
+        result["resultType"] = json!("complete");
+        answer(inner, vec![reply(Some(id.clone()), result)], false)
+    };
+    match method {
+        "server/discover" => complete(json!({
+            "supportedVersions": [SUPPORTED],
+            "capabilities": {"tools": {"listChanged": true}},
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "fake-http-server", "version": "2.0.0"}},
+            "ttlMs": 0,
+            "cacheScope": "private",
+        })),
+        "tools/list" => complete(json!({
+            "tools": [{"name": "echo", "description": "Returns its text.", "inputSchema": {"type": "object"}}],
+            "ttlMs": 0,
+            "cacheScope": "private",
+        })),
+        "tools/call" => {
+            let text = message
+                .pointer("/params/arguments/text")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            complete(json!({"content": [{"type": "text", "text": text}]}))
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            -32601,
+            "method not found",
+            Value::Null,
+        ),
+    }
+}
+
 fn reply(id: Option<Value>, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
@@ -406,6 +550,10 @@ fn sse_body(body: Body) -> Response {
 async fn on_get(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
     if !authorized(&inner, &headers) {
         return status(StatusCode::UNAUTHORIZED);
+    }
+    if inner.config.revisions == Revisions::Modern {
+        // Revision 2026-07-28 has no GET stream.
+        return status(StatusCode::METHOD_NOT_ALLOWED);
     }
     let Some(session) = header(&headers, "mcp-session-id") else {
         return status(StatusCode::BAD_REQUEST);
