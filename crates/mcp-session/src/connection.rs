@@ -7,21 +7,18 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use mcp_transport::{BoxedRead, BoxedWrite, Diagnostics, FrameReader, FrameWriter, ServerName};
+use mcp_transport::{BoxedRead, FrameReader};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::outbox::{write_loop, WriteEnd};
 use crate::protocol::RpcError;
 use crate::protocol::{LoggingMessage, Progress};
 use crate::session::{CloseReason, Event, Reply, Shared};
 use crate::Error;
-
-/// Most bytes batched into one write.
-const MAX_BATCH: usize = 1024 * 1024;
 
 /// The future that drives one session: poll it (spawn it on a tracker) for the session to work.
 ///
@@ -59,18 +56,17 @@ impl Future for Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.shared.close(CloseReason::ShuttingDown);
+        self.shared.outbox.close();
     }
 }
 
 pub(crate) fn new(
     shared: Arc<Shared>,
     reader: FrameReader<BoxedRead>,
-    writer: FrameWriter<BoxedWrite>,
-    outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
 ) -> Connection {
     Connection {
-        inner: Box::pin(drive(shared.clone(), reader, writer, outgoing, events)),
+        inner: Box::pin(drive(shared.clone(), reader, events)),
         shared,
     }
 }
@@ -78,8 +74,6 @@ pub(crate) fn new(
 async fn drive(
     shared: Arc<Shared>,
     reader: FrameReader<BoxedRead>,
-    writer: FrameWriter<BoxedWrite>,
-    outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
 ) -> Result<(), Error> {
     let reading = read_loop(&shared, reader, events);
@@ -88,8 +82,7 @@ async fn drive(
         let end = write_loop(
             &shared.server,
             &shared.diagnostics,
-            writer,
-            outgoing,
+            &shared.outbox,
             Some(write_timeout),
         )
         .await;
@@ -107,10 +100,12 @@ async fn drive(
         }
         () = shared.handles_gone.cancelled() => {
             shared.close(CloseReason::ShuttingDown);
+            shared.outbox.close();
             return Ok(());
         }
     };
-    // The writer is gone now, so the server's input is closed.
+    // Close the server's input (the session handles keep the outbox alive).
+    shared.outbox.close();
     let expected = shared.close_reason().is_some() || shared.diagnostics.is_input_close_requested();
     match ended {
         Ok(()) => {
@@ -153,90 +148,6 @@ async fn drive(
             };
             tracing::error!(server = %shared.server, error = %error, "connection failed");
             Err(error)
-        }
-    }
-}
-
-/// Why the writer stopped.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum WriteEnd {
-    /// The input was closed on request, or every sender is gone.
-    Closed,
-    /// A write failed (the peer closed its input).
-    Failed,
-    /// A write made no progress for the write timeout.
-    Stalled,
-}
-
-/// Writes queued messages, batching what is ready into one flush, until the input is closed.
-pub(crate) async fn write_loop(
-    server: &ServerName,
-    diagnostics: &Diagnostics,
-    mut writer: FrameWriter<BoxedWrite>,
-    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
-    write_timeout: Option<Duration>,
-) -> WriteEnd {
-    let mut end = WriteEnd::Closed;
-    // Created once: re-creating the cancellation future per batch costs more than the batch.
-    let close_requested = diagnostics.input_close_requested();
-    tokio::pin!(close_requested);
-    loop {
-        let first = tokio::select! {
-            biased;
-            () = &mut close_requested => break,
-            line = outgoing.recv() => match line {
-                Some(line) => line,
-                None => break,
-            },
-        };
-        writer.queue(&first);
-        while writer.n_pending() < MAX_BATCH {
-            match outgoing.try_recv() {
-                Ok(line) => writer.queue(&line),
-                Err(_) => break,
-            }
-        }
-        let flush = async {
-            match write_timeout {
-                Some(limit) => flush_with_progress_timeout(&mut writer, limit).await,
-                None => Some(writer.flush().await),
-            }
-        };
-        let flushed = tokio::select! {
-            flushed = flush => flushed,
-            () = &mut close_requested => break,
-        };
-        match flushed {
-            Some(Ok(())) => {}
-            Some(Err(error)) => {
-                tracing::debug!(server = %server, error = %error, "writing to the peer failed");
-                end = WriteEnd::Failed;
-                break;
-            }
-            None => {
-                end = WriteEnd::Stalled;
-                break;
-            }
-        }
-    }
-    writer.close();
-    tracing::debug!(server = %server, "output to the peer closed");
-    end
-}
-
-/// Flushes, failing with `None` only when no byte could be written for `limit` (a slow but
-/// moving reader is fine).
-async fn flush_with_progress_timeout(
-    writer: &mut FrameWriter<BoxedWrite>,
-    limit: Duration,
-) -> Option<Result<(), mcp_transport::Error>> {
-    loop {
-        let before = writer.n_pending();
-        match tokio::time::timeout(limit, writer.flush()).await {
-            Ok(flushed) => return Some(flushed),
-            // `flush` is cancel safe: what was written stays written.
-            Err(_) if writer.n_pending() < before => continue,
-            Err(_) => return None,
         }
     }
 }
@@ -422,7 +333,7 @@ fn answer_request(shared: &Shared, method: &str, id: &RawValue, params: Option<&
     };
     match serde_json::to_vec(&response) {
         Ok(line) => {
-            let _ = shared.outgoing.send(line);
+            shared.outbox.send(line);
         }
         Err(error) => {
             tracing::warn!(server = %shared.server, error = %error, "failed to encode a response");

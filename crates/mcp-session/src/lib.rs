@@ -19,6 +19,7 @@
 
 mod connection;
 mod error;
+mod outbox;
 pub mod protocol;
 pub mod server;
 mod session;

@@ -20,7 +20,8 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{parse_incoming, write_loop, Incoming};
+use crate::connection::{parse_incoming, Incoming};
+use crate::outbox::{write_loop, Outbox};
 use crate::protocol::{
     Implementation, Progress, RpcError, ServerCapabilities, LATEST_PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -82,7 +83,7 @@ impl fmt::Debug for ServerPeer {
 struct ServerShared {
     peer: ServerName,
     options: ServerOptions,
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    outbox: Outbox,
     hello: OnceLock<ClientHello>,
     /// Requests in flight, by the text of their id, with their cancellation tokens.
     in_flight: Mutex<HashMap<Box<str>, CancellationToken>>,
@@ -101,7 +102,7 @@ impl ServerPeer {
             return false;
         }
         match encode_notification(method, params) {
-            Ok(line) => self.shared.outgoing.send(line).is_ok(),
+            Ok(line) => self.shared.outbox.send(line),
             Err(_) => false,
         }
     }
@@ -196,7 +197,11 @@ impl IncomingRequest {
     }
 
     fn send(&self, outcome: Result<Option<String>, RpcError>) {
-        lock(&self.peer.shared.in_flight).remove(self.id.get());
+        let n_in_flight = {
+            let mut in_flight = lock(&self.peer.shared.in_flight);
+            in_flight.remove(self.id.get());
+            in_flight.len()
+        };
         if self.cancelled.is_cancelled() {
             // Cancelled requests are not answered.
             return;
@@ -210,7 +215,12 @@ impl IncomingRequest {
             Ok(None) => error_line(&self.id, &RpcError::internal("failed to encode the result")),
             Err(error) => error_line(&self.id, &error),
         };
-        let _ = self.peer.shared.outgoing.send(line.into_bytes());
+        // The last answer in flight is written by this task; others are batched by the driver.
+        if n_in_flight == 0 {
+            self.peer.shared.outbox.send(line.into_bytes());
+        } else {
+            self.peer.shared.outbox.send_batched(line.into_bytes());
+        }
     }
 }
 
@@ -271,6 +281,7 @@ impl Drop for ServerConnection {
 
 fn end(shared: &ServerShared) {
     shared.ended.cancel();
+    shared.outbox.close();
     for (_, token) in lock(&shared.in_flight).drain() {
         token.cancel();
     }
@@ -286,12 +297,11 @@ pub fn serve(
     mpsc::Receiver<IncomingRequest>,
 ) {
     let (reader, writer, diagnostics) = transport.into_parts();
-    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
     let (requests_tx, requests_rx) = mpsc::channel(options.request_capacity.max(1));
     let shared = Arc::new(ServerShared {
         peer: diagnostics.server().clone(),
         options,
-        outgoing,
+        outbox: Outbox::new(writer),
         hello: OnceLock::new(),
         in_flight: Mutex::new(HashMap::new()),
         ended: CancellationToken::new(),
@@ -306,8 +316,7 @@ pub fn serve(
             write_loop(
                 &driver_peer.shared.peer,
                 &diagnostics,
-                writer,
-                outgoing_rx,
+                &driver_peer.shared.outbox,
                 None,
             )
             .await;
@@ -357,7 +366,7 @@ async fn read_loop(
                     "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{{}}}}",
                     id.get()
                 );
-                let _ = shared.outgoing.send(line.into_bytes());
+                shared.outbox.send(line.into_bytes());
             }
             _ => {
                 let params: Option<Value> = message
@@ -442,5 +451,5 @@ fn answer_initialize(peer: &ServerPeer, id: &RawValue, params: Option<&RawValue>
         id.get(),
         result
     );
-    let _ = shared.outgoing.send(line.into_bytes());
+    let _ = shared.outbox.send(line.into_bytes());
 }

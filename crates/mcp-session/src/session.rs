@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{self, Connection};
+use crate::outbox::Outbox;
 use crate::protocol::{
     CallToolResult, GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
@@ -184,7 +185,7 @@ pub(crate) struct Shared {
     pub(crate) diagnostics: Diagnostics,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
-    pub(crate) outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    pub(crate) outbox: Outbox,
     closed: OnceLock<CloseReason>,
     initialized: OnceLock<InitializeResult>,
     pub(crate) n_events_dropped: AtomicU64,
@@ -261,7 +262,6 @@ impl CloseReason {
 /// [`Session::initialize`]. [`handshake`] does both steps for you.
 pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Connection) {
     let (reader, writer, diagnostics) = transport.into_parts();
-    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
     let handles_gone = CancellationToken::new();
     let shared = Arc::new(Shared {
@@ -270,14 +270,14 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
         diagnostics,
         next_id: AtomicU64::new(1),
         pending: Mutex::new(HashMap::new()),
-        outgoing,
+        outbox: Outbox::new(writer),
         closed: OnceLock::new(),
         initialized: OnceLock::new(),
         n_events_dropped: AtomicU64::new(0),
         handles_gone: handles_gone.clone(),
         events: Mutex::new(Some(events_rx)),
     });
-    let connection = connection::new(shared.clone(), reader, writer, outgoing_rx, events_tx);
+    let connection = connection::new(shared.clone(), reader, events_tx);
     let session = Session {
         shared,
         _handle: Arc::new(HandleGuard(handles_gone)),
@@ -476,13 +476,17 @@ impl Session {
         })?;
 
         let (reply_tx, mut reply_rx) = oneshot::channel();
-        lock(&shared.pending).insert(
-            id,
-            Pending {
-                reply: reply_tx,
-                progress: progress.clone(),
-            },
-        );
+        let n_in_flight = {
+            let mut pending = lock(&shared.pending);
+            pending.insert(
+                id,
+                Pending {
+                    reply: reply_tx,
+                    progress: progress.clone(),
+                },
+            );
+            pending.len()
+        };
         let mut guard = PendingGuard {
             shared,
             id,
@@ -495,7 +499,13 @@ impl Session {
             guard.forget();
             return Err(reason.to_error(&shared.server));
         }
-        let _ = shared.outgoing.send(line);
+        // Alone, the request is written by this task (no hand-off to the driver); among others
+        // in flight, the driver batches it with them into one write.
+        if n_in_flight == 1 {
+            shared.outbox.send(line);
+        } else {
+            shared.outbox.send_batched(line);
+        }
         tracing::trace!(server = %shared.server, request_id = id, method, "request sent");
 
         let started = Instant::now();
@@ -557,7 +567,7 @@ impl Session {
             method: method.to_owned(),
             source,
         })?;
-        let _ = shared.outgoing.send(line);
+        shared.outbox.send(line);
         Ok(())
     }
 
@@ -816,7 +826,7 @@ impl PendingGuard<'_> {
         if was_pending && self.cancel_on_drop && self.shared.closed.get().is_none() {
             let params = serde_json::json!({ "requestId": self.id, "reason": reason });
             if let Ok(line) = encode_notification("notifications/cancelled", Some(params)) {
-                let _ = self.shared.outgoing.send(line);
+                self.shared.outbox.send(line);
             }
             tracing::debug!(server = %self.shared.server, request_id = self.id, reason, "request cancelled");
         }
