@@ -1,6 +1,7 @@
 //! One JSON-RPC session between the host and one MCP server, over an `mcp-transport` channel.
 //!
-//! The crate performs the `initialize` handshake with protocol version negotiation, correlates
+//! The crate performs the `initialize` handshake with protocol version negotiation (or, as an
+//! option, the `server/discover` of the stateless revision 2026-07-28, see [`Handshake`]), correlates
 //! requests and responses by id, bounds every request with a timeout, tells the server when a
 //! request is abandoned (`notifications/cancelled`), fails every pending request at once when the
 //! server goes away, answers the server's own requests (`ping`, `roots/list`) and delivers its
@@ -28,6 +29,6 @@ pub use connection::Connection;
 pub use error::Error;
 pub use mcp_transport::ServerName;
 pub use session::{
-    connect, handshake, Event, ProgressCallback, RequestOptions, RootsProvider, Session,
+    connect, handshake, Event, Handshake, ProgressCallback, RequestOptions, RootsProvider, Session,
     SessionOptions,
 };

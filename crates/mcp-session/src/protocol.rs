@@ -13,6 +13,23 @@ pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
 pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] =
     &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
+/// The stateless protocol revision, negotiated with `server/discover` instead of `initialize`
+/// (see [`crate::Handshake`]): every request then carries the version, the client's capabilities
+/// and the client's identity in its `_meta`.
+pub const STATELESS_PROTOCOL_VERSION: &str = "2026-07-28";
+
+/// The `_meta` key of a request's protocol version (revision 2026-07-28).
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `_meta` key of the client's capabilities (revision 2026-07-28).
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The `_meta` key of the client's identity (revision 2026-07-28).
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// The `_meta` key of the server's identity in a result (revision 2026-07-28).
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// The error code of a request whose protocol version the server does not support; its data
+/// lists the versions it does (`supported`).
+pub const UNSUPPORTED_PROTOCOL_VERSION_CODE: i64 = -32022;
+
 /// Fields this crate does not model, kept as they came.
 pub type Extra = Map<String, Value>;
 
@@ -110,6 +127,45 @@ pub struct InitializeResult {
     /// Fields not modelled here.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// The server's answer to `server/discover` (revision 2026-07-28).
+///
+/// Read leniently: servers of the early drafts put `serverInfo` at the top level, and the
+/// caching fields may be missing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoverResult {
+    /// The protocol revisions the server speaks.
+    #[serde(default)]
+    pub supported_versions: Vec<String>,
+    /// What the server offers.
+    #[serde(default)]
+    pub capabilities: ServerCapabilities,
+    /// Hints for the model on how to use this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Who the server is, when given at the top level (early drafts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_info: Option<Implementation>,
+    /// The result's metadata, with the server's identity under [`META_SERVER_INFO`].
+    #[serde(default, rename = "_meta", skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Map<String, Value>>,
+    /// Fields not modelled here (`resultType`, `ttlMs`, `cacheScope`, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl DiscoverResult {
+    /// The server's identity: from `_meta`, else the top-level field, else "unknown".
+    pub fn server_info(&self) -> Implementation {
+        self.meta
+            .as_ref()
+            .and_then(|meta| meta.get(META_SERVER_INFO))
+            .and_then(|info| serde_json::from_value(info.clone()).ok())
+            .or_else(|| self.server_info.clone())
+            .unwrap_or_else(|| Implementation::new("unknown", "unknown"))
+    }
 }
 
 /// A tool a server offers.

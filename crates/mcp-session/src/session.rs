@@ -18,10 +18,12 @@ use tokio_util::sync::CancellationToken;
 use crate::connection::{self, Connection};
 use crate::outbox::Outbox;
 use crate::protocol::{
-    CallToolResult, GetPromptResult, Implementation, InitializeResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-    LoggingMessage, Page, Progress, Prompt, ReadResourceResult, Resource, ResourceTemplate, Root,
-    RpcError, Tool, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
+    CallToolResult, DiscoverResult, GetPromptResult, Implementation, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    LoggingLevel, LoggingMessage, Page, Progress, Prompt, ReadResourceResult, Resource,
+    ResourceTemplate, Root, RpcError, Tool, LATEST_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES,
+    META_CLIENT_INFO, META_PROTOCOL_VERSION, STATELESS_PROTOCOL_VERSION,
+    SUPPORTED_PROTOCOL_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION_CODE,
 };
 use crate::Error;
 
@@ -41,9 +43,31 @@ impl RootsProvider for Vec<Root> {
 /// Called with every progress report of one request.
 pub type ProgressCallback = Arc<dyn Fn(Progress) + Send + Sync>;
 
+/// How a session agrees on the protocol revision with its server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Handshake {
+    /// The `initialize` handshake of revision 2025-11-25 (and older): the default, what every
+    /// server speaks today.
+    #[default]
+    Initialize,
+    /// `server/discover` of the stateless revision 2026-07-28 only; a server that does not speak
+    /// it fails the handshake.
+    Discover,
+    /// `server/discover` first; a server that answers with anything but a discover result or a
+    /// version correction (an error such as -32601 or -32602, or no answer within
+    /// [`SessionOptions::discover_timeout`]) is then initialized the 2025-11-25 way. Beware that
+    /// some older stdio servers exit on any request before `initialize`.
+    Auto,
+}
+
 /// Settings of a session.
 #[derive(Clone)]
 pub struct SessionOptions {
+    /// How the protocol revision is agreed (default [`Handshake::Initialize`]).
+    pub handshake: Handshake,
+    /// With [`Handshake::Auto`]: how long `server/discover` may go unanswered before the server
+    /// is taken for an older one (default 5 s).
+    pub discover_timeout: Duration,
     /// Who the host is, as told to the server in `initialize`.
     pub client_info: Implementation,
     /// Timeout of every request unless the call says otherwise (default 60 s).
@@ -68,6 +92,8 @@ pub struct SessionOptions {
 impl Default for SessionOptions {
     fn default() -> SessionOptions {
         SessionOptions {
+            handshake: Handshake::Initialize,
+            discover_timeout: Duration::from_secs(5),
             client_info: Implementation::new("mcp-host", env!("CARGO_PKG_VERSION")),
             request_timeout: Duration::from_secs(60),
             max_request_timeout: Duration::from_secs(600),
@@ -83,6 +109,8 @@ impl Default for SessionOptions {
 impl fmt::Debug for SessionOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionOptions")
+            .field("handshake", &self.handshake)
+            .field("discover_timeout", &self.discover_timeout)
             .field("client_info", &self.client_info)
             .field("request_timeout", &self.request_timeout)
             .field("max_request_timeout", &self.max_request_timeout)
@@ -188,6 +216,8 @@ pub(crate) struct Shared {
     pub(crate) outbox: Outbox,
     closed: OnceLock<CloseReason>,
     initialized: OnceLock<InitializeResult>,
+    /// Set when revision 2026-07-28 was agreed: what every request carries in its `_meta`.
+    stateless: OnceLock<StatelessMeta>,
     pub(crate) n_events_dropped: AtomicU64,
     pub(crate) handles_gone: CancellationToken,
     events: Mutex<Option<mpsc::Receiver<Event>>>,
@@ -273,6 +303,7 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
         outbox: Outbox::new(writer),
         closed: OnceLock::new(),
         initialized: OnceLock::new(),
+        stateless: OnceLock::new(),
         n_events_dropped: AtomicU64::new(0),
         handles_gone: handles_gone.clone(),
         events: Mutex::new(Some(events_rx)),
@@ -369,6 +400,111 @@ impl Session {
     /// Cancelling leaves the session uninitialised; the server is not sent
     /// `notifications/cancelled` for `initialize`, as the protocol requires.
     pub async fn initialize(&self) -> Result<InitializeResult, Error> {
+        match self.shared.options.handshake {
+            Handshake::Initialize => self.initialize_classic().await,
+            Handshake::Discover => match self.discover(None).await? {
+                Discovered::Stateless(result) => Ok(*result),
+                Discovered::Older(reason) => Err(reason),
+            },
+            Handshake::Auto => {
+                let timeout = self.shared.options.discover_timeout;
+                match self.discover(Some(timeout)).await? {
+                    Discovered::Stateless(result) => Ok(*result),
+                    Discovered::Older(reason) => {
+                        tracing::info!(server = %self.shared.server, reason = %reason, "the server does not speak revision 2026-07-28; initializing it the 2025-11-25 way");
+                        self.initialize_classic().await
+                    }
+                }
+            }
+        }
+    }
+
+    /// The handshake of revision 2026-07-28: `server/discover`, with one retry when the server
+    /// asks for a version it lists. `Older` carries why the server looks like an older one.
+    async fn discover(&self, timeout: Option<Duration>) -> Result<Discovered, Error> {
+        let shared = &self.shared;
+        let mut version = STATELESS_PROTOCOL_VERSION.to_owned();
+        let mut retried = false;
+        loop {
+            let meta = StatelessMeta::new(&version, &shared.options.client_info);
+            let params = serde_json::json!({ "_meta": meta.map });
+            let options = RequestOptions {
+                timeout: timeout.or(Some(shared.options.request_timeout)),
+                on_progress: None,
+            };
+            let outcome: Result<DiscoverResult, Error> = self
+                .request("server/discover", Some(params), &options)
+                .await;
+            match outcome {
+                Ok(result) => {
+                    if !result.supported_versions.contains(&version) {
+                        return Ok(Discovered::Older(Error::UnsupportedProtocolVersion {
+                            server: shared.server.clone(),
+                            requested: version,
+                            offered: result.supported_versions.join(", "),
+                        }));
+                    }
+                    let server_info = result.server_info();
+                    let init = InitializeResult {
+                        protocol_version: version.clone(),
+                        capabilities: result.capabilities,
+                        server_info,
+                        instructions: result.instructions,
+                        extra: result.extra,
+                    };
+                    let _ = shared.stateless.set(meta);
+                    let _ = shared.initialized.set(init.clone());
+                    tracing::info!(
+                        server = %shared.server,
+                        protocol_version = %init.protocol_version,
+                        server_name = %init.server_info.name,
+                        server_version = %init.server_info.version,
+                        "server discovered"
+                    );
+                    return Ok(Discovered::Stateless(Box::new(init)));
+                }
+                Err(Error::Rpc {
+                    code: UNSUPPORTED_PROTOCOL_VERSION_CODE,
+                    data,
+                    message,
+                    ..
+                }) => {
+                    // A server of the new era: it says which versions it speaks.
+                    let supported: Vec<String> = data
+                        .as_ref()
+                        .and_then(|data| data.get("supported"))
+                        .and_then(|list| serde_json::from_value(list.clone()).ok())
+                        .unwrap_or_default();
+                    let ours = supported
+                        .iter()
+                        .find(|v| v.as_str() == STATELESS_PROTOCOL_VERSION);
+                    match ours {
+                        Some(ours) if !retried => {
+                            tracing::debug!(server = %shared.server, %message, "retrying server/discover with a version the server lists");
+                            version = ours.clone();
+                            retried = true;
+                        }
+                        _ => {
+                            return Err(Error::UnsupportedProtocolVersion {
+                                server: shared.server.clone(),
+                                requested: version,
+                                offered: supported.join(", "),
+                            })
+                        }
+                    }
+                }
+                // Any other answer (-32601, -32602, an HTTP error, no answer in time) is what an
+                // older server gives.
+                Err(error @ (Error::Rpc { .. } | Error::Timeout { .. })) => {
+                    return Ok(Discovered::Older(error))
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The `initialize` handshake of revision 2025-11-25 and older.
+    async fn initialize_classic(&self) -> Result<InitializeResult, Error> {
         let shared = &self.shared;
         let mut capabilities = Map::new();
         if shared.options.roots.is_some() {
@@ -432,18 +568,18 @@ impl Session {
         params: Option<Value>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
-        self.exchange(method, options, |id, with_progress| {
-            encode_request(id, method, params, with_progress)
+        self.exchange(method, options, |id, meta| {
+            encode_request(id, method, params, meta)
         })
         .await
     }
 
-    /// Sends the request that `encode(id, with_progress)` writes and waits for its answer.
+    /// Sends the request that `encode(id, meta)` writes and waits for its answer.
     async fn exchange(
         &self,
         method: &str,
         options: &RequestOptions,
-        encode: impl FnOnce(u64, bool) -> Result<Vec<u8>, serde_json::Error>,
+        encode: impl FnOnce(u64, RequestMeta<'_>) -> Result<Vec<u8>, serde_json::Error>,
     ) -> Result<Box<RawValue>, Error> {
         let shared = &*self.shared;
         if let Some(reason) = shared.closed.get() {
@@ -454,7 +590,8 @@ impl Session {
                 server: shared.server.clone(),
             });
         }
-        if shared.initialized.get().is_none() && method != "initialize" && method != "ping" {
+        let handshake = method == "initialize" || method == "server/discover";
+        if shared.initialized.get().is_none() && !handshake && method != "ping" {
             return Err(Error::NotInitialized {
                 server: shared.server.clone(),
                 method: method.to_owned(),
@@ -469,7 +606,11 @@ impl Session {
                 last_report_ms: AtomicU64::new(0),
             })
         });
-        let line = encode(id, progress.is_some()).map_err(|source| Error::Encode {
+        let meta = RequestMeta {
+            progress: progress.is_some(),
+            stateless: shared.stateless.get(),
+        };
+        let line = encode(id, meta).map_err(|source| Error::Encode {
             server: shared.server.clone(),
             method: method.to_owned(),
             source,
@@ -490,7 +631,7 @@ impl Session {
         let mut guard = PendingGuard {
             shared,
             id,
-            cancel_on_drop: method != "initialize",
+            cancel_on_drop: !handshake,
             armed: true,
         };
         // The connection may have closed between the first check and the insertion; it fails
@@ -572,7 +713,12 @@ impl Session {
     }
 
     /// Tells the server that the roots changed (`notifications/roots/list_changed`).
+    ///
+    /// Revision 2026-07-28 has no such notification: nothing is sent then.
     pub fn notify_roots_changed(&self) -> Result<(), Error> {
+        if self.shared.stateless.get().is_some() {
+            return Ok(());
+        }
         self.notify("notifications/roots/list_changed", None)
     }
 
@@ -644,8 +790,8 @@ impl Session {
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
         // The hot path: the request is written straight into its line, without a `Value` tree.
-        self.exchange("tools/call", options, |id, with_progress| {
-            encode_call_tool(id, name, arguments, with_progress)
+        self.exchange("tools/call", options, |id, meta| {
+            encode_call_tool(id, name, arguments, meta)
         })
         .await
     }
@@ -930,9 +1076,11 @@ fn encode_request(
     id: u64,
     method: &str,
     params: Option<Value>,
-    with_progress: bool,
+    meta: RequestMeta<'_>,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let params = if with_progress {
+    let params = if meta.is_empty() {
+        params
+    } else {
         let mut params = match params {
             Some(Value::Object(map)) => map,
             None => Map::new(),
@@ -946,15 +1094,20 @@ fn encode_request(
                 });
             }
         };
-        let meta = params
+        let entry = params
             .entry("_meta")
             .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(meta) = meta {
-            meta.insert("progressToken".to_owned(), Value::from(id));
+        if let Value::Object(entry) = entry {
+            if meta.progress {
+                entry.insert("progressToken".to_owned(), Value::from(id));
+            }
+            if let Some(stateless) = meta.stateless {
+                for (key, value) in &stateless.map {
+                    entry.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
         }
         Some(Value::Object(params))
-    } else {
-        params
     };
     serde_json::to_vec(&OutgoingRequest {
         jsonrpc: "2.0",
@@ -969,7 +1122,7 @@ fn encode_call_tool(
     id: u64,
     name: &str,
     arguments: Option<&Map<String, Value>>,
-    with_progress: bool,
+    meta: RequestMeta<'_>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut line = Vec::with_capacity(96 + name.len());
     line.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
@@ -980,13 +1133,77 @@ fn encode_call_tool(
         line.extend_from_slice(b",\"arguments\":");
         serde_json::to_writer(&mut line, arguments)?;
     }
-    if with_progress {
-        line.extend_from_slice(b",\"_meta\":{\"progressToken\":");
-        line.extend_from_slice(id.to_string().as_bytes());
+    if !meta.is_empty() {
+        line.extend_from_slice(b",\"_meta\":{");
+        if meta.progress {
+            line.extend_from_slice(b"\"progressToken\":");
+            line.extend_from_slice(id.to_string().as_bytes());
+        }
+        if let Some(stateless) = meta.stateless {
+            if meta.progress {
+                line.push(b',');
+            }
+            line.extend_from_slice(stateless.members.as_bytes());
+        }
         line.push(b'}');
     }
     line.extend_from_slice(b"}}");
     Ok(line)
+}
+
+/// What a request carries in its `_meta` besides what its caller put there.
+#[derive(Clone, Copy)]
+struct RequestMeta<'a> {
+    /// A progress token (the request's id) is asked for.
+    progress: bool,
+    /// Revision 2026-07-28 was agreed: version, capabilities and client identity.
+    stateless: Option<&'a StatelessMeta>,
+}
+
+impl RequestMeta<'_> {
+    fn is_empty(&self) -> bool {
+        !self.progress && self.stateless.is_none()
+    }
+}
+
+/// The `_meta` members of every request in revision 2026-07-28, as a map and pre-encoded.
+#[derive(Debug)]
+struct StatelessMeta {
+    map: Map<String, Value>,
+    /// The members of `map` as JSON text without the braces: `"k":v,"k2":v2`.
+    members: String,
+}
+
+impl StatelessMeta {
+    fn new(version: &str, client_info: &Implementation) -> StatelessMeta {
+        let mut map = Map::new();
+        map.insert(META_PROTOCOL_VERSION.to_owned(), Value::from(version));
+        // No roots, sampling or elicitation: in this revision they are asked for with
+        // `input_required` results, which this session does not answer yet.
+        map.insert(
+            META_CLIENT_CAPABILITIES.to_owned(),
+            Value::Object(Map::new()),
+        );
+        map.insert(
+            META_CLIENT_INFO.to_owned(),
+            serde_json::to_value(client_info).unwrap_or(Value::Null),
+        );
+        let object = Value::Object(map.clone()).to_string();
+        let members = object
+            .strip_prefix('{')
+            .and_then(|inner| inner.strip_suffix('}'))
+            .unwrap_or_default()
+            .to_owned();
+        StatelessMeta { map, members }
+    }
+}
+
+/// How `server/discover` went.
+enum Discovered {
+    /// Revision 2026-07-28 agreed.
+    Stateless(Box<InitializeResult>),
+    /// The server looks like an older one; the error says why.
+    Older(Error),
 }
 
 pub(crate) fn encode_notification(
@@ -1006,18 +1223,33 @@ mod tests {
 
     #[track_caller]
     fn check(name: &str, arguments: Option<Value>, with_progress: bool) {
+        check_with(name, arguments.clone(), with_progress, None);
+        let stateless = StatelessMeta::new("2026-07-28", &Implementation::new("host", "1.0"));
+        check_with(name, arguments, with_progress, Some(&stateless));
+    }
+
+    #[track_caller]
+    fn check_with(
+        name: &str,
+        arguments: Option<Value>,
+        with_progress: bool,
+        stateless: Option<&StatelessMeta>,
+    ) {
         let arguments = arguments.map(|arguments| match arguments {
             Value::Object(map) => map,
             _ => panic!("arguments must be an object"),
         });
-        let direct = encode_call_tool(7, name, arguments.as_ref(), with_progress).unwrap();
+        let meta = RequestMeta {
+            progress: with_progress,
+            stateless,
+        };
+        let direct = encode_call_tool(7, name, arguments.as_ref(), meta).unwrap();
         let mut params = Map::new();
         params.insert("name".to_owned(), Value::String(name.to_owned()));
         if let Some(arguments) = arguments {
             params.insert("arguments".to_owned(), Value::Object(arguments));
         }
-        let generic =
-            encode_request(7, "tools/call", Some(Value::Object(params)), with_progress).unwrap();
+        let generic = encode_request(7, "tools/call", Some(Value::Object(params)), meta).unwrap();
         let direct: Value = serde_json::from_slice(&direct).unwrap();
         let generic: Value = serde_json::from_slice(&generic).unwrap();
         assert_eq!(direct, generic);
@@ -1037,5 +1269,25 @@ mod tests {
             true,
         );
         check("p", None, true);
+    }
+
+    #[test]
+    fn stateless_requests_carry_version_capabilities_and_client_info() {
+        let stateless = StatelessMeta::new("2026-07-28", &Implementation::new("host", "1.0"));
+        let meta = RequestMeta {
+            progress: true,
+            stateless: Some(&stateless),
+        };
+        let line = encode_request(3, "tools/list", None, meta).unwrap();
+        let line: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            line["params"]["_meta"],
+            serde_json::json!({
+                "progressToken": 3,
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "host", "version": "1.0"},
+            })
+        );
     }
 }

@@ -476,3 +476,151 @@ async fn a_server_that_goes_away_mid_session_ends_the_session() {
         .await
         .unwrap();
 }
+
+mod stateless {
+    //! The stateless revision 2026-07-28 over HTTP: `server/discover`, `_meta` on every request,
+    //! its headers, and the fallback to `initialize`.
+
+    use mcp_host_testkit::fake_http::{ModernRequest, Revisions};
+    use mcp_session::Handshake;
+
+    use super::*;
+
+    fn client_in(server: &FakeHttpServer, handshake: Handshake) -> Client {
+        let tracker = TaskTracker::new();
+        let (http, transport) = mcp_http::connect(
+            ServerName::new("remote"),
+            HttpOptions::new(server.url()),
+            &TransportOptions::default(),
+            &tracker,
+        )
+        .unwrap();
+        let options = SessionOptions {
+            handshake,
+            ..SessionOptions::default()
+        };
+        let (session, connection) = mcp_session::connect(transport, options);
+        let mut driver = JoinSet::new();
+        driver.spawn(connection_future(connection));
+        Client {
+            session,
+            http,
+            driver,
+            tracker,
+        }
+    }
+
+    fn modern_server() -> FakeHttpConfig {
+        FakeHttpConfig {
+            revisions: Revisions::Modern,
+            ..FakeHttpConfig::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn discover_then_every_request_carries_version_capabilities_and_headers() {
+        for handshake in [Handshake::Discover, Handshake::Auto] {
+            let server = FakeHttpServer::start(modern_server()).await.unwrap();
+            let client = client_in(&server, handshake);
+            let init = client.session.initialize().await.unwrap();
+            assert_eq!(init.protocol_version, "2026-07-28");
+            assert_eq!(init.server_info.name, "fake-http-server");
+            assert_eq!(init.server_info.version, "2.0.0");
+            let tools = client.session.list_all_tools().await.unwrap();
+            assert_eq!(tools[0].name, "echo");
+            let result = client
+                .session
+                .call_tool(
+                    "echo",
+                    args(json!({"text": "stateless"})),
+                    &RequestOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(result.text(), "stateless");
+            client.close().await;
+
+            let log = server.log();
+            assert!(log.sessions.is_empty() && log.deleted.is_empty(), "{log:?}");
+            assert_eq!(log.get_streams, 0);
+            let expect = |method: &str, name: Option<&str>| ModernRequest {
+                method: method.to_owned(),
+                mcp_method: Some(method.to_owned()),
+                mcp_name: name.map(str::to_owned),
+                version_header: Some("2026-07-28".to_owned()),
+                has_capabilities: true,
+            };
+            assert_eq!(
+                log.modern_requests,
+                [
+                    expect("server/discover", None),
+                    expect("tools/list", None),
+                    expect("tools/call", Some("echo")),
+                ],
+                "{handshake:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn auto_falls_back_to_initialize_with_a_2025_server() {
+        let server = FakeHttpServer::start(FakeHttpConfig::default())
+            .await
+            .unwrap();
+        let client = client_in(&server, Handshake::Auto);
+        let init = client.session.initialize().await.unwrap();
+        assert_eq!(init.protocol_version, "2025-11-25");
+        let result = client
+            .session
+            .call_tool(
+                "echo",
+                args(json!({"text": "classic"})),
+                &RequestOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(result.text(), "classic");
+        client.close().await;
+        let log = server.log();
+        assert_eq!(log.methods[..2], ["server/discover", "initialize"]);
+        assert_eq!(
+            log.deleted.len(),
+            1,
+            "a 2025-11-25 session still ends with a DELETE"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_of_both_revisions_gets_the_one_asked_for() {
+        let both = FakeHttpConfig {
+            revisions: Revisions::Both,
+            ..FakeHttpConfig::default()
+        };
+        for (handshake, version) in [
+            (Handshake::Initialize, "2025-11-25"),
+            (Handshake::Auto, "2026-07-28"),
+        ] {
+            let server = FakeHttpServer::start(both.clone()).await.unwrap();
+            let client = client_in(&server, handshake);
+            let init = client.session.initialize().await.unwrap();
+            assert_eq!(init.protocol_version, version, "{handshake:?}");
+            client.session.list_all_tools().await.unwrap();
+            client.close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_default_handshake_with_a_stateless_only_server_fails_naming_it() {
+        let server = FakeHttpServer::start(modern_server()).await.unwrap();
+        let client = client_in(&server, Handshake::Initialize);
+        let error = client.session.initialize().await.unwrap_err();
+        // The server refuses `initialize` with a 4xx and a JSON-RPC error in the body (-32602:
+        // no `_meta` version, which it checks before the method), which reaches the caller.
+        assert!(
+            matches!(error.rpc_code(), Some(-32601 | -32602)),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("remote"), "{error}");
+        client.close().await;
+    }
+}

@@ -147,3 +147,38 @@ async fn in_process_fake_over_duplex() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn auto_handshake_falls_back_to_initialize_with_an_older_server() {
+    let options = SessionOptions {
+        handshake: mcp_session::Handshake::Auto,
+        ..SessionOptions::default()
+    };
+    let running =
+        crate::start_with(FakeConfig::default(), options, TransportOptions::default()).await;
+    // The fake speaks 2025-11-25 only: `server/discover` gets -32601, then `initialize` works.
+    assert_eq!(running.init.protocol_version, LATEST_PROTOCOL_VERSION);
+    let tools = running.session.list_all_tools().await.unwrap();
+    assert!(!tools.is_empty());
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn discover_only_handshake_fails_with_an_older_server() {
+    let spawned = spawn_fake(&FakeConfig::default(), &TransportOptions::default());
+    let options = SessionOptions {
+        handshake: mcp_session::Handshake::Discover,
+        ..SessionOptions::default()
+    };
+    let outcome =
+        tokio::time::timeout(PROMPTLY, mcp_session::handshake(spawned.transport, options))
+            .await
+            .unwrap();
+    let error = outcome.map(|_| ()).unwrap_err();
+    assert!(
+        matches!(error, Error::Rpc { code: -32601, .. }),
+        "{error:?}"
+    );
+    drop(spawned.process);
+    assert_no_process_left(&spawned.marker).await;
+}
