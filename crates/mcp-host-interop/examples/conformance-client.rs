@@ -2,7 +2,9 @@
 //! (`@modelcontextprotocol/conformance`, run by `cargo xtask conformance`).
 //!
 //! The suite starts a mock server and runs `conformance-client <url>` with the scenario's name in
-//! `MCP_CONFORMANCE_SCENARIO`. This program does what the scenario asks of a client, with our
+//! `MCP_CONFORMANCE_SCENARIO` (and, in its 0.2 versions, the revision under test in
+//! `MCP_CONFORMANCE_PROTOCOL_VERSION`: for `2026-07-28` the client negotiates with
+//! `server/discover`, else with `initialize`). This program does what the scenario asks of a client, with our
 //! Streamable HTTP transport (`mcp-http`) and session (`mcp-session`), and exits 0 when every
 //! step succeeded, 1 (saying why on stderr) otherwise. The suite judges the traffic.
 #![allow(clippy::print_stderr)]
@@ -10,7 +12,7 @@
 use std::time::Duration;
 
 use mcp_http::HttpOptions;
-use mcp_session::{RequestOptions, Session, SessionOptions};
+use mcp_session::{Handshake, RequestOptions, Session, SessionOptions};
 use mcp_transport::{ServerName, TransportOptions};
 use serde_json::{json, Map, Value};
 use tokio::task::JoinSet;
@@ -55,8 +57,15 @@ async fn run(url: &str, scenario: &str) -> Result<(), String> {
         &tracker,
     )
     .map_err(|error| error.to_string())?;
+    let stateless = std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION")
+        .is_ok_and(|version| version == mcp_session::protocol::STATELESS_PROTOCOL_VERSION);
     let options = SessionOptions {
         request_timeout: STEP,
+        handshake: if stateless {
+            Handshake::Discover
+        } else {
+            Handshake::Initialize
+        },
         ..SessionOptions::default()
     };
     let (session, connection) = mcp_session::connect(transport, options);
@@ -98,12 +107,67 @@ async fn scenario_steps(session: &Session, scenario: &str) -> Result<(), String>
             let result = call(session, "test_reconnection", json!({})).await?;
             eprintln!("conformance-client: test_reconnection -> {result}");
         }
+        "json-schema-2020-12-preservation" if has("json_schema_echo") => {
+            // Echo a tool's input schema as this client stored it: the suite checks that
+            // nothing of JSON Schema 2020-12 ($schema, $defs, …) was lost on the way in.
+            let schema = tools
+                .iter()
+                .find(|tool| tool.name == "json_schema_2020_12_tool")
+                .map(|tool| tool.input_schema.clone())
+                .ok_or("the server lists no json_schema_2020_12_tool")?;
+            let result = call(session, "json_schema_echo", json!({ "schema": schema })).await?;
+            eprintln!("conformance-client: json_schema_echo -> {result}");
+        }
+        "http-custom-headers" if has("test_custom_headers") => {
+            // Arguments the tool mirrors into Mcp-Param-* headers (the HTTP transport does it),
+            // with every kind of value that needs plain or Base64 encoding.
+            let arguments = json!({
+                "region": "us-west1", "priority": 42, "verbose": false, "debug": true,
+                "empty_val": "", "method_val": "GET", "float_val": 1.5,
+                "non_ascii_val": "café ☕", "whitespace_val": "  padded  ",
+                "leading_space_val": " lead", "trailing_space_val": "trail ",
+                "internal_space_val": "a b c", "control_char_val": "a\u{1}b",
+                "crlf_val": "a\r\nb", "tab_val": "\tx", "query": "plain query",
+            });
+            call(session, "test_custom_headers", arguments).await?;
+            if has("test_custom_headers_null") {
+                let arguments =
+                    json!({"region": "eu", "priority": 1, "verbose": null, "query": "q"});
+                call(session, "test_custom_headers_null", arguments).await?;
+            }
+        }
+        "http-invalid-tool-headers" => {
+            // Call every tool we were given: the transport must have left out the invalid ones.
+            for tool in &tools {
+                let arguments = dummy_arguments(&tool.input_schema);
+                call(session, &tool.name, arguments).await?;
+            }
+        }
         _ => {
             // Other scenarios (`initialize`, …) ask for the handshake and nothing more; call
             // nothing we were not asked to.
         }
     }
     Ok(())
+}
+
+/// Arguments for a tool's required properties: "x" for strings, 1 for integers and numbers,
+/// true for booleans.
+fn dummy_arguments(schema: &Value) -> Value {
+    let mut arguments = Map::new();
+    let required = schema.get("required").and_then(Value::as_array);
+    for name in required.into_iter().flatten().filter_map(Value::as_str) {
+        let kind = schema
+            .pointer(&format!("/properties/{name}/type"))
+            .and_then(Value::as_str);
+        let value = match kind {
+            Some("integer" | "number") => json!(1),
+            Some("boolean") => json!(true),
+            _ => json!("x"),
+        };
+        arguments.insert(name.to_owned(), value);
+    }
+    Value::Object(arguments)
 }
 
 async fn call(session: &Session, name: &str, arguments: Value) -> Result<String, String> {

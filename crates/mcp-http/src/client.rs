@@ -283,7 +283,13 @@ struct State {
     protocol_version: Option<HeaderValue>,
     /// The session speaks revision 2026-07-28 (its requests carry the version in `_meta`).
     per_request_version: bool,
+    /// Revision 2026-07-28: the arguments of each listed tool that are mirrored into
+    /// `Mcp-Param-*` headers (`x-mcp-header`), by tool name.
+    header_params: std::collections::HashMap<String, HeaderParams>,
 }
+
+/// The arguments of one tool mirrored into headers: (argument name, header name).
+type HeaderParams = Vec<(String, HeaderName)>;
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     match state.lock() {
@@ -354,6 +360,9 @@ impl Shared {
             }
             if let Some(name) = &message.name {
                 request = request.header(MCP_NAME, name.clone());
+            }
+            for (name, value) in &message.params {
+                request = request.header(name.clone(), value.clone());
             }
         }
         request
@@ -461,9 +470,11 @@ struct Outgoing<'a> {
 
 /// The parts of a request's params that become HTTP headers.
 #[derive(serde::Deserialize, Default)]
-struct OutgoingParams {
+struct OutgoingParams<'a> {
     #[serde(default)]
     name: Option<String>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     uri: Option<String>,
     #[serde(default, rename = "_meta")]
@@ -479,13 +490,41 @@ struct MessageHeaders {
     method: Option<HeaderValue>,
     /// `Mcp-Name`: the tool or prompt name, or the resource URI.
     name: Option<HeaderValue>,
+    /// `Mcp-Param-*`: the arguments of a `tools/call` that the tool mirrors into headers.
+    params: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl MessageHeaders {
-    fn of(method: Option<&str>, params: Option<&serde_json::value::RawValue>) -> MessageHeaders {
-        let params: OutgoingParams = params
+    fn of(
+        method: Option<&str>,
+        params: Option<&serde_json::value::RawValue>,
+        state: &Mutex<State>,
+    ) -> MessageHeaders {
+        let params: OutgoingParams<'_> = params
             .and_then(|params| serde_json::from_str(params.get()).ok())
             .unwrap_or_default();
+        let mut mirrored = Vec::new();
+        if let (Some("tools/call"), Some(tool)) = (method, params.name.as_deref()) {
+            let state = lock(state);
+            if let Some(header_params) = state.header_params.get(tool) {
+                let arguments: serde_json::Map<String, Value> = params
+                    .arguments
+                    .and_then(|arguments| serde_json::from_str(arguments.get()).ok())
+                    .unwrap_or_default();
+                for (argument, header) in header_params {
+                    let text = match arguments.get(argument) {
+                        Some(Value::String(text)) => Some(text.clone()),
+                        Some(Value::Bool(flag)) => Some(flag.to_string()),
+                        Some(Value::Number(number)) => Some(number.to_string()),
+                        // Null, absent, or not a primitive: no header.
+                        _ => None,
+                    };
+                    if let Some(value) = text.as_deref().and_then(header_text) {
+                        mirrored.push((header.clone(), value));
+                    }
+                }
+            }
+        }
         let version = params
             .meta
             .as_ref()
@@ -501,8 +540,53 @@ impl MessageHeaders {
             version,
             method: method.and_then(header_text),
             name: name.and_then(header_text),
+            params: mirrored,
         }
     }
+}
+
+/// The arguments a listed tool mirrors into headers, or why its `x-mcp-header` annotations are
+/// invalid (revision 2026-07-28): a header name must be a non-empty HTTP token, unique within
+/// the tool regardless of case, on a `string`, `integer` or `boolean` property.
+fn tool_header_params(tool: &Value) -> Result<HeaderParams, String> {
+    let Some(properties) = tool
+        .pointer("/inputSchema/properties")
+        .and_then(Value::as_object)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut params = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (argument, schema) in properties {
+        let Some(header) = schema.get("x-mcp-header") else {
+            continue;
+        };
+        let header = header
+            .as_str()
+            .ok_or_else(|| format!("`{argument}`: x-mcp-header is not a string"))?;
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if header.is_empty() || !header.bytes().all(token) {
+            return Err(format!(
+                "`{argument}`: x-mcp-header {header:?} is not a header name"
+            ));
+        }
+        let kind = schema.get("type").and_then(Value::as_str);
+        if !matches!(kind, Some("string" | "integer" | "boolean")) {
+            return Err(format!(
+                "`{argument}`: x-mcp-header on a {} property (only string, integer and boolean)",
+                kind.unwrap_or("untyped")
+            ));
+        }
+        if !seen.insert(header.to_ascii_lowercase()) {
+            return Err(format!(
+                "`{argument}`: x-mcp-header {header:?} is used twice"
+            ));
+        }
+        let name = HeaderName::from_bytes(format!("mcp-param-{header}").as_bytes())
+            .map_err(|_| format!("`{argument}`: x-mcp-header {header:?} is not a header name"))?;
+        params.push((argument.clone(), name));
+    }
+    Ok(params)
 }
 
 /// A header value for `text`: as it is when it is printable ASCII without surrounding spaces,
@@ -511,8 +595,7 @@ fn header_text(text: &str) -> Option<HeaderValue> {
     use base64::Engine as _;
 
     let looks_encoded = text.starts_with("=?base64?") && text.ends_with("?=");
-    let plain = !text.is_empty()
-        && text.bytes().all(|b| (0x20..0x7f).contains(&b))
+    let plain = text.bytes().all(|b| (0x20..0x7f).contains(&b))
         && !text.starts_with(' ')
         && !text.ends_with(' ')
         && !looks_encoded;
@@ -564,7 +647,7 @@ async fn run(
                     let body = Bytes::copy_from_slice(line);
                     let outgoing: Option<Outgoing<'_>> = serde_json::from_slice(&body).ok();
                     let (id, method, headers) = outgoing.map_or((None, None, MessageHeaders::default()), |o| {
-                        let headers = MessageHeaders::of(o.method.as_deref(), o.params);
+                        let headers = MessageHeaders::of(o.method.as_deref(), o.params, &shared.state);
                         (o.id, o.method, headers)
                     });
                     match (id, method) {
@@ -743,6 +826,7 @@ async fn request(shared: Arc<Shared>, message: Request, to_session: mpsc::Sender
         to_session: &to_session,
         waiting_for: &id,
         initialize,
+        lists_tools: method == "tools/list",
     };
     let content_type = response
         .headers()
@@ -817,6 +901,9 @@ struct Relay<'a> {
     to_session: &'a mpsc::Sender<Vec<u8>>,
     waiting_for: &'a Value,
     initialize: bool,
+    /// The request is `tools/list`: in revision 2026-07-28 its answer is screened for
+    /// `x-mcp-header` annotations.
+    lists_tools: bool,
 }
 
 impl Relay<'_> {
@@ -835,8 +922,50 @@ impl Relay<'_> {
                 lock(&self.shared.state).protocol_version = Some(version);
             }
         }
+        if is_answer && self.lists_tools && lock(&self.shared.state).per_request_version {
+            let screened = self.screen_tools(message);
+            let _ = self.to_session.send(one_line(&screened)).await;
+            return true;
+        }
         let _ = self.to_session.send(one_line(message)).await;
         is_answer
+    }
+
+    /// Revision 2026-07-28: drops the listed tools whose `x-mcp-header` annotations are invalid
+    /// (a client must not call them) and remembers which arguments the others mirror.
+    fn screen_tools(&self, message: &[u8]) -> Vec<u8> {
+        let Ok(mut answer) = serde_json::from_slice::<Value>(message) else {
+            return message.to_vec();
+        };
+        let Some(tools) = answer
+            .pointer_mut("/result/tools")
+            .and_then(Value::as_array_mut)
+        else {
+            return message.to_vec();
+        };
+        let mut kept = Vec::with_capacity(tools.len());
+        let mut mirrored = Vec::new();
+        for tool in tools.drain(..) {
+            let name = tool
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            match tool_header_params(&tool) {
+                Ok(params) => {
+                    if !params.is_empty() {
+                        mirrored.push((name, params));
+                    }
+                    kept.push(tool);
+                }
+                Err(why) => self.shared.record(&format!(
+                    "tools/list: tool `{name}` left out: invalid x-mcp-header: {why}"
+                )),
+            }
+        }
+        *tools = kept;
+        lock(&self.shared.state).header_params.extend(mirrored);
+        serde_json::to_vec(&answer).unwrap_or_else(|_| message.to_vec())
     }
 
     /// A JSON body: one message or a batch of them.
@@ -1036,7 +1165,10 @@ mod tests {
 
     #[test]
     fn header_values_are_plain_or_base64() {
-        assert_eq!(text(header_text("my-hyphenated-tool")), "my-hyphenated-tool");
+        assert_eq!(
+            text(header_text("my-hyphenated-tool")),
+            "my-hyphenated-tool"
+        );
         assert_eq!(
             text(header_text("file:///path/to/file%20name.txt")),
             "file:///path/to/file%20name.txt"
@@ -1045,12 +1177,19 @@ mod tests {
         assert_eq!(text(header_text("café")), "=?base64?Y2Fmw6k=?=");
         assert_eq!(text(header_text("a\tb")), "=?base64?YQli?=");
         assert_eq!(text(header_text(" x")), "=?base64?IHg=?=");
-        assert_eq!(text(header_text("=?base64?eA==?=")), "=?base64?PT9iYXNlNjQ/ZUE9PT89?=");
+        assert_eq!(
+            text(header_text("=?base64?eA==?=")),
+            "=?base64?PT9iYXNlNjQ/ZUE9PT89?="
+        );
     }
 
     fn headers(line: &str) -> MessageHeaders {
         let outgoing: Outgoing<'_> = serde_json::from_str(line).unwrap();
-        MessageHeaders::of(outgoing.method.as_deref(), outgoing.params)
+        MessageHeaders::of(
+            outgoing.method.as_deref(),
+            outgoing.params,
+            &Mutex::new(State::default()),
+        )
     }
 
     #[test]
@@ -1069,5 +1208,73 @@ mod tests {
         // Params that are not an object do not make the message unreadable.
         let odd = headers(r#"{"jsonrpc":"2.0","id":3,"method":"x","params":[1,2]}"#);
         assert!(odd.name.is_none() && odd.version.is_none());
+    }
+
+    #[test]
+    fn x_mcp_header_annotations_are_checked() {
+        let tool = |properties: Value| json_tool(properties);
+        let ok = tool(serde_json::json!({
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "n": {"type": "integer", "x-mcp-header": "N"},
+            "plain": {"type": "number"},
+        }));
+        let params = tool_header_params(&ok).unwrap();
+        let names: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(a, h)| (a.as_str(), h.as_str()))
+            .collect();
+        assert!(
+            names.contains(&("region", "mcp-param-region"))
+                && names.contains(&("n", "mcp-param-n"))
+        );
+        for bad in [
+            serde_json::json!({"v": {"type": "string", "x-mcp-header": ""}}),
+            serde_json::json!({"v": {"type": "object", "x-mcp-header": "V"}}),
+            serde_json::json!({"v": {"type": "number", "x-mcp-header": "V"}}),
+            serde_json::json!({"v": {"type": "string", "x-mcp-header": "My V"}}),
+            serde_json::json!({"v": {"type": "string", "x-mcp-header": "A:B"}}),
+            serde_json::json!({"v": {"type": "string", "x-mcp-header": "Région"}}),
+            serde_json::json!({"a": {"type": "string", "x-mcp-header": "X"}, "b": {"type": "string", "x-mcp-header": "x"}}),
+        ] {
+            assert!(tool_header_params(&tool(bad.clone())).is_err(), "{bad}");
+        }
+    }
+
+    fn json_tool(properties: Value) -> Value {
+        serde_json::json!({"name": "t", "inputSchema": {"type": "object", "properties": properties}})
+    }
+
+    #[test]
+    fn mirrored_arguments_become_headers() {
+        let state = Mutex::new(State::default());
+        let tool = json_tool(serde_json::json!({
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "on": {"type": "boolean", "x-mcp-header": "On"},
+            "gone": {"type": "boolean", "x-mcp-header": "Gone"},
+            "note": {"type": "string", "x-mcp-header": "Note"},
+        }));
+        lock(&state)
+            .header_params
+            .insert("t".to_owned(), tool_header_params(&tool).unwrap());
+        let line = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"region":"eu","on":true,"gone":null,"note":"café"}}}"#;
+        let outgoing: Outgoing<'_> = serde_json::from_str(line).unwrap();
+        let headers = MessageHeaders::of(outgoing.method.as_deref(), outgoing.params, &state);
+        let mut got: Vec<(String, String)> = headers
+            .params
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (
+                    "mcp-param-note".to_owned(),
+                    "=?base64?Y2Fmw6k=?=".to_owned()
+                ),
+                ("mcp-param-on".to_owned(), "true".to_owned()),
+                ("mcp-param-region".to_owned(), "eu".to_owned()),
+            ]
+        );
     }
 }
