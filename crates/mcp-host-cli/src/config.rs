@@ -23,6 +23,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "required",
     "tools",
     "exclude",
+    "namespace",
     "restart",
     // VS Code's `servers` entries carry a transport type: `stdio`, or `http` for a `url`.
     "type",

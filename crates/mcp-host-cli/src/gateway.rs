@@ -2,15 +2,22 @@
 //!
 //! [`run`] serves it on stdio; [`serve_connection`] serves it over any transport, which is how
 //! `http_gateway` runs one MCP session per HTTP client.
+//!
+//! Besides calls, the gateway routes `completion/complete` to the server that owns the referenced
+//! prompt or resource template and `resources/(un)subscribe` by URI, forwards `logging/setLevel`
+//! to every server that logs, and relays the servers' log messages (at or above the level this
+//! client set) and the updates of resources this client subscribed to.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mcp_host::{AgentScope, Error, McpHost};
+use mcp_host::{AgentScope, CompletionRef, Error, McpHost, NotificationKind, ServerNotification};
 use mcp_session::protocol::{
-    ListChangedCapability, Progress, ResourcesCapability, RpcError, ServerCapabilities, Tool,
+    ListChangedCapability, LoggingLevel, Progress, ResourcesCapability, RpcError,
+    ServerCapabilities, Tool,
 };
-use mcp_session::server::{serve, IncomingRequest, ServerOptions};
+use mcp_session::server::{serve, IncomingRequest, ServerOptions, ServerPeer};
 use mcp_session::RequestOptions;
 use mcp_transport::{ServerName, Transport, TransportOptions};
 use serde_json::{json, Map, Value};
@@ -75,10 +82,12 @@ pub(crate) async fn serve_connection(
     transport: Transport,
     stop: impl std::future::Future<Output = ()>,
 ) -> Stop {
-    let (peer, connection, mut requests) = serve(transport, server_options());
+    let (peer, connection, mut requests) = serve(transport, server_options(&host));
     tokio::pin!(connection);
     tokio::pin!(stop);
     let mut status_events = host.subscribe_status();
+    let mut notifications = host.subscribe_notifications();
+    let state = Arc::new(ConnectionState::default());
     let mut handlers = JoinSet::new();
     let stop = loop {
         tokio::select! {
@@ -90,7 +99,7 @@ pub(crate) async fn serve_connection(
             }
             request = requests.recv() => match request {
                 Some(request) => {
-                    handlers.spawn(handle(host.clone(), request));
+                    handlers.spawn(handle(host.clone(), state.clone(), request));
                 }
                 None => break Stop::EndOfInput,
             },
@@ -108,21 +117,79 @@ pub(crate) async fn serve_connection(
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
+            notification = notifications.recv() => match notification {
+                Ok(notification) => relay(&peer, &state, notification),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n_lost)) => {
+                    tracing::debug!(n_lost, "the client is slow; dropped server notifications");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+            },
             Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
             () = &mut stop => break Stop::Signal,
         }
     };
     // Requests in flight end now; their downstream calls are cancelled when dropped.
     handlers.abort_all();
+    let subscriptions = std::mem::take(&mut *lock(&state.subscriptions));
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         while handlers.join_next().await.is_some() {}
+        // This client's subscriptions end with it (others' stay: the host counts them).
+        let scope = AgentScope::all();
+        let unsubscribes = subscriptions
+            .iter()
+            .map(|uri| host.unsubscribe_resource(uri, &scope));
+        futures::future::join_all(unsubscribes).await;
     })
     .await;
     stop
 }
 
-/// How the gateway presents itself in `initialize`, on every transport.
-fn server_options() -> ServerOptions {
+/// What one client of the gateway asked for that outlives a request.
+#[derive(Debug, Default)]
+struct ConnectionState {
+    /// The level set with `logging/setLevel`; log messages below it are not relayed.
+    log_level: Mutex<Option<LoggingLevel>>,
+    /// The URIs subscribed to with `resources/subscribe`.
+    subscriptions: Mutex<BTreeSet<String>>,
+}
+
+/// Passes a server's notification on to this client, if it wants it.
+fn relay(peer: &ServerPeer, state: &ConnectionState, notification: ServerNotification) {
+    match notification.kind {
+        NotificationKind::Log(message)
+            if lock(&state.log_level).is_none_or(|level| message.level >= level) =>
+        {
+            if let Ok(params) = serde_json::to_value(&message) {
+                peer.notify("notifications/message", Some(params));
+            }
+        }
+        NotificationKind::ResourceUpdated { uri } if lock(&state.subscriptions).contains(&uri) => {
+            peer.notify(
+                "notifications/resources/updated",
+                Some(json!({ "uri": uri })),
+            );
+        }
+        // Below this client's level, not subscribed to, or new.
+        _ => {}
+    }
+}
+
+/// How the gateway presents itself in `initialize`, on every transport: completions and
+/// resource subscriptions are offered when a ready server offers them.
+fn server_options(host: &McpHost) -> ServerOptions {
+    let servers: Vec<ServerCapabilities> = host
+        .clients()
+        .iter()
+        .filter_map(|id| host.session(id))
+        .map(|client| client.init.capabilities.clone())
+        .collect();
+    let completions = servers.iter().any(|server| server.completions.is_some());
+    let subscribe = servers.iter().any(|server| {
+        server
+            .resources
+            .as_ref()
+            .is_some_and(|resources| resources.subscribe == Some(true))
+    });
     let mut options = ServerOptions::new("mcp-host", env!("CARGO_PKG_VERSION"));
     let list_changed = ListChangedCapability {
         list_changed: Some(true),
@@ -133,13 +200,15 @@ fn server_options() -> ServerOptions {
         prompts: Some(list_changed),
         resources: Some(ResourcesCapability {
             list_changed: Some(true),
+            subscribe: subscribe.then_some(true),
             ..ResourcesCapability::default()
         }),
         logging: Some(json!({})),
+        completions: completions.then(|| json!({})),
         ..ServerCapabilities::default()
     };
     options.instructions = Some(
-        "mcp-host gateway: tools, prompts and resources of several MCP servers; names are <server>__<name>."
+        "mcp-host gateway: tools, prompts and resources of several MCP servers; names are <server>__<name> unless a server is configured with \"namespace\": false."
             .to_owned(),
     );
     options
@@ -167,7 +236,7 @@ pub(crate) fn stdio_transport() -> Transport {
     }
 }
 
-async fn handle(host: Arc<McpHost>, mut request: IncomingRequest) {
+async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: IncomingRequest) {
     let scope = AgentScope::all();
     let params = request.take_params().unwrap_or(Value::Null);
     let cancelled = request.cancellation().clone();
@@ -184,7 +253,7 @@ async fn handle(host: Arc<McpHost>, mut request: IncomingRequest) {
         return;
     }
     let outcome = tokio::select! {
-        outcome = dispatch(&host, &scope, &request, params) => outcome,
+        outcome = dispatch(&host, &state, &scope, &request, params) => outcome,
         () = cancelled.cancelled() => return,
     };
     request.respond(outcome);
@@ -208,6 +277,7 @@ async fn call_tool(
 
 async fn dispatch(
     host: &McpHost,
+    state: &ConnectionState,
     scope: &AgentScope,
     request: &IncomingRequest,
     params: Value,
@@ -267,7 +337,47 @@ async fn dispatch(
                 Err(error) => Err(rpc_failure(error)),
             }
         }
-        "logging/setLevel" => Ok(json!({})),
+        "resources/subscribe" => {
+            let uri = string_param(&params, "uri")?;
+            // A repeated subscription is one subscription.
+            if lock(&state.subscriptions).insert(uri.clone()) {
+                if let Err(error) = host.subscribe_resource(&uri, scope).await {
+                    lock(&state.subscriptions).remove(&uri);
+                    return Err(rpc_failure(error));
+                }
+            }
+            Ok(json!({}))
+        }
+        "resources/unsubscribe" => {
+            let uri = string_param(&params, "uri")?;
+            // Only what this client subscribed to is released (the host counts subscribers).
+            if lock(&state.subscriptions).remove(&uri) {
+                host.unsubscribe_resource(&uri, scope)
+                    .await
+                    .map_err(rpc_failure)?;
+            }
+            Ok(json!({}))
+        }
+        "completion/complete" => {
+            let Value::Object(mut params) = params else {
+                return Err(RpcError::invalid_params("params must be an object"));
+            };
+            let reference = completion_ref(params.remove("ref"))?;
+            let raw = host
+                .complete_raw(&reference, params, scope)
+                .await
+                .map_err(rpc_failure)?;
+            serde_json::from_str(raw.get()).map_err(|error| RpcError::internal(error.to_string()))
+        }
+        "logging/setLevel" => {
+            let level: LoggingLevel = serde_json::from_value(params["level"].clone())
+                .map_err(|_| RpcError::invalid_params("`level` must be a syslog level"))?;
+            *lock(&state.log_level) = Some(level);
+            for (client, error) in host.set_logging_level(level).await {
+                tracing::warn!(client = %client, error = %mcp_host::error_chain(&error), "a server did not take the log level");
+            }
+            Ok(json!({}))
+        }
         other => Err(RpcError::method_not_found(other)),
     }
 }
@@ -291,6 +401,30 @@ fn progress_relay(request: &IncomingRequest) -> RequestOptions {
             }
             peer.notify("notifications/progress", Some(Value::Object(params)));
         })),
+    }
+}
+
+/// Reads the `ref` of `completion/complete`: `ref/prompt` with a `name`, or `ref/resource` with
+/// a `uri` (a resource template).
+fn completion_ref(reference: Option<Value>) -> Result<CompletionRef, RpcError> {
+    let reference = reference.unwrap_or(Value::Null);
+    match reference["type"].as_str() {
+        Some("ref/prompt") => Ok(CompletionRef::Prompt {
+            name: string_param(&reference, "name")?,
+        }),
+        Some("ref/resource") => Ok(CompletionRef::ResourceTemplate {
+            uri_template: string_param(&reference, "uri")?,
+        }),
+        _ => Err(RpcError::invalid_params(
+            "`ref.type` must be `ref/prompt` or `ref/resource`",
+        )),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -325,9 +459,9 @@ fn rpc_failure(error: Error) -> RpcError {
             },
             other => RpcError::internal(mcp_host::error_chain(&other)),
         },
-        Error::UnknownTool { .. } | Error::UnknownPrompt { .. } => {
-            RpcError::invalid_params(error.to_string())
-        }
+        Error::UnknownTool { .. }
+        | Error::UnknownPrompt { .. }
+        | Error::UnknownResourceTemplate { .. } => RpcError::invalid_params(error.to_string()),
         Error::UnknownResource { uri } => RpcError {
             code: -32002,
             message: "resource not found".to_owned(),

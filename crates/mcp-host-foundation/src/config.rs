@@ -90,6 +90,13 @@ pub struct ClientConfig {
     /// Default: none.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Whether the server's tools and prompts are exposed under namespaced names
+    /// (`<id>__<name>`). With `false` they keep their own names (with characters outside
+    /// `A-Z`, `a-z`, `0-9`, `_` and `-` replaced by `_`), as when one server is bridged as it is;
+    /// a name another server already took falls back to `<id>__<name>_<hash>`.
+    /// Resource URIs are never namespaced. Default: `true`.
+    #[serde(default = "default_namespace")]
+    pub namespace: bool,
     /// Whether and how the server is restarted after it exits unexpectedly.
     /// Default: never restarted.
     #[serde(default)]
@@ -232,6 +239,7 @@ impl ClientConfig {
             required: false,
             tools: ToolFilter::default(),
             exclude: Vec::new(),
+            namespace: default_namespace(),
             restart: RestartPolicy::default(),
         }
     }
@@ -494,6 +502,10 @@ fn default_shutdown_grace_ms() -> u64 {
     2_000
 }
 
+fn default_namespace() -> bool {
+    true
+}
+
 fn default_initial_backoff_ms() -> u64 {
     500
 }
@@ -739,6 +751,7 @@ mod tests {
             deny: vec!["b".into()],
         };
         full.exclude = vec!["prompt".into()];
+        full.namespace = false;
         full.restart = RestartPolicy {
             max_restarts: 4,
             initial_backoff_ms: 5,
@@ -750,6 +763,7 @@ mod tests {
                 "cwd": "/tmp", "roots": ["file:///tmp"], "startupTimeoutMs": 1,
                 "callTimeoutMs": 2, "shutdownGraceMs": 3, "required": true,
                 "tools": {"allow": ["a*"], "deny": ["b"]}, "exclude": ["prompt"],
+                "namespace": false,
                 "restart": {"maxRestarts": 4, "initialBackoffMs": 5, "maxBackoffMs": 6}
             }"#,
             full,
@@ -773,6 +787,7 @@ mod tests {
             "callTimeoutMs",
             "shutdownGraceMs",
             "maxBackoffMs",
+            "namespace",
             "Default: 30000.",
         ] {
             assert!(schema.contains(expect), "{expect} not in {schema}");

@@ -691,7 +691,24 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
     let config = &shared.config;
     let result = match method {
         "initialize" => return initialize(shared, params).await,
-        "ping" | "logging/setLevel" => Ok(json!({})),
+        "ping" => Ok(json!({})),
+        "logging/setLevel" => {
+            // Says so in a log message at the level set, so that relaying can be observed.
+            let level = params.get("level").cloned().unwrap_or(Value::Null);
+            shared.notify(
+                "notifications/message",
+                json!({"level": level, "logger": "fake", "data": format!("log level set to {level}")}),
+            );
+            Ok(json!({}))
+        }
+        "resources/subscribe" => {
+            // Reports one update at once, so that relaying can be observed.
+            let uri = params.get("uri").cloned().unwrap_or(Value::Null);
+            shared.notify("notifications/resources/updated", json!({"uri": uri}));
+            Ok(json!({}))
+        }
+        "resources/unsubscribe" => Ok(json!({})),
+        "completion/complete" => Ok(complete(config, params)),
         "tools/list" => paginate(
             tool_list(config),
             "tools",
@@ -759,12 +776,25 @@ async fn initialize(shared: &Shared, params: &Value) -> Outcome {
         "capabilities": {
             "tools": {"listChanged": true},
             "prompts": {"listChanged": true},
-            "resources": {"listChanged": true, "subscribe": false},
+            "resources": {"listChanged": true, "subscribe": true},
             "logging": {},
+            "completions": {},
         },
         "serverInfo": {"name": config.name, "version": "0.1.0"},
         "instructions": "fake server for tests",
     })))
+}
+
+/// Answers `completion/complete` with one value, `<server name>:<ref name or uri>:<value>`, which
+/// shows where the request went and what it named.
+fn complete(config: &FakeConfig, params: &Value) -> Value {
+    let reference = &params["ref"];
+    let target = reference["name"]
+        .as_str()
+        .or_else(|| reference["uri"].as_str())
+        .unwrap_or("");
+    let value = params["argument"]["value"].as_str().unwrap_or("");
+    json!({"completion": {"values": [format!("{}:{target}:{value}", config.name)], "hasMore": false}})
 }
 
 fn tool_list(config: &FakeConfig) -> Vec<Value> {

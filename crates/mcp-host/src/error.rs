@@ -63,6 +63,12 @@ pub enum Error {
         /// The URI asked for.
         uri: String,
     },
+    /// No client offers this resource template (a `completion/complete` reference).
+    #[error("no client offers resource template `{uri_template}`")]
+    UnknownResourceTemplate {
+        /// The URI template asked for.
+        uri_template: String,
+    },
     /// The client is registered but not ready (starting, restarting or stopping).
     #[error("client `{client}` is not ready")]
     ClientUnavailable {

@@ -10,10 +10,12 @@ use mcp_host_foundation::{
     RootManager, SecurityManager, TaskStatus,
 };
 use mcp_session::protocol::{
-    CallToolResult, GetPromptResult, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool,
+    CallToolResult, GetPromptResult, LoggingLevel, Prompt, ReadResourceResult, Resource,
+    ResourceTemplate, Tool,
 };
 use mcp_session::{Event, RequestOptions};
 use mcp_transport::{ExitReport, GroupKiller};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -22,9 +24,13 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::error::error_chain;
+use crate::notification::{NotificationKind, ServerNotification};
 use crate::registry::{AgentScope, PromptManager, Registered, ResourceManager, ToolManager};
 use crate::status::{millis, ClientState, ClientStatus, StatusEvent, StatusRecord};
 use crate::Error;
+
+/// How many relayed notifications a slow listener may fall behind before it loses the oldest.
+const NOTIFICATION_CAPACITY: usize = 1024;
 
 /// Settings of a host.
 #[derive(Clone, Debug)]
@@ -40,6 +46,22 @@ impl Default for HostOptions {
             shutdown_deadline: Duration::from_secs(10),
         }
     }
+}
+
+/// What a `completion/complete` request completes an argument of: a prompt (by the name the
+/// host exposes) or a resource template (by its URI template).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompletionRef {
+    /// `ref/prompt`: an argument of this prompt.
+    Prompt {
+        /// The prompt's exposed name.
+        name: String,
+    },
+    /// `ref/resource`: a variable of this resource template.
+    ResourceTemplate {
+        /// The template, exactly as listed.
+        uri_template: String,
+    },
 }
 
 /// What [`McpHost::initialize`] started.
@@ -114,6 +136,9 @@ struct Inner {
     killers: Mutex<HashMap<ClientId, GroupKiller>>,
     status: Mutex<BTreeMap<ClientId, StatusRecord>>,
     status_events: broadcast::Sender<StatusEvent>,
+    notifications: broadcast::Sender<ServerNotification>,
+    /// How many subscribers each resource has, per client (see [`McpHost::subscribe_resource`]).
+    subscriptions: Mutex<HashMap<(ClientId, String), usize>>,
 }
 
 struct ClientHandle {
@@ -150,6 +175,7 @@ impl McpHost {
         let roots = RootManager::new();
         let client_manager = ClientManager::new(tracker.clone(), roots.clone());
         let (status_events, _) = broadcast::channel(256);
+        let (notifications, _) = broadcast::channel(NOTIFICATION_CAPACITY);
         Ok(McpHost {
             inner: Arc::new(Inner {
                 options,
@@ -166,6 +192,8 @@ impl McpHost {
                 killers: Mutex::new(HashMap::new()),
                 status: Mutex::new(BTreeMap::new()),
                 status_events,
+                notifications,
+                subscriptions: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -430,6 +458,14 @@ impl McpHost {
         self.inner.status_events.subscribe()
     }
 
+    /// A stream of the log messages and resource updates the servers send.
+    ///
+    /// A receiver that falls more than 1024 notifications behind loses the oldest ones
+    /// (`RecvError::Lagged`).
+    pub fn subscribe_notifications(&self) -> broadcast::Receiver<ServerNotification> {
+        self.inner.notifications.subscribe()
+    }
+
     /// Every tool the agent may see.
     pub fn list_tools(&self, scope: &AgentScope) -> Vec<Registered<Tool>> {
         self.inner.tools.list(scope)
@@ -540,19 +576,167 @@ impl McpHost {
         uri: &str,
         scope: &AgentScope,
     ) -> Result<ReadResourceResult, Error> {
-        let client_id =
-            self.inner
-                .resources
-                .route(uri, scope)
-                .ok_or_else(|| Error::UnknownResource {
-                    uri: uri.to_owned(),
-                })?;
+        let client_id = self.inner.route_resource(uri, scope)?;
         let client = self.inner.ready_session(&client_id)?;
         client
             .session
             .read_resource(uri, &RequestOptions::default())
             .await
             .map_err(call_failed(&client_id))
+    }
+
+    /// Forwards `completion/complete` to the client that owns the referenced prompt or resource
+    /// template, with the prompt's original name; `params` are the request's other parameters
+    /// (`argument`, `context`), passed on as they are. Returns the result undecoded.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`McpHost::call_tool`].
+    pub async fn complete_raw(
+        &self,
+        reference: &CompletionRef,
+        mut params: Map<String, Value>,
+        scope: &AgentScope,
+    ) -> Result<Box<RawValue>, Error> {
+        let inner = &self.inner;
+        let (client_id, downstream_ref) = match reference {
+            CompletionRef::Prompt { name } => {
+                let (client_id, original) =
+                    inner
+                        .prompts
+                        .route(name, scope)
+                        .ok_or_else(|| Error::UnknownPrompt {
+                            name: name.to_owned(),
+                        })?;
+                (
+                    client_id,
+                    serde_json::json!({ "type": "ref/prompt", "name": original }),
+                )
+            }
+            CompletionRef::ResourceTemplate { uri_template } => {
+                let client_id = inner
+                    .resources
+                    .route_template(uri_template, scope)
+                    .ok_or_else(|| Error::UnknownResourceTemplate {
+                        uri_template: uri_template.to_owned(),
+                    })?;
+                (
+                    client_id,
+                    serde_json::json!({ "type": "ref/resource", "uri": uri_template }),
+                )
+            }
+        };
+        params.insert("ref".to_owned(), downstream_ref);
+        let client = inner.ready_session(&client_id)?;
+        client
+            .session
+            .request_raw(
+                "completion/complete",
+                Some(Value::Object(params)),
+                &RequestOptions::default(),
+            )
+            .await
+            .map_err(call_failed(&client_id))
+    }
+
+    /// Subscribes to updates of the resource `uri`, at the client that serves it (routed as
+    /// [`McpHost::read_resource`] does). Updates arrive through
+    /// [`McpHost::subscribe_notifications`].
+    ///
+    /// Subscriptions are counted per resource: only the first is forwarded to the server, and
+    /// [`McpHost::unsubscribe_resource`] forwards only the last unsubscription, so several
+    /// subscribers (gateway sessions) do not undo each other's. A client that stops or restarts
+    /// loses its subscriptions.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped while the subscription is being forwarded, it counts as made;
+    /// undo it with [`McpHost::unsubscribe_resource`].
+    pub async fn subscribe_resource(&self, uri: &str, scope: &AgentScope) -> Result<(), Error> {
+        let inner = &self.inner;
+        let client_id = inner.route_resource(uri, scope)?;
+        let client = inner.ready_session(&client_id)?;
+        let key = (client_id.clone(), uri.to_owned());
+        let first = {
+            let mut subscriptions = lock(&inner.subscriptions);
+            let count = subscriptions.entry(key.clone()).or_insert(0);
+            *count += 1;
+            *count == 1
+        };
+        if !first {
+            return Ok(());
+        }
+        let forwarded = client
+            .session
+            .request::<Value>(
+                "resources/subscribe",
+                Some(serde_json::json!({ "uri": uri })),
+                &RequestOptions::default(),
+            )
+            .await;
+        if let Err(error) = forwarded {
+            release_subscription(&mut lock(&inner.subscriptions), &key);
+            return Err(call_failed(&client_id)(error));
+        }
+        Ok(())
+    }
+
+    /// Undoes one [`McpHost::subscribe_resource`]; the last one is forwarded to the server (as
+    /// is one for a resource the host does not know as subscribed).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`McpHost::call_tool`]; the subscription counts as undone.
+    pub async fn unsubscribe_resource(&self, uri: &str, scope: &AgentScope) -> Result<(), Error> {
+        let inner = &self.inner;
+        let client_id = inner.route_resource(uri, scope)?;
+        let client = inner.ready_session(&client_id)?;
+        let key = (client_id.clone(), uri.to_owned());
+        let last = release_subscription(&mut lock(&inner.subscriptions), &key);
+        if !last {
+            return Ok(());
+        }
+        client
+            .session
+            .request::<Value>(
+                "resources/unsubscribe",
+                Some(serde_json::json!({ "uri": uri })),
+                &RequestOptions::default(),
+            )
+            .await
+            .map(drop)
+            .map_err(call_failed(&client_id))
+    }
+
+    /// Asks every ready server that sends log messages to send them at `level` and above, all
+    /// at once, each bounded by its call timeout. Returns the clients that failed, with why.
+    ///
+    /// The level is the servers' own: the last one set applies to every listener of
+    /// [`McpHost::subscribe_notifications`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`McpHost::call_tool`].
+    pub async fn set_logging_level(&self, level: LoggingLevel) -> Vec<(ClientId, Error)> {
+        let clients: Vec<ClientSession> = self
+            .clients()
+            .iter()
+            .filter_map(|id| self.inner.client_manager.get(id))
+            .filter(|client| client.init.capabilities.logging.is_some())
+            .collect();
+        let requests = clients.iter().map(|client| async move {
+            let outcome = client.session.set_logging_level(level).await;
+            (client.id.clone(), outcome)
+        });
+        futures::future::join_all(requests)
+            .await
+            .into_iter()
+            .filter_map(|(id, outcome)| {
+                outcome
+                    .err()
+                    .map(|error| (id.clone(), call_failed(&id)(error)))
+            })
+            .collect()
     }
 
     /// Replaces a client's roots at runtime and tells its server
@@ -602,6 +786,14 @@ impl Inner {
         Ok((client_id, tool, session))
     }
 
+    fn route_resource(&self, uri: &str, scope: &AgentScope) -> Result<ClientId, Error> {
+        self.resources
+            .route(uri, scope)
+            .ok_or_else(|| Error::UnknownResource {
+                uri: uri.to_owned(),
+            })
+    }
+
     fn ready_session(&self, id: &ClientId) -> Result<ClientSession, Error> {
         self.client_manager
             .get(id)
@@ -615,6 +807,16 @@ impl Inner {
         self.tools.unregister_client(id);
         self.prompts.unregister_client(id);
         self.resources.unregister_client(id);
+        // Its server forgets its subscriptions when it goes; so does the host.
+        lock(&self.subscriptions).retain(|(client, _), _| client != id);
+    }
+
+    /// Passes a server's notification on to the listeners, if any.
+    fn relay(&self, id: &ClientId, kind: NotificationKind) {
+        let _ = self.notifications.send(ServerNotification {
+            client: id.clone(),
+            kind,
+        });
     }
 
     fn publish(&self, id: &ClientId, state: ClientState) {
@@ -874,7 +1076,7 @@ async fn refresh(
                 .into_iter()
                 .filter(|tool| config.tools.allows(&tool.name) && !excluded(&tool.name))
                 .collect();
-            let n_tools = inner.tools.register_client(id, tools);
+            let n_tools = inner.tools.register_client(id, config.namespace, tools);
             tracing::debug!(n_tools, "tools registered");
         }),
         Event::PromptsListChanged => session.list_all_prompts().await.map(|prompts| {
@@ -882,7 +1084,7 @@ async fn refresh(
                 .into_iter()
                 .filter(|prompt| !excluded(&prompt.name))
                 .collect();
-            inner.prompts.register_client(id, prompts);
+            inner.prompts.register_client(id, config.namespace, prompts);
         }),
         Event::ResourcesListChanged => {
             let resources = session.list_all_resources().await;
@@ -905,9 +1107,15 @@ async fn refresh(
             let data = message.data.to_string();
             let data = inner.security.mask(&data);
             tracing::debug!(level = ?message.level, logger = ?message.logger, data = %data, "server log message");
-            Ok(())
+            inner.relay(id, NotificationKind::Log(message));
+            return;
         }
-        _ => Ok(()),
+        Event::ResourceUpdated { uri } => {
+            inner.relay(id, NotificationKind::ResourceUpdated { uri });
+            return;
+        }
+        // Nothing changed that the host keeps.
+        _ => return,
     };
     match outcome {
         Ok(()) => {
@@ -922,6 +1130,24 @@ async fn refresh(
             tracing::warn!(error = %text, "failed to refresh the client's components");
             inner.update(id, |record| record.last_error = Some(text));
         }
+    }
+}
+
+/// Forgets one subscription of `key`; returns whether it was the last one (or an unknown one).
+fn release_subscription(
+    subscriptions: &mut HashMap<(ClientId, String), usize>,
+    key: &(ClientId, String),
+) -> bool {
+    match subscriptions.get_mut(key) {
+        Some(count) if *count > 1 => {
+            *count -= 1;
+            false
+        }
+        Some(_) => {
+            subscriptions.remove(key);
+            true
+        }
+        None => true,
     }
 }
 

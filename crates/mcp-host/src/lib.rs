@@ -2,9 +2,10 @@
 //!
 //! [`McpHost`] starts every configured client concurrently on one task tracker, gives each its
 //! own cancellation token (a child of the host's root token), exposes all their tools, prompts
-//! and resources under namespaced names (`<client>__<name>`) filtered by agent scopes, routes
-//! calls to the right client, and shuts clients down one at a time or all at once, in parallel
-//! and bounded by a deadline.
+//! and resources under namespaced names (`<client>__<name>`, or their own names for a client
+//! configured with `"namespace": false`) filtered by agent scopes, routes calls, completions and
+//! subscriptions to the right client, relays servers' log messages and resource updates, and
+//! shuts clients down one at a time or all at once, in parallel and bounded by a deadline.
 //!
 //! **Architecture Invariant:** one client's failure never cancels its siblings; only a failing
 //! `required` client stops the others, and only during [`McpHost::initialize`].
@@ -18,11 +19,13 @@
 mod error;
 mod host;
 pub mod naming;
+mod notification;
 mod registry;
 mod status;
 
 pub use error::{error_chain, Error};
-pub use host::{HostOptions, InitializeReport, McpHost, ShutdownReport};
+pub use host::{CompletionRef, HostOptions, InitializeReport, McpHost, ShutdownReport};
+pub use notification::{NotificationKind, ServerNotification};
 pub use registry::{
     AgentScope, Named, NamedRegistry, PromptManager, Registered, ResourceManager, ToolManager,
 };

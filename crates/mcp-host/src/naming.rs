@@ -1,4 +1,7 @@
 //! Namespaced component names: `<client>__<name>`, safe for model APIs, at most 64 characters.
+//!
+//! A client configured with `"namespace": false` exposes its components under their own names,
+//! sanitized the same way ([`exposed`]).
 
 /// Longest namespaced name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -15,6 +18,21 @@ pub fn namespaced(client: &str, name: &str) -> String {
         sanitized
     } else {
         hashed(&sanitized, &raw)
+    }
+}
+
+/// The name a component of `client` is exposed under: [`namespaced`] when `namespace` is true,
+/// else the component's own name with the same sanitizing and length rule (an empty name stays
+/// namespaced).
+pub fn exposed(client: &str, name: &str, namespace: bool) -> String {
+    if namespace || name.is_empty() {
+        return namespaced(client, name);
+    }
+    let sanitized = sanitize(name);
+    if sanitized.len() <= MAX_NAME_LEN {
+        sanitized
+    } else {
+        hashed(&sanitized, name)
     }
 }
 
@@ -76,6 +94,25 @@ mod tests {
         assert_eq!(got.len(), MAX_NAME_LEN);
         assert!(got.starts_with("client__xxx"));
         assert_ne!(got, namespaced("client", &"x".repeat(101)));
+    }
+
+    #[track_caller]
+    fn check_exposed(client: &str, name: &str, namespace: bool, expect: &str) {
+        let got = exposed(client, name, namespace);
+        assert_eq!(got, expect);
+        assert!(got.len() <= MAX_NAME_LEN);
+    }
+
+    #[test]
+    fn exposed_names() {
+        check_exposed("fs", "read_file", true, "fs__read_file");
+        check_exposed("fs", "read_file", false, "read_file");
+        check_exposed("fs", "read.file", false, "read_file");
+        check_exposed("fs", "", false, "fs__");
+        let long = exposed("fs", &"y".repeat(100), false);
+        assert_eq!(long.len(), MAX_NAME_LEN);
+        assert!(long.starts_with("yyy"));
+        assert_ne!(long, exposed("fs", &"y".repeat(101), false));
     }
 
     #[test]

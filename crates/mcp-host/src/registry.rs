@@ -1,4 +1,4 @@
-//! The tool, prompt and resource registries: namespaced names, agent scopes, routing lookups.
+//! The tool, prompt and resource registries: exposed names, agent scopes, routing lookups.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -61,7 +61,8 @@ impl Named for Prompt {
 /// A component as the host exposes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Registered<T> {
-    /// The namespaced name (`<client>__<name>`).
+    /// The name it is exposed under: `<client>__<name>`, or its own name for a client that is
+    /// not namespaced (see [`naming::exposed`]).
     pub name: String,
     /// The client that offers it.
     pub client: ClientId,
@@ -105,9 +106,12 @@ impl<T: Named> NamedRegistry<T> {
 
     /// Registers (or replaces) the components of `client`; returns how many were registered.
     ///
-    /// A name already taken by another client's component gets a hashed suffix instead; a
-    /// duplicate within the same server is skipped. Both are logged.
-    pub fn register_client(&self, client: &ClientId, items: Vec<T>) -> usize {
+    /// Each is exposed as [`naming::exposed`] says: `<client>__<name>`, or with `namespace`
+    /// false its own (sanitized) name. A name already taken by another client's component gets
+    /// the hashed `<client>__<name>_<hash>` instead (so which of two unprefixed clients keeps a
+    /// shared name depends on which registered first); a duplicate within the same server is
+    /// skipped. Both are logged.
+    pub fn register_client(&self, client: &ClientId, namespace: bool, items: Vec<T>) -> usize {
         let mut entries = write(&self.inner);
         remove_client(&mut entries, client);
         let mut names = Vec::with_capacity(items.len());
@@ -118,7 +122,7 @@ impl<T: Named> NamedRegistry<T> {
                 tracing::warn!(client = %client, kind = T::KIND, name = %original, "server listed a component twice; keeping the first");
                 continue;
             }
-            let plain = naming::namespaced(client.as_str(), &original);
+            let plain = naming::exposed(client.as_str(), &original, namespace);
             let name = if entries.by_name.contains_key(&plain) {
                 let other = naming::disambiguated(client.as_str(), &original);
                 tracing::warn!(client = %client, kind = T::KIND, name = %original, taken = %plain, exposed_as = %other, "name collision");
@@ -290,6 +294,23 @@ impl ResourceManager {
             .map(|(client, _)| client.clone())
     }
 
+    /// The client whose resource template is exactly `uri_template`, for this agent (what
+    /// `completion/complete` with a `ref/resource` names); the first by id order when several
+    /// list it.
+    pub fn route_template(&self, uri_template: &str, scope: &AgentScope) -> Option<ClientId> {
+        let entries = read(&self.inner);
+        entries
+            .templates
+            .iter()
+            .find(|(client, templates)| {
+                scope.permits(client, uri_template)
+                    && templates
+                        .iter()
+                        .any(|template| template.uri_template == uri_template)
+            })
+            .map(|(client, _)| client.clone())
+    }
+
     /// How many resources and templates `client` has registered.
     pub fn count(&self, client: &ClientId) -> usize {
         let entries = read(&self.inner);
@@ -367,10 +388,10 @@ mod tests {
     fn namespacing_collisions_and_scopes() {
         let tools = ToolManager::new();
         assert_eq!(
-            tools.register_client(&id("a.b"), vec![tool("t"), tool("t"), tool("u")]),
+            tools.register_client(&id("a.b"), true, vec![tool("t"), tool("t"), tool("u")]),
             2
         );
-        assert_eq!(tools.register_client(&id("a_b"), vec![tool("t")]), 1);
+        assert_eq!(tools.register_client(&id("a_b"), true, vec![tool("t")]), 1);
         let names: Vec<String> = tools
             .list(&AgentScope::all())
             .into_iter()
@@ -399,6 +420,53 @@ mod tests {
         assert_eq!(tools.unregister_client(&id("a.b")), 2);
         assert_eq!(tools.count(&id("a.b")), 0);
         assert_eq!(tools.list(&AgentScope::all()).len(), 1);
+    }
+
+    #[test]
+    fn unprefixed_names_and_collisions() {
+        let tools = ToolManager::new();
+        assert_eq!(
+            tools.register_client(&id("plain"), false, vec![tool("t"), tool("x.y")]),
+            2
+        );
+        assert_eq!(
+            tools.register_client(&id("other"), false, vec![tool("t")]),
+            1
+        );
+        assert_eq!(tools.register_client(&id("x"), true, vec![tool("y")]), 1);
+        let names: Vec<String> = tools
+            .list(&AgentScope::all())
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        // `plain` came first and keeps `t`; `other` falls back to the hashed namespaced name;
+        // `x__y` is free because `plain`'s `x.y` is exposed as `x_y`.
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names.contains(&"t".to_owned()));
+        assert!(names.contains(&"x_y".to_owned()));
+        assert!(names.contains(&"x__y".to_owned()));
+        let hashed = names
+            .iter()
+            .find(|name| name.starts_with("other__t_"))
+            .unwrap();
+        assert_eq!(
+            tools.route("t", &AgentScope::all()),
+            Some((id("plain"), "t".to_owned()))
+        );
+        assert_eq!(
+            tools.route("x_y", &AgentScope::all()),
+            Some((id("plain"), "x.y".to_owned()))
+        );
+        assert_eq!(
+            tools.route(hashed, &AgentScope::all()),
+            Some((id("other"), "t".to_owned()))
+        );
+        // Re-registering keeps the names: the plain name stays with its holder.
+        tools.register_client(&id("other"), false, vec![tool("t")]);
+        assert_eq!(
+            tools.route("t", &AgentScope::all()),
+            Some((id("plain"), "t".to_owned()))
+        );
     }
 
     #[track_caller]

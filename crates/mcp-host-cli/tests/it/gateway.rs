@@ -172,6 +172,127 @@ async fn gateway_aggregates_and_forwards() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_bridges_an_unprefixed_server() {
+    let marker = unique_marker();
+    let plain_fake = FakeConfig {
+        name: "plain-server".to_owned(),
+        ..FakeConfig::default()
+    };
+    let mut plain = fake_entry(&plain_fake, &marker);
+    plain["namespace"] = json!(false);
+    let config = json!({ "mcpServers": {
+        "plain": plain,
+        "ns": fake_entry(&FakeConfig::default(), &marker),
+    }});
+    let gateway = start_gateway(&config, &[]).await;
+    let session = &gateway.session;
+    let mut events = session.take_events().unwrap();
+
+    // The gateway offers what its servers offer.
+    let capabilities = &session.peer().unwrap().capabilities;
+    assert!(capabilities.completions.is_some(), "{capabilities:?}");
+    assert_eq!(
+        capabilities.resources.as_ref().and_then(|r| r.subscribe),
+        Some(true)
+    );
+
+    let tools = session.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"ns__echo"),
+        "{names:?}"
+    );
+    let result = session
+        .call_tool(
+            "echo",
+            args(json!({ "text": "as is" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "as is");
+
+    // Completion goes to the prompt's server, under the prompt's original name.
+    let completion: Value = session
+        .request(
+            "completion/complete",
+            Some(json!({
+                "ref": { "type": "ref/prompt", "name": "greet" },
+                "argument": { "name": "name", "value": "x" },
+            })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        completion["completion"]["values"],
+        json!(["plain-server:greet:x"])
+    );
+    let err = session
+        .request::<Value>(
+            "completion/complete",
+            Some(json!({ "ref": { "type": "ref/other" }, "argument": {} })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(-32602), "{err:?}");
+
+    // The level is forwarded; each server says so in a log message, which comes back.
+    let _: Value = session
+        .request(
+            "logging/setLevel",
+            Some(json!({ "level": "warning" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    // A subscription is routed by URI; the fake reports an update at once.
+    let _: Value = session
+        .request(
+            "resources/subscribe",
+            Some(json!({ "uri": "mem://hello" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    let relayed = async {
+        let mut n_logs = 0;
+        let mut updated = false;
+        while n_logs < 2 || !updated {
+            match events.recv().await {
+                Some(Event::Log(message)) => {
+                    assert_eq!(message.level, mcp_session::protocol::LoggingLevel::Warning);
+                    n_logs += 1;
+                }
+                Some(Event::ResourceUpdated { uri }) => {
+                    assert_eq!(uri, "mem://hello");
+                    updated = true;
+                }
+                Some(_) => {}
+                None => panic!("the gateway session ended"),
+            }
+        }
+    };
+    tokio::time::timeout(PROMPTLY, relayed).await.unwrap();
+    let _: Value = session
+        .request(
+            "resources/unsubscribe",
+            Some(json!({ "uri": "mem://hello" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    let report = tokio::time::timeout(PROMPTLY, gateway.process.close(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(report.status.unwrap().success(), "{report:?}");
+    gateway.tracker.close();
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_sigterm_stops_servers_and_a_second_signal_forces() {
     let marker = unique_marker();
     let stubborn = FakeConfig {

@@ -1,13 +1,16 @@
-//! Namespaced names, collisions, filters, agent scopes, and routing of prompts and resources.
+//! Namespaced and unprefixed names, collisions, filters, agent scopes, routing of prompts,
+//! resources, completions and subscriptions, and relaying of servers' notifications.
 
 use std::collections::BTreeSet;
 
-use mcp_host::{AgentScope, Error, McpHost};
-use mcp_host_foundation::{ClientConfig, ToolFilter};
+use mcp_host::{AgentScope, CompletionRef, Error, McpHost, NotificationKind, ServerNotification};
+use mcp_host_foundation::{ClientConfig, ClientId, ToolFilter};
 use mcp_host_testkit::{assert_no_process_left, unique_marker, FakeConfig};
+use mcp_session::protocol::LoggingLevel;
 use serde_json::json;
+use tokio::sync::broadcast;
 
-use crate::{args, fake_client, id, tool_names};
+use crate::{args, fake_client, id, tool_names, PROMPTLY};
 
 #[tokio::test]
 async fn collisions_filters_and_scopes() {
@@ -219,4 +222,227 @@ async fn client_roots(host: &McpHost) -> Vec<String> {
         .iter()
         .map(|root| root["uri"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A fake server whose `serverInfo.name` is `<id>-server` (completions answer with it).
+fn named_fake(client: &str, marker: &str) -> ClientConfig {
+    let fake = FakeConfig {
+        name: format!("{client}-server"),
+        ..FakeConfig::default()
+    };
+    fake_client(client, &fake, marker)
+}
+
+/// Completes argument `name` of the prompt or template `reference` with `value`; the fake
+/// answers `<server name>:<original name or uri>:<value>`.
+async fn complete(host: &McpHost, reference: CompletionRef) -> Result<String, Error> {
+    let params = args(json!({ "argument": { "name": "name", "value": "A" } })).unwrap();
+    let raw = host
+        .complete_raw(&reference, params, &AgentScope::all())
+        .await?;
+    let result: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+    Ok(result["completion"]["values"][0]
+        .as_str()
+        .unwrap()
+        .to_owned())
+}
+
+fn prompt(name: &str) -> CompletionRef {
+    CompletionRef::Prompt {
+        name: name.to_owned(),
+    }
+}
+
+/// The client that a tool's exposed name routes to.
+fn tool_client(host: &McpHost, name: &str) -> Option<ClientId> {
+    host.list_tools(&AgentScope::all())
+        .into_iter()
+        .find(|tool| tool.name == name)
+        .map(|tool| tool.client)
+}
+
+#[tokio::test]
+async fn unprefixed_servers_keep_their_names() {
+    let marker = unique_marker();
+    let plain = ClientConfig {
+        namespace: false,
+        ..named_fake("plain", &marker)
+    };
+    let host = McpHost::new(vec![plain, named_fake("ns", &marker)]).unwrap();
+    host.initialize().await.unwrap();
+
+    // `plain`'s components keep their own names, `ns`'s are namespaced.
+    let names = tool_names(&host);
+    for expect in ["echo", "add", "tool_0", "ns__echo", "ns__tool_0"] {
+        assert!(names.contains(&expect.to_owned()), "{expect} in {names:?}");
+    }
+    assert_eq!(tool_client(&host, "echo"), Some(id("plain")));
+    let result = host
+        .call_tool("echo", args(json!({ "text": "as is" })), &AgentScope::all())
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "as is");
+    let prompts: Vec<String> = host
+        .list_prompts(&AgentScope::all())
+        .into_iter()
+        .map(|prompt| prompt.name)
+        .collect();
+    assert_eq!(prompts, vec!["greet", "ns__greet"]);
+    let greeting = host
+        .get_prompt("greet", args(json!({ "name": "Ada" })), &AgentScope::all())
+        .await
+        .unwrap();
+    assert_eq!(greeting.messages[0].content.as_text(), Some("Hello, Ada!"));
+
+    // Completions go to the server that owns the prompt, under its original name; templates
+    // route to the first client (by id) that lists them.
+    assert_eq!(
+        complete(&host, prompt("greet")).await.unwrap(),
+        "plain-server:greet:A"
+    );
+    assert_eq!(
+        complete(&host, prompt("ns__greet")).await.unwrap(),
+        "ns-server:greet:A"
+    );
+    let template = CompletionRef::ResourceTemplate {
+        uri_template: "mem://item/{id}".to_owned(),
+    };
+    assert_eq!(
+        complete(&host, template).await.unwrap(),
+        "ns-server:mem://item/{id}:A"
+    );
+    let err = complete(&host, prompt("plain__greet")).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownPrompt { .. }), "{err:?}");
+    let unknown_template = CompletionRef::ResourceTemplate {
+        uri_template: "mem://nothing/{id}".to_owned(),
+    };
+    let err = complete(&host, unknown_template).await.unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownResourceTemplate { .. }),
+        "{err:?}"
+    );
+
+    // A second unprefixed server with the same names, started later: the names stay with
+    // `plain`, and the newcomer's fall back to `<id>__<name>_<hash>`.
+    let also = ClientConfig {
+        namespace: false,
+        ..named_fake("also", &marker)
+    };
+    host.register_client(also).await.unwrap();
+    assert_eq!(tool_client(&host, "echo"), Some(id("plain")));
+    let names = tool_names(&host);
+    let fallback = names
+        .iter()
+        .find(|name| name.starts_with("also__echo_"))
+        .unwrap_or_else(|| panic!("no fallback name in {names:?}"));
+    assert!(fallback.len() <= 64);
+    assert_eq!(tool_client(&host, fallback), Some(id("also")));
+    let result = host
+        .call_tool(
+            fallback,
+            args(json!({ "text": "moved" })),
+            &AgentScope::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "moved");
+    assert_eq!(
+        complete(&host, prompt("greet")).await.unwrap(),
+        "plain-server:greet:A"
+    );
+    let also_greet = host
+        .list_prompts(&AgentScope::all())
+        .into_iter()
+        .find(|prompt| prompt.client == id("also"))
+        .unwrap();
+    assert!(
+        also_greet.name.starts_with("also__greet_"),
+        "{also_greet:?}"
+    );
+    assert_eq!(
+        complete(&host, prompt(&also_greet.name)).await.unwrap(),
+        "also-server:greet:A"
+    );
+
+    host.shutdown().await;
+    assert_no_process_left(&marker).await;
+}
+
+/// The next relayed notification, within [`PROMPTLY`].
+async fn next_notification(
+    notifications: &mut broadcast::Receiver<ServerNotification>,
+) -> ServerNotification {
+    tokio::time::timeout(PROMPTLY, notifications.recv())
+        .await
+        .expect("no notification in time")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn subscriptions_and_log_messages_are_relayed() {
+    let marker = unique_marker();
+    let host = McpHost::new(vec![
+        named_fake("left", &marker),
+        named_fake("right", &marker),
+    ])
+    .unwrap();
+    host.initialize().await.unwrap();
+    let mut notifications = host.subscribe_notifications();
+    let all = AgentScope::all();
+
+    // Both list `mem://hello`: the subscription goes where a read would, to `left`; the fake
+    // reports one update at once.
+    host.subscribe_resource("mem://hello", &all).await.unwrap();
+    let updated = next_notification(&mut notifications).await;
+    assert_eq!(
+        updated,
+        ServerNotification {
+            client: id("left"),
+            kind: NotificationKind::ResourceUpdated {
+                uri: "mem://hello".to_owned()
+            },
+        }
+    );
+    // Routed by template, limited by scope.
+    let only_right = AgentScope {
+        allowed_clients: Some([id("right")].into_iter().collect()),
+        ..AgentScope::default()
+    };
+    host.subscribe_resource("mem://item/7", &only_right)
+        .await
+        .unwrap();
+    let updated = next_notification(&mut notifications).await;
+    assert_eq!(updated.client, id("right"));
+    // A second subscriber is counted, not forwarded; unsubscribing twice releases both.
+    host.subscribe_resource("mem://hello", &all).await.unwrap();
+    host.unsubscribe_resource("mem://hello", &all)
+        .await
+        .unwrap();
+    host.unsubscribe_resource("mem://hello", &all)
+        .await
+        .unwrap();
+    let err = host
+        .subscribe_resource("other://nothing", &all)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownResource { .. }), "{err:?}");
+
+    // The level goes to every server; each says so in a log message, which is relayed. Had the
+    // second subscription been forwarded, its update would have come first.
+    let failures = host.set_logging_level(LoggingLevel::Warning).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let mut clients = BTreeSet::new();
+    for _ in 0..2 {
+        let notification = next_notification(&mut notifications).await;
+        let NotificationKind::Log(message) = notification.kind else {
+            panic!("expected a log message, got {notification:?}");
+        };
+        assert_eq!(message.level, LoggingLevel::Warning);
+        assert_eq!(message.data, json!("log level set to \"warning\""));
+        clients.insert(notification.client);
+    }
+    assert_eq!(clients, [id("left"), id("right")].into_iter().collect());
+
+    host.shutdown().await;
+    assert_no_process_left(&marker).await;
 }
