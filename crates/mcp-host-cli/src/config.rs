@@ -24,6 +24,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "tools",
     "exclude",
     "namespace",
+    "protocol",
     "restart",
     // VS Code's `servers` entries carry a transport type: `stdio`, or `http` for a `url`.
     "type",

@@ -149,6 +149,7 @@ impl ClientManager {
             Some(self.roots.provider(&id))
         };
         let options = SessionOptions {
+            handshake: config.protocol.handshake(),
             client_info: self.client_info.clone(),
             request_timeout: config.call_timeout(),
             roots,

@@ -97,10 +97,43 @@ pub struct ClientConfig {
     /// Resource URIs are never namespaced. Default: `true`.
     #[serde(default = "default_namespace")]
     pub namespace: bool,
+    /// The protocol revision to agree with the server: `"2025-11-25"` (the `initialize`
+    /// handshake; older revisions down to 2024-11-05 are accepted), `"2026-07-28"` (the stateless
+    /// revision's `server/discover` only) or `"auto"` (`server/discover`, falling back to
+    /// `initialize` when the server answers like an older one; some older stdio servers exit on
+    /// the probe). Default: `"2025-11-25"`.
+    #[serde(default)]
+    pub protocol: ProtocolChoice,
     /// Whether and how the server is restarted after it exits unexpectedly.
     /// Default: never restarted.
     #[serde(default)]
     pub restart: RestartPolicy,
+}
+
+/// How the protocol revision is agreed with a server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ProtocolChoice {
+    /// The `initialize` handshake of revision 2025-11-25 (and older).
+    #[default]
+    #[serde(rename = "2025-11-25")]
+    Initialize,
+    /// `server/discover` of the stateless revision 2026-07-28 only.
+    #[serde(rename = "2026-07-28")]
+    Stateless,
+    /// `server/discover`, then `initialize` for a server that does not speak 2026-07-28.
+    #[serde(rename = "auto")]
+    Auto,
+}
+
+impl ProtocolChoice {
+    /// The session's handshake for this choice.
+    pub fn handshake(self) -> mcp_session::Handshake {
+        match self {
+            ProtocolChoice::Initialize => mcp_session::Handshake::Initialize,
+            ProtocolChoice::Stateless => mcp_session::Handshake::Discover,
+            ProtocolChoice::Auto => mcp_session::Handshake::Auto,
+        }
+    }
 }
 
 /// Which of a server's tools are exposed.
@@ -240,6 +273,7 @@ impl ClientConfig {
             tools: ToolFilter::default(),
             exclude: Vec::new(),
             namespace: default_namespace(),
+            protocol: ProtocolChoice::Initialize,
             restart: RestartPolicy::default(),
         }
     }
@@ -752,6 +786,7 @@ mod tests {
         };
         full.exclude = vec!["prompt".into()];
         full.namespace = false;
+        full.protocol = ProtocolChoice::Auto;
         full.restart = RestartPolicy {
             max_restarts: 4,
             initial_backoff_ms: 5,
@@ -763,7 +798,7 @@ mod tests {
                 "cwd": "/tmp", "roots": ["file:///tmp"], "startupTimeoutMs": 1,
                 "callTimeoutMs": 2, "shutdownGraceMs": 3, "required": true,
                 "tools": {"allow": ["a*"], "deny": ["b"]}, "exclude": ["prompt"],
-                "namespace": false,
+                "namespace": false, "protocol": "auto",
                 "restart": {"maxRestarts": 4, "initialBackoffMs": 5, "maxBackoffMs": 6}
             }"#,
             full,
@@ -788,6 +823,7 @@ mod tests {
             "shutdownGraceMs",
             "maxBackoffMs",
             "namespace",
+            "2026-07-28",
             "Default: 30000.",
         ] {
             assert!(schema.contains(expect), "{expect} not in {schema}");

@@ -357,6 +357,53 @@ mod remote {
         assert!(started.manager.active_clients().is_empty());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_configured_protocol_choice_is_used() {
+        use mcp_host_foundation::ProtocolChoice;
+        use mcp_host_testkit::fake_http::Revisions;
+
+        for (revisions, choice, expect) in [
+            (Revisions::Modern, ProtocolChoice::Stateless, "2026-07-28"),
+            (Revisions::Modern, ProtocolChoice::Auto, "2026-07-28"),
+            (Revisions::Classic, ProtocolChoice::Auto, "2025-11-25"),
+            (Revisions::Both, ProtocolChoice::Initialize, "2025-11-25"),
+        ] {
+            let server = FakeHttpServer::start(FakeHttpConfig {
+                revisions,
+                ..FakeHttpConfig::default()
+            })
+            .await
+            .unwrap();
+            let config = ClientConfig {
+                protocol: choice,
+                ..ClientConfig::remote("web", server.url())
+            };
+            let started = Started::new();
+            let (client, lifecycle) = started.start(config, SecurityManager::new()).await.unwrap();
+            assert_eq!(
+                client.init.protocol_version, expect,
+                "{revisions:?} {choice:?}"
+            );
+            let result = client
+                .session
+                .call_tool(
+                    "echo",
+                    json!({"text": "v"}).as_object().cloned(),
+                    &RequestOptions::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(result.text(), "v");
+            started.token.cancel();
+            let exit = tokio::time::timeout(PROMPTLY, lifecycle)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(exit.report.step, CloseStep::Disconnected);
+        }
+    }
+
     #[test]
     fn remote_configs_are_validated() {
         let invalid = |config: ClientConfig| config.validate().unwrap_err().to_string();
