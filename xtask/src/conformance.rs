@@ -21,6 +21,10 @@
 //!   (run by the interop venv, which is installed first), configured with `"namespace": false` so
 //!   that the gateway offers the names the scenarios call (`test_simple_text`, …) as they are.
 //!
+//! The pre-release suite (0.2 alpha, installed beside the stable one under the npm alias
+//! `mcp-conformance-next`) runs the client scenarios of the stateless revision 2026-07-28
+//! (`--spec-version 2026-07-28`; the client then negotiates with `server/discover`).
+//!
 //! Scenarios we cannot pass are listed with the reason in `EXPECTED_FAILURES`; one of them passing
 //! fails the run too, so that the list never goes stale. The table of results is printed and
 //! written to `<target>/conformance/results.md`.
@@ -40,6 +44,14 @@ use crate::{cargo_command, interop, run_cargo, shell_quote, workspace_root};
 pub(crate) const SUITE_PACKAGE: &str = "@modelcontextprotocol/conformance";
 pub(crate) const SUITE_VERSION: &str = "0.1.16";
 
+/// The pre-release of the suite that tests the stateless revision 2026-07-28, installed beside
+/// the stable one under an npm alias.
+pub(crate) const NEXT_SUITE_VERSION: &str = "0.2.0-alpha.12";
+const NEXT_SUITE_ALIAS: &str = "mcp-conformance-next";
+
+/// The revision the pre-release suite's client scenarios are run at.
+const STATELESS_REVISION: &str = "2026-07-28";
+
 /// The Node runtime from npm (package `node`), pinned; checked with `npm view node@22 version`.
 pub(crate) const NODE_VERSION: &str = "22.23.3";
 
@@ -54,6 +66,8 @@ pub(crate) struct Suite {
     pub(crate) node: PathBuf,
     /// `<dir>/node_modules/@modelcontextprotocol/conformance/dist/index.js`.
     pub(crate) entry: PathBuf,
+    /// Revision to pass as `--spec-version`, if any.
+    pub(crate) spec_version: Option<&'static str>,
 }
 
 /// What a run of scenarios is aimed at.
@@ -100,7 +114,7 @@ pub(crate) struct ScenarioResult {
 
 /// Installs the pinned suite and Node into `dir` (skipped when the stamp matches and both are
 /// there), checks that the Node binary runs and is Node 22, and returns where they are.
-pub(crate) fn install(dir: &Path) -> anyhow::Result<Suite> {
+pub(crate) fn install(dir: &Path) -> anyhow::Result<(Suite, Suite)> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir
         .canonicalize()
@@ -111,13 +125,25 @@ pub(crate) fn install(dir: &Path) -> anyhow::Result<Suite> {
             .join("node_modules")
             .join(SUITE_PACKAGE)
             .join("dist/index.js"),
+        spec_version: None,
+    };
+    let next = Suite {
+        node: suite.node.clone(),
+        entry: dir
+            .join("node_modules")
+            .join(NEXT_SUITE_ALIAS)
+            .join("dist/index.js"),
+        spec_version: Some(STATELESS_REVISION),
     };
     let specs = vec![
         format!("node@{NODE_VERSION}"),
         format!("{SUITE_PACKAGE}@{SUITE_VERSION}"),
+        format!("{NEXT_SUITE_ALIAS}@npm:{SUITE_PACKAGE}@{NEXT_SUITE_VERSION}"),
     ];
-    let up_to_date =
-        interop::stamp_matches(&dir, &specs) && suite.node.is_file() && suite.entry.is_file();
+    let up_to_date = interop::stamp_matches(&dir, &specs)
+        && suite.node.is_file()
+        && suite.entry.is_file()
+        && next.entry.is_file();
     if up_to_date {
         println!("conformance: suite up to date in {}", dir.display());
     } else {
@@ -149,13 +175,15 @@ pub(crate) fn install(dir: &Path) -> anyhow::Result<Suite> {
             suite.node.display()
         );
     }
-    if !suite.entry.is_file() {
-        bail!("npm did not install {}", suite.entry.display());
+    for entry in [&suite.entry, &next.entry] {
+        if !entry.is_file() {
+            bail!("npm did not install {}", entry.display());
+        }
     }
     if !up_to_date {
         interop::write_stamp(&dir, &specs)?;
     }
-    Ok(suite)
+    Ok((suite, next))
 }
 
 /// Runs each of `scenarios` against `target`, one suite process per scenario, writing results
@@ -201,6 +229,9 @@ pub(crate) fn run_scenarios(
             Target::Client { command: client } => {
                 // Without --command the suite would start its mock server and wait for Ctrl-C.
                 command.args(["client", "--command", client, "--scenario", scenario]);
+                if let Some(version) = suite.spec_version {
+                    command.args(["--spec-version", version]);
+                }
             }
             Target::Server { url } => {
                 command.args(["server", "--url", url, "--scenario", scenario]);
@@ -358,8 +389,25 @@ const CLIENT_SCENARIOS: &[&str] = &[
     "elicitation-sep1034-client-defaults",
 ];
 
+/// Client scenarios of revision 2026-07-28 (run with the pre-release suite, the client under
+/// test negotiating with `server/discover`).
+const STATELESS_CLIENT_SCENARIOS: &[&str] = &[
+    "tools_call",
+    "request-metadata",
+    "http-standard-headers",
+    "http-custom-headers",
+    "http-invalid-tool-headers",
+    "json-schema-ref-no-deref",
+    "json-schema-2020-12-preservation",
+    "sep-2322-client-request-state",
+];
+
 /// Scenarios we run knowing they fail, and why. One of them passing fails the run.
 const EXPECTED_FAILURES: &[(&str, &str)] = &[
+    (
+        "sep-2322-client-request-state",
+        "multi-round-trip requests (`resultType: input_required`, SEP-2322) are not answered: the session declares no roots, sampling or elicitation in 2026-07-28 and fails such a result",
+    ),
     (
         "elicitation-sep1034-client-defaults",
         "mcp-host declares no `elicitation` capability: a host has no user to ask, so it answers `elicitation/create` with -32601",
@@ -436,7 +484,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     // The fixture server runs on the Python SDK of the interop venv.
     interop::run(true)?;
-    let suite = install(&dir)?;
+    let (suite, next_suite) = install(&dir)?;
     run_cargo(
         &root,
         &cargo_command(&[
@@ -466,6 +514,14 @@ pub(crate) fn run() -> anyhow::Result<()> {
         &dir.join("client"),
     )?;
 
+    let stateless_results = run_scenarios(
+        &next_suite,
+        Target::Client { command: &command },
+        STATELESS_CLIENT_SCENARIOS,
+        &expected,
+        &dir.join("client-2026-07-28"),
+    )?;
+
     let config = write_gateway_config(&root, &target, &dir)?;
     let gateway = Gateway::start(
         &target.join("debug/mcp-host"),
@@ -482,16 +538,21 @@ pub(crate) fn run() -> anyhow::Result<()> {
     gateway.stop()?;
     let server_results = server_results?;
 
-    let table = table(&[("client", &client_results), ("server", &server_results)]);
+    let table = table(&[
+        ("client", &client_results),
+        ("client 2026-07-28", &stateless_results),
+        ("server", &server_results),
+    ]);
     print!("{table}");
     let file = dir.join("results.md");
     fs::write(&file, &table).with_context(|| format!("cannot write {}", file.display()))?;
     println!(
-        "conformance: suite {SUITE_VERSION} on Node {NODE_VERSION}, done in {:.1?}; table in {}",
+        "conformance: suite {SUITE_VERSION} (and {NEXT_SUITE_VERSION} for 2026-07-28) on Node {NODE_VERSION}, done in {:.1?}; table in {}",
         started.elapsed(),
         file.display()
     );
     let mut all = client_results;
+    all.extend(stateless_results);
     all.extend(server_results);
     summarize(&all)
 }
