@@ -62,6 +62,7 @@ impl Client {
     /// Closes the HTTP session and checks that every task of the connection has ended.
     async fn close(mut self) -> mcp_transport::ExitReport {
         self.session.shut_down();
+        let url = self.http.url().to_owned();
         let report = self.http.close(Duration::from_secs(2)).await;
         tokio::time::timeout(PROMPTLY, self.driver.join_next())
             .await
@@ -70,8 +71,45 @@ impl Client {
         tokio::time::timeout(PROMPTLY, self.tracker.wait())
             .await
             .expect("no bridge task is left behind");
+        let port = url.rsplit_once(':').and_then(|(_, rest)| {
+            rest.split('/')
+                .next()
+                .and_then(|port| port.parse::<u16>().ok())
+        });
+        if let Some(port) = port {
+            // The connection pool went with the bridge: no TCP connection to the server is left
+            // open on our side.
+            let deadline = Instant::now() + PROMPTLY;
+            while established_to(port) > 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} connection(s) to port {port} still open",
+                    established_to(port)
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         report
     }
+}
+
+/// The TCP connections of this machine in state ESTABLISHED whose remote port is `port` (our
+/// side of connections to a server listening there), from `/proc/net/tcp` and `tcp6`.
+fn established_to(port: u16) -> usize {
+    let remote = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    fields.len() > 3 && fields[2].ends_with(&remote) && fields[3] == "01"
+                })
+                .count()
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,6 +139,9 @@ async fn a_session_over_http_lists_calls_and_ends_with_a_delete() {
     // The standalone GET stream delivers what the server sends outside any request.
     let event = tokio::time::timeout(PROMPTLY, events.recv()).await.unwrap();
     assert_eq!(event, Some(Event::ToolsListChanged));
+    // While the session lives, its connections are open (so the check in `close` that none is
+    // left means something).
+    assert!(established_to(server.addr().port()) >= 1);
 
     let report = client.close().await;
     assert_eq!(report.step, CloseStep::Disconnected);
