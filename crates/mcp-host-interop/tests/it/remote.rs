@@ -31,6 +31,15 @@ impl HttpEverything {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
+        HttpEverything::start_on(interop, scratch, port).await
+    }
+
+    #[allow(clippy::disallowed_methods)] // Test setup: the server under test, not a host spawn.
+    pub(crate) async fn start_on(
+        interop: &Interop,
+        scratch: &Scratch,
+        port: u16,
+    ) -> HttpEverything {
         let mut child = tokio::process::Command::new(&interop.node)
             .arg(interop.node_server("server-everything"))
             .arg("streamableHttp")
@@ -58,6 +67,14 @@ impl HttpEverything {
             child,
             url: format!("http://127.0.0.1:{port}/mcp"),
         }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.url
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap()
     }
 
     pub(crate) async fn stop(mut self) {
@@ -265,4 +282,59 @@ async fn serve_once(scratch: &Scratch, config: &std::path::Path) -> String {
     assert!(status.success(), "{status}");
     assert_no_process_left(scratch).await;
     reply
+}
+
+/// The real server restarts on the same port (forgetting every session): the client is lost,
+/// and its restart policy opens a new session with the new process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_remote_server_is_reconnected() {
+    let Some(interop) = interop() else { return };
+    let scratch = Scratch::new();
+    let server = HttpEverything::start(&interop, &scratch).await;
+    let port = server.port();
+    let remote = ClientConfig {
+        required: true,
+        startup_timeout_ms: 30_000,
+        restart: mcp_host_foundation::RestartPolicy {
+            max_restarts: 5,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1_000,
+        },
+        ..ClientConfig::remote("remote", server.url.clone())
+    };
+    let host: McpHost = start(vec![remote]).await;
+    let echoed = call(&host, "remote__echo", json!({ "message": "first life" })).await;
+    assert!(echoed.text().contains("first life"));
+
+    server.stop().await;
+    let server = HttpEverything::start_on(&interop, &scratch, port).await;
+    // The first call after the restart may fail (404: unknown session, or refused while the
+    // server was down); the client then comes back by itself.
+    let _ = host
+        .call_tool(
+            "remote__echo",
+            args(json!({ "message": "lost" })),
+            &AgentScope::all(),
+        )
+        .await;
+    bounded("the client is back", PROMPTLY, async {
+        loop {
+            let ready = host
+                .status()
+                .iter()
+                .any(|client| client.state == mcp_host::ClientState::Ready && client.restarts >= 1);
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let echoed = call(&host, "remote__echo", json!({ "message": "second life" })).await;
+    assert!(echoed.text().contains("second life"));
+
+    bounded("shutdown", PROMPTLY, host.shutdown()).await;
+    drop(host);
+    server.stop().await;
+    assert_no_process_left(&scratch).await;
 }
