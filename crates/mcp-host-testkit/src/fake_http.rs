@@ -281,6 +281,12 @@ async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
     if modern {
         return on_modern_post(&inner, &headers, &message, method.as_deref(), id);
     }
+    // A 2025-11-25 server refuses a protocol version header it does not know.
+    if header(&headers, "mcp-protocol-version")
+        .is_some_and(|version| !["2025-11-25", "2025-06-18", "2025-03-26"].contains(&version))
+    {
+        return status(StatusCode::BAD_REQUEST);
+    }
     if method.as_deref() == Some("server/discover") {
         let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}});
         return answer(&inner, vec![error], false);

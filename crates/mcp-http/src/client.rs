@@ -344,6 +344,16 @@ impl Shared {
     ) -> reqwest::RequestBuilder {
         let mut state = lock(&self.state);
         let mut request = request;
+        if message
+            .method
+            .as_ref()
+            .is_some_and(|method| method == "initialize")
+        {
+            // A 2025-11-25 handshake starts afresh, also after a 2026-07-28 probe
+            // (`server/discover`) that the server refused.
+            state.per_request_version = false;
+            state.protocol_version = None;
+        }
         if let Some(id) = &state.session_id {
             request = request.header(SESSION_ID, id.clone());
         }
