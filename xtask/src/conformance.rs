@@ -428,10 +428,6 @@ const EXPECTED_FAILURES: &[(&str, &str)] = &[
         "elicitation-sep1330-enums",
         "as `tools-call-elicitation`: `elicitation/create` is not relayed",
     ),
-    (
-        "server-sse-polling",
-        "3 warnings (SEP-1699): the gateway sends no priming event and no `retry` field, and does not resume a stream with `Last-Event-ID`",
-    ),
 ];
 
 /// Every server scenario of the suite (`list --server`), run against the gateway fronting the

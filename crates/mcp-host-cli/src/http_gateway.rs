@@ -59,6 +59,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const STANDALONE_CAPACITY: usize = 256;
 /// How many progress notifications may wait for a slow request stream before newer ones are dropped.
 const PROGRESS_CAPACITY: usize = 64;
+/// The reconnection delay announced at the start of every request stream (SSE `retry`).
+const RETRY_MS: u64 = 1000;
+/// How long a request whose stream broke waits to be resumed with `Last-Event-ID`.
+const RESUMABLE_TTL: Duration = Duration::from_secs(60);
+/// How many request streams one session keeps for resumption (the oldest goes first).
+const RESUMABLE_CAPACITY: usize = 64;
+/// How long a resumption waits for the stream's current carrier to let go.
+const RESUME_WAIT: Duration = Duration::from_secs(2);
+/// How many of a request stream's latest events are kept for replay.
+const REPLAY_EVENTS: usize = PROGRESS_CAPACITY + 2;
 /// How often the GET stream sends an SSE comment, so that a vanished client is noticed.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long shutdown waits for sessions and connections to end.
@@ -225,6 +235,30 @@ struct HttpSession {
     last_active: Mutex<Instant>,
     /// SSE event ids, unique within the session.
     next_event_id: AtomicU64,
+    /// Request streams that a GET with `Last-Event-ID` may pick up (bounded in number; a
+    /// finished one is dropped, a broken one kept for a while).
+    resumable: Mutex<std::collections::VecDeque<Arc<ResumableRequest>>>,
+}
+
+/// One request's stream, resumable: its latest events for replay, what is still to come, and
+/// which HTTP response currently carries it.
+struct ResumableRequest {
+    log: tokio::sync::Mutex<RequestLog>,
+    /// Cancelled to make the current carrier end, when a resumption takes the stream over.
+    carrier: Mutex<CancellationToken>,
+    /// When the stream last sent an event or was taken over.
+    since: Mutex<Instant>,
+    /// The ids of the events in the log (readable while a carrier holds the log).
+    ids: Mutex<std::collections::VecDeque<u64>>,
+}
+
+struct RequestLog {
+    /// The latest events sent (at most [`REPLAY_EVENTS`]), with their ids.
+    events: std::collections::VecDeque<(u64, Bytes)>,
+    /// How many events were ever appended (positions are counted from the first).
+    n_appended: usize,
+    /// What is still to come; `None` once the response is in the log.
+    pending: Option<PendingRequest>,
 }
 
 /// Requests waiting for their response, by the JSON text of their id.
@@ -444,6 +478,18 @@ async fn handle_get(State(state): State<Arc<Gateway>>, headers: HeaderMap) -> Re
         }
         Err(refusal) => return refusal.response(),
     };
+    // A request stream picked up again.
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if let Some(last_event_id) = last_event_id {
+        if let Some(request) = session.find_resumable(last_event_id) {
+            session.touch();
+            tracing::debug!(session = %short(&session.id), last_event_id, "resuming a request stream");
+            return resumed_stream_reply(session, request, last_event_id).await;
+        }
+    }
     let (sender, receiver) = mpsc::channel(STANDALONE_CAPACITY);
     {
         let mut standalone = lock(&session.standalone);
@@ -463,7 +509,7 @@ async fn handle_get(State(state): State<Arc<Gateway>>, headers: HeaderMap) -> Re
     };
     let body = futures::stream::unfold(stream, |mut stream| async move {
         let chunk = tokio::select! {
-            message = stream.messages.recv() => stream.session.event(&message?),
+            message = stream.messages.recv() => stream.session.event(&message?).1,
             _ = stream.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
             () = stream.session.token.cancelled() => return None,
         };
@@ -543,6 +589,7 @@ impl Gateway {
             standalone: Mutex::new(None),
             last_active: Mutex::new(Instant::now()),
             next_event_id: AtomicU64::new(1),
+            resumable: Mutex::new(std::collections::VecDeque::new()),
         });
         sessions.insert(id, session.clone());
         let span = tracing::info_span!("http_session", session = %short(&session.id));
@@ -578,6 +625,8 @@ async fn run_session(
         token.cancel();
     };
     tokio::join!(serving, routing);
+    // Resumable requests hold the session; let both go.
+    lock(&session.resumable).clear();
     let mut sessions = lock(&state.sessions);
     if sessions
         .get(&session.id)
@@ -772,10 +821,43 @@ impl HttpSession {
         }
     }
 
-    /// One SSE event carrying one JSON-RPC message.
-    fn event(&self, line: &str) -> Bytes {
+    /// One SSE event carrying one JSON-RPC message, and its id.
+    fn event(&self, line: &str) -> (u64, Bytes) {
         let id = self.next_event_id.fetch_add(1, Ordering::Relaxed);
-        Bytes::from(format!("id: {id}\ndata: {line}\n\n"))
+        (id, Bytes::from(format!("id: {id}\ndata: {line}\n\n")))
+    }
+
+    /// The first event of a request stream: an id to resume from, the reconnection delay, and
+    /// no data (SEP-1699).
+    fn priming_event(&self) -> (u64, Bytes) {
+        let id = self.next_event_id.fetch_add(1, Ordering::Relaxed);
+        (
+            id,
+            Bytes::from(format!("id: {id}\nretry: {RETRY_MS}\ndata: \n\n")),
+        )
+    }
+
+    /// Keeps a request stream for resumption, dropping finished or expired ones beyond the cap.
+    fn keep_resumable(&self, request: Arc<ResumableRequest>) {
+        let mut resumable = lock(&self.resumable);
+        resumable.retain(|kept| lock(&kept.since).elapsed() < RESUMABLE_TTL);
+        if resumable.len() >= RESUMABLE_CAPACITY {
+            resumable.pop_front();
+        }
+        resumable.push_back(request);
+    }
+
+    /// Forgets a request stream that was carried to its end.
+    fn forget_resumable(&self, request: &Arc<ResumableRequest>) {
+        lock(&self.resumable).retain(|kept| !Arc::ptr_eq(kept, request));
+    }
+
+    /// The request stream that sent event `last_event_id`, if it is still kept.
+    fn find_resumable(&self, last_event_id: u64) -> Option<Arc<ResumableRequest>> {
+        lock(&self.resumable)
+            .iter()
+            .find(|request| lock(&request.ids).contains(&last_event_id))
+            .cloned()
     }
 }
 
@@ -829,29 +911,141 @@ async fn json_reply(mut pending: PendingRequest) -> Response {
     }
 }
 
-/// Answers a request with an SSE stream: its progress notifications, then its response.
+/// Answers a request with an SSE stream: a priming event, its progress notifications, then its
+/// response. The stream stays resumable: if the client loses it, a GET with the id of the last
+/// event it got carries on (see [`resumed_stream_reply`]).
 fn event_stream_reply(pending: PendingRequest) -> Response {
-    let body = futures::stream::unfold(Some(pending), |pending| async move {
-        let mut pending = pending?;
-        let token = pending.session.token.clone();
-        tokio::select! {
-            // Progress sent before the response is already queued when the response arrives.
-            biased;
-            Some(line) = pending.progress.recv() => {
-                let event = pending.session.event(&line);
-                Some((Ok::<_, Infallible>(event), Some(pending)))
-            }
-            response = &mut pending.response => {
-                let line = response.ok()?;
-                pending.answered = true;
-                let event = pending.session.event(&line);
-                // The stream ends after the response.
-                Some((Ok(event), None))
-            }
-            () = token.cancelled() => None,
-        }
+    let session = pending.session.clone();
+    let (priming_id, priming) = session.priming_event();
+    let mut events = std::collections::VecDeque::new();
+    events.push_back((priming_id, priming));
+    let request = Arc::new(ResumableRequest {
+        log: tokio::sync::Mutex::new(RequestLog {
+            events,
+            n_appended: 1,
+            pending: Some(pending),
+        }),
+        carrier: Mutex::new(CancellationToken::new()),
+        since: Mutex::new(Instant::now()),
+        ids: Mutex::new(std::collections::VecDeque::from([priming_id])),
+    });
+    session.keep_resumable(request.clone());
+    carry(session, request, 0)
+}
+
+/// Carries on a request stream on a GET with `Last-Event-ID`: the events after that one that
+/// are still kept, then what is still to come. The response that carried it so far is told to
+/// stop; if it does not let go within [`RESUME_WAIT`] (its connection is stuck), 409.
+async fn resumed_stream_reply(
+    session: Arc<HttpSession>,
+    request: Arc<ResumableRequest>,
+    last_event_id: u64,
+) -> Response {
+    lock(&request.carrier).cancel();
+    let position = {
+        let Ok(log) = tokio::time::timeout(RESUME_WAIT, request.log.lock()).await else {
+            return error_response(
+                StatusCode::CONFLICT,
+                "the request stream is still carried by another response",
+            );
+        };
+        let first = log.n_appended - log.events.len();
+        let index = log
+            .events
+            .iter()
+            .position(|(id, _)| *id == last_event_id)
+            .map_or(0, |index| index + 1);
+        first + index
+    };
+    carry(session, request, position)
+}
+
+/// Streams a request's log from `position` on, appending what comes, until the response has
+/// been sent, the session ends, or a resumption takes the stream over.
+fn carry(session: Arc<HttpSession>, request: Arc<ResumableRequest>, position: usize) -> Response {
+    let token = CancellationToken::new();
+    *lock(&request.carrier) = token.clone();
+    *lock(&request.since) = Instant::now();
+    let carrier = Carrier {
+        session,
+        request,
+        token,
+        position,
+    };
+    let body = futures::stream::unfold(carrier, |mut carrier| async move {
+        let event = carrier.next().await?;
+        Some((Ok::<_, Infallible>(event), carrier))
     });
     event_stream_response(Body::from_stream(body))
+}
+
+/// One HTTP response carrying a request stream.
+struct Carrier {
+    session: Arc<HttpSession>,
+    request: Arc<ResumableRequest>,
+    token: CancellationToken,
+    /// The position in the log of the next event to send.
+    position: usize,
+}
+
+impl Carrier {
+    /// The next event to send, or `None` when this response ends.
+    async fn next(&mut self) -> Option<Bytes> {
+        let session_token = self.session.token.clone();
+        let mut log = tokio::select! {
+            log = self.request.log.lock() => log,
+            () = self.token.cancelled() => return None,
+        };
+        loop {
+            let first = log.n_appended - log.events.len();
+            if self.position < first {
+                // Older events are gone; carry on from the oldest kept.
+                self.position = first;
+            }
+            if let Some((_, event)) = log.events.get(self.position - first) {
+                self.position += 1;
+                return Some(event.clone());
+            }
+            let pending = match log.pending.as_mut() {
+                Some(pending) => pending,
+                None => {
+                    // Everything, response included, was sent.
+                    self.session.forget_resumable(&self.request);
+                    return None;
+                }
+            };
+            let line = tokio::select! {
+                // Progress sent before the response is already queued when the response arrives.
+                biased;
+                Some(line) = pending.progress.recv() => line,
+                response = &mut pending.response => match response {
+                    Ok(line) => {
+                        pending.answered = true;
+                        log.pending = None;
+                        line
+                    }
+                    Err(_) => {
+                        // The request was cancelled: there is nothing more to send or resume.
+                        log.pending = None;
+                        self.session.forget_resumable(&self.request);
+                        return None;
+                    }
+                },
+                () = self.token.cancelled() => return None,
+                () = session_token.cancelled() => return None,
+            };
+            let event = self.session.event(&line);
+            *lock(&self.request.since) = Instant::now();
+            let mut ids = lock(&self.request.ids);
+            ids.push_back(event.0);
+            log.events.push_back(event);
+            log.n_appended += 1;
+            if log.events.len() > REPLAY_EVENTS {
+                log.events.pop_front();
+                ids.pop_front();
+            }
+        }
+    }
 }
 
 fn event_stream_response(body: Body) -> Response {

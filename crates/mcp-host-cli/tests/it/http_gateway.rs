@@ -189,11 +189,16 @@ fn parse_events(text: &str) -> Vec<Value> {
                     data.push(value);
                 }
             }
+            assert!(
+                data.is_empty() || id.is_some(),
+                "an event without an id: {event:?}"
+            );
+            let data = data.join("\n");
             if data.is_empty() {
+                // No message: a comment, or the priming event of a request stream.
                 return None;
             }
-            assert!(id.is_some(), "an event without an id: {event:?}");
-            Some(serde_json::from_str(&data.join("\n")).unwrap())
+            Some(serde_json::from_str(&data).unwrap())
         })
         .collect()
 }
@@ -546,5 +551,170 @@ async fn http_gateway_refuses_unsafe_setups() {
     )
     .await;
     assert_eq!(output.status.code(), Some(2));
+    assert_no_process_left(&marker).await;
+}
+
+/// A request stream starts with a priming event (an id, the reconnection delay, no data); if the
+/// client goes away before the response, a GET with that `Last-Event-ID` picks the request up
+/// where it was, and gets its remaining progress and its response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_request_stream_is_resumed_with_last_event_id() {
+    let marker = unique_marker();
+    let config = json!({ "mcpServers": { "one": fake_entry(&FakeConfig::default(), &marker) }});
+    let gateway = start_http_gateway(&config, &[], &[]).await;
+    let session = gateway.initialize(&[]).await;
+
+    let call = request(
+        7,
+        "tools/call",
+        json!({ "name": "one__slow", "arguments": { "ms": 600 }, "_meta": { "progressToken": "p7" } }),
+    );
+    let mut response = gateway.post(Some(&session), &call, &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Read until the priming event is complete, then go away.
+    let mut text = String::new();
+    let priming_id = tokio::time::timeout(PROMPTLY, async {
+        loop {
+            let chunk = response.chunk().await.unwrap().expect("the stream ended");
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            if let Some(end) = text.find("\n\n") {
+                return text[..end].to_owned();
+            }
+        }
+    })
+    .await
+    .expect("no priming event");
+    let lines: Vec<&str> = priming_id.lines().collect();
+    assert!(
+        lines.contains(&"retry: 1000") && lines.contains(&"data: "),
+        "{lines:?}"
+    );
+    let id = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("id: "))
+        .expect("the priming event has an id")
+        .to_owned();
+    drop(response);
+
+    let mut resumed = tokio::time::timeout(
+        PROMPTLY,
+        gateway
+            .client
+            .get(&gateway.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("last-event-id", &id)
+            .send(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK);
+    let result = wait_for_event(&mut resumed, |event| event["id"] == 7).await;
+    assert!(result["result"]["content"].is_array(), "{result}");
+
+    // A resumption while the first response is still open takes the stream over: the result
+    // comes on the GET, and the first response ends without it.
+    let call = request(
+        8,
+        "tools/call",
+        json!({ "name": "one__slow", "arguments": { "ms": 600 } }),
+    );
+    let mut first = gateway.post(Some(&session), &call, &[]).await;
+    let mut head = String::new();
+    let id = tokio::time::timeout(PROMPTLY, async {
+        loop {
+            let chunk = first.chunk().await.unwrap().expect("the stream ended");
+            head.push_str(std::str::from_utf8(&chunk).unwrap());
+            if let Some(end) = head.find("\n\n") {
+                let event = &head[..end];
+                return event
+                    .lines()
+                    .find_map(|line| line.strip_prefix("id: "))
+                    .unwrap()
+                    .to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let mut taken = gateway
+        .client
+        .get(&gateway.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("last-event-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), StatusCode::OK);
+    let result = wait_for_event(&mut taken, |event| event["id"] == 8).await;
+    assert!(result["result"]["content"].is_array(), "{result}");
+    let rest = tokio::time::timeout(PROMPTLY, first.text())
+        .await
+        .expect("the first response ends")
+        .unwrap();
+    assert!(!rest.contains("\"id\":8"), "{rest}");
+
+    // An id nobody kept opens the ordinary GET stream instead.
+    let other = gateway
+        .client
+        .get(&gateway.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("last-event-id", "999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    drop(other);
+    drop(resumed);
+    gateway.terminate().await;
+    assert_no_process_left(&marker).await;
+}
+
+/// mcp-host as the client of mcp-host: a configuration whose one server is the URL of a
+/// `serve --http` gateway, in each revision the client can negotiate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_host_reaches_its_own_http_gateway() {
+    let marker = unique_marker();
+    let config = json!({ "mcpServers": { "one": fake_entry(&FakeConfig::default(), &marker) }});
+    let gateway = start_http_gateway(&config, &[], &[]).await;
+    for protocol in ["2025-11-25", "auto"] {
+        let client_config = write_config(&json!({ "mcpServers": {
+            "far": { "type": "http", "url": gateway.url, "protocol": protocol },
+        }}));
+        let tools = crate::run_cli(&["tools"], Some(&client_config)).await;
+        let listed = String::from_utf8_lossy(&tools.stdout);
+        assert!(
+            tools.status.success(),
+            "{protocol}: {}",
+            String::from_utf8_lossy(&tools.stderr)
+        );
+        assert!(
+            listed.contains("far__one__echo"),
+            "{listed}{}",
+            String::from_utf8_lossy(&tools.stderr)
+        );
+        let call = crate::run_cli(
+            &["call", "far__one__echo", r#"{"text":"through two hosts"}"#],
+            Some(&client_config),
+        )
+        .await;
+        assert!(
+            call.status.success(),
+            "{protocol}: {}",
+            String::from_utf8_lossy(&call.stderr)
+        );
+        assert!(String::from_utf8_lossy(&call.stdout).contains("through two hosts"));
+        let status = crate::run_cli(&["status", "--json"], Some(&client_config)).await;
+        let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+        // The gateway speaks 2025-11-25: `auto` falls back to it after its `server/discover`.
+        assert_eq!(
+            status[0]["protocolVersion"], "2025-11-25",
+            "{protocol}: {status}"
+        );
+    }
+    gateway.terminate().await;
     assert_no_process_left(&marker).await;
 }
