@@ -81,31 +81,9 @@ async fn long_running_operation_reports_progress() {
     let scratch = Scratch::new();
     let host = start(vec![interop.everything(&scratch, None)]).await;
 
-    let reports: Arc<Mutex<Vec<Progress>>> = Arc::default();
-    let sink = Arc::clone(&reports);
-    let options = RequestOptions {
-        // Shorter than the operation: only the progress reports, which restart the timeout, let it finish.
-        timeout: Some(Duration::from_millis(1500)),
-        on_progress: Some(Arc::new(move |progress| {
-            sink.lock().unwrap().push(progress)
-        })),
-    };
-    let result = bounded(
-        "trigger-long-running-operation",
-        PROMPTLY,
-        host.call_tool_with(
-            "everything__trigger-long-running-operation",
-            args(json!({ "duration": 2, "steps": 4 })),
-            &AgentScope::all(),
-            &options,
-        ),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("the long-running operation failed: {}", error_chain(&error)));
+    let (result, reports) = long_running_operation(&host, "everything").await;
     assert!(!result.is_tool_error(), "{result:?}");
     assert!(result.text().contains("completed"), "{}", result.text());
-
-    let reports = reports.lock().unwrap().clone();
     let steps: Vec<(f64, Option<f64>)> = reports
         .iter()
         .map(|report| (report.progress, report.total))
@@ -188,4 +166,35 @@ async fn roots_logging_and_capabilities() {
     assert_eq!(status[0].last_error, None, "{status:?}");
 
     stop(host, &scratch).await;
+}
+
+/// Calls `<server>__trigger-long-running-operation` (2 s, 4 steps) with a timeout shorter than
+/// the operation, which only its progress reports, restarting the timeout, let it outlive;
+/// returns the result and the reports.
+pub(crate) async fn long_running_operation(
+    host: &mcp_host::McpHost,
+    server: &str,
+) -> (mcp_session::protocol::CallToolResult, Vec<Progress>) {
+    let reports: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = Arc::clone(&reports);
+    let options = RequestOptions {
+        timeout: Some(Duration::from_millis(1500)),
+        on_progress: Some(Arc::new(move |progress| {
+            sink.lock().unwrap().push(progress)
+        })),
+    };
+    let result = bounded(
+        "trigger-long-running-operation",
+        PROMPTLY,
+        host.call_tool_with(
+            &format!("{server}__trigger-long-running-operation"),
+            args(json!({ "duration": 2, "steps": 4 })),
+            &AgentScope::all(),
+            &options,
+        ),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("the long-running operation failed: {}", error_chain(&error)));
+    let reports = reports.lock().unwrap().clone();
+    (result, reports)
 }

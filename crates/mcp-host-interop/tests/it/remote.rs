@@ -2,13 +2,10 @@
 //! local server on stdio in the same host.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_host::{error_chain, AgentScope, McpHost};
+use mcp_host::{AgentScope, McpHost};
 use mcp_host_foundation::ClientConfig;
-use mcp_session::protocol::Progress;
-use mcp_session::RequestOptions;
 use mcp_transport::CloseStep;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -106,28 +103,9 @@ async fn remote_everything_over_streamable_http_beside_a_local_server() {
     assert!(now.text().contains("UTC"), "{}", now.text());
 
     // Progress notifications come on the call's SSE stream, before its result.
-    let reports: Arc<Mutex<Vec<Progress>>> = Arc::default();
-    let sink = Arc::clone(&reports);
-    let options = RequestOptions {
-        timeout: Some(Duration::from_millis(1500)),
-        on_progress: Some(Arc::new(move |progress| {
-            sink.lock().unwrap().push(progress)
-        })),
-    };
-    let result = bounded(
-        "trigger-long-running-operation",
-        PROMPTLY,
-        host.call_tool_with(
-            "remote__trigger-long-running-operation",
-            args(json!({ "duration": 2, "steps": 4 })),
-            &AgentScope::all(),
-            &options,
-        ),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("the long-running operation failed: {}", error_chain(&error)));
+    let (result, reports) = crate::everything::long_running_operation(&host, "remote").await;
     assert!(result.text().contains("completed"), "{}", result.text());
-    let steps: Vec<f64> = reports.lock().unwrap().iter().map(|p| p.progress).collect();
+    let steps: Vec<f64> = reports.iter().map(|p| p.progress).collect();
     assert_eq!(steps, [1.0, 2.0, 3.0, 4.0]);
 
     let report = bounded("shutdown", PROMPTLY, host.shutdown()).await;

@@ -31,6 +31,10 @@ struct Client {
 }
 
 fn client_with(options: HttpOptions) -> Client {
+    client_with_session(options, SessionOptions::default())
+}
+
+fn client_with_session(options: HttpOptions, session_options: SessionOptions) -> Client {
     let tracker = TaskTracker::new();
     let (http, transport) = mcp_http::connect(
         ServerName::new("remote"),
@@ -39,7 +43,7 @@ fn client_with(options: HttpOptions) -> Client {
         &tracker,
     )
     .unwrap();
-    let (session, connection) = mcp_session::connect(transport, SessionOptions::default());
+    let (session, connection) = mcp_session::connect(transport, session_options);
     let mut driver = JoinSet::new();
     driver.spawn(connection_future(connection));
     Client {
@@ -528,27 +532,11 @@ mod stateless {
     use super::*;
 
     fn client_in(server: &FakeHttpServer, handshake: Handshake) -> Client {
-        let tracker = TaskTracker::new();
-        let (http, transport) = mcp_http::connect(
-            ServerName::new("remote"),
-            HttpOptions::new(server.url()),
-            &TransportOptions::default(),
-            &tracker,
-        )
-        .unwrap();
         let options = SessionOptions {
             handshake,
             ..SessionOptions::default()
         };
-        let (session, connection) = mcp_session::connect(transport, options);
-        let mut driver = JoinSet::new();
-        driver.spawn(connection_future(connection));
-        Client {
-            session,
-            http,
-            driver,
-            tracker,
-        }
+        client_with_session(HttpOptions::new(server.url()), options)
     }
 
     fn modern_server() -> FakeHttpConfig {
