@@ -1,6 +1,5 @@
 //! The driver of a session: reads the server's messages, writes the host's, routes both.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::envelope::{self, ResultMember};
 use crate::outbox::{write_loop, WriteEnd};
 use crate::protocol::RpcError;
 use crate::protocol::{LoggingMessage, Progress};
@@ -26,6 +26,9 @@ use crate::Error;
 /// (an over-long line), or when every [`Session`](crate::Session) handle is dropped. On
 /// completion every pending request has been failed. It resolves to `Ok(())` when the end was
 /// asked for by the host and to the error otherwise.
+///
+/// It also keeps the deadlines of the session's requests (one timer for all of them), so a
+/// request times out only while its connection is polled; a dropped connection fails them all.
 ///
 /// # Drop behavior
 ///
@@ -90,8 +93,16 @@ async fn drive(
             std::future::pending::<()>().await;
         }
     };
+    // One timer for every request's deadline, instead of one per request.
+    let deadlines = async {
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
+        let mut set_for = None;
+        std::future::poll_fn(|cx| shared.poll_deadlines(sleep.as_mut(), &mut set_for, cx)).await
+    };
     let ended = tokio::select! {
         ended = reading => ended,
+        never = deadlines => match never {},
         () = writing => {
             shared.close(CloseReason::InputStalled { timeout: write_timeout });
             let error = Error::InputStalled { server: shared.server.clone(), timeout: write_timeout };
@@ -152,46 +163,13 @@ async fn drive(
     }
 }
 
-/// An incoming JSON-RPC message; which fields are present says what it is.
-#[derive(Deserialize)]
-pub(crate) struct Incoming<'a> {
-    #[serde(borrow, default)]
-    pub(crate) id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pub(crate) method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) params: Option<&'a RawValue>,
-    /// Present even when it is `null` (a valid result), unlike a plain `Option`.
-    #[serde(borrow, default, deserialize_with = "present")]
-    pub(crate) result: Option<&'a RawValue>,
-    #[serde(default)]
-    pub(crate) error: Option<RpcError>,
-}
-
-/// Deserializes a field that is present, whatever its value (including `null`), as `Some`.
-fn present<'de, D>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    <&RawValue>::deserialize(deserializer).map(Some)
-}
-
-/// Parses one incoming line; only a JSON object can be a JSON-RPC message (batches are not
-/// part of the 2025-11-25 stdio transport).
-pub(crate) fn parse_incoming(frame: &[u8]) -> Result<Incoming<'_>, String> {
-    if frame.first() != Some(&b'{') {
-        return Err("not a JSON object (batches are not supported)".to_owned());
-    }
-    serde_json::from_slice(frame).map_err(|error| error.to_string())
-}
-
 async fn read_loop(
     shared: &Shared,
     mut reader: FrameReader<BoxedRead>,
     events: mpsc::Sender<Event>,
 ) -> Result<(), mcp_transport::Error> {
     while let Some(frame) = reader.next_frame().await? {
-        let message = match parse_incoming(frame) {
+        let message = match envelope::parse(frame, |id| shared.decoder_for(id)) {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(server = %shared.server, error = %error, "skipping a message that is not valid JSON-RPC");
@@ -213,16 +191,25 @@ async fn read_loop(
 fn deliver_response(
     shared: &Shared,
     id: &RawValue,
-    result: Option<&RawValue>,
+    result: Option<ResultMember<'_>>,
     error: Option<RpcError>,
 ) {
-    let Ok(id_number) = serde_json::from_str::<u64>(id.get()) else {
+    let Some(id_number) = request_id(id) else {
         tracing::warn!(server = %shared.server, id = id.get(), "skipping a response with an id this host never uses");
         return;
     };
     let reply = match (result, error) {
         (_, Some(error)) => Reply::Error(error),
-        (Some(result), None) => Reply::Result(result.to_owned()),
+        (Some(ResultMember::Decoded(value)), None) => Reply::Result(value),
+        (Some(ResultMember::Undecodable(error)), None) => Reply::Undecodable(error),
+        // The result came before the id: decode it now, if a request waits for it.
+        (Some(ResultMember::Raw(raw)), None) => match shared.decoder_for(id) {
+            Some(decode) => match envelope::decode_raw(raw, decode) {
+                Ok(value) => Reply::Result(value),
+                Err(error) => Reply::Undecodable(error),
+            },
+            None => Reply::Error(RpcError::internal("no request waits for this response")),
+        },
         (None, None) => Reply::Error(RpcError::internal(
             "the response has neither result nor error",
         )),
@@ -235,6 +222,12 @@ fn deliver_response(
             tracing::warn!(server = %shared.server, request_id = id_number, "skipping a response to a request never sent");
         }
     }
+}
+
+/// The id of a response to one of this host's requests (they are all unsigned integers).
+pub(crate) fn request_id(id: &RawValue) -> Option<u64> {
+    // A `RawValue` is valid JSON already, so digits only is a JSON unsigned integer.
+    id.get().parse().ok()
 }
 
 fn deliver_notification(

@@ -19,6 +19,7 @@
 //! the error that ended the session. Nothing waits forever.
 
 mod connection;
+mod envelope;
 mod error;
 mod outbox;
 pub mod protocol;

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{parse_incoming, Incoming};
+use crate::envelope;
 use crate::outbox::{write_loop, Outbox};
 use crate::protocol::{
     Implementation, Progress, RpcError, ServerCapabilities, LATEST_PROTOCOL_VERSION,
@@ -343,7 +343,7 @@ async fn read_loop(
 ) -> Result<(), mcp_transport::Error> {
     let shared = &peer.shared;
     while let Some(frame) = reader.next_frame().await? {
-        let message: Incoming<'_> = match parse_incoming(frame) {
+        let message = match envelope::parse(frame, |_| None) {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(peer = %shared.peer, error = %error, "skipping a message that is not valid JSON-RPC");

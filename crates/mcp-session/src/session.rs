@@ -2,8 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use mcp_transport::{Diagnostics, ServerName, Transport};
@@ -16,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{self, Connection};
+use crate::envelope::{self, Decode, Decoded};
 use crate::outbox::Outbox;
 use crate::protocol::{
     CallToolResult, DiscoverResult, GetPromptResult, Implementation, InitializeResult,
@@ -212,7 +217,7 @@ pub(crate) struct Shared {
     pub(crate) options: SessionOptions,
     pub(crate) diagnostics: Diagnostics,
     next_id: AtomicU64,
-    pending: Mutex<HashMap<u64, Pending>>,
+    pending: Mutex<PendingMap>,
     pub(crate) outbox: Outbox,
     closed: OnceLock<CloseReason>,
     initialized: OnceLock<InitializeResult>,
@@ -223,9 +228,51 @@ pub(crate) struct Shared {
     events: Mutex<Option<mpsc::Receiver<Event>>>,
 }
 
+/// Hashes the pending map's keys, request ids this session numbered itself from 1: a multiply
+/// spreads them over the table, where SipHash (the default, against chosen keys) costs more than
+/// the rest of the lookup. A server can only look ids up, not insert them.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for a `u64` key; this covers any other use all the same.
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// The requests waiting for an answer, and the driver's one timer for all their deadlines.
+pub(crate) struct PendingMap {
+    requests: HashMap<u64, Pending, BuildHasherDefault<IdHasher>>,
+    /// What the driver's timer is set for, or is to be set for once the driver is woken: never
+    /// later than the earliest deadline in `requests` (it may be earlier: a request that is
+    /// answered leaves the timer as it is, and the driver finds nothing due when it fires).
+    armed: Option<Instant>,
+    /// The driver's waker, woken when a request needs the timer earlier than `armed`.
+    timer: Option<Waker>,
+}
+
 struct Pending {
     reply: oneshot::Sender<Reply>,
     progress: Option<Arc<ProgressState>>,
+    /// When the request times out, unless progress pushes it back.
+    deadline: Instant,
+    /// The request's timeout, by which each progress report pushes the deadline back.
+    timeout: Duration,
+    /// The latest the deadline may be pushed back to.
+    hard_deadline: Instant,
+    /// Decodes the result into the type the caller waits for, in the driver.
+    decode: Decode,
 }
 
 struct ProgressState {
@@ -236,9 +283,14 @@ struct ProgressState {
 }
 
 pub(crate) enum Reply {
-    Result(Box<RawValue>),
+    /// The result, decoded with the request's [`Decode`].
+    Result(Decoded),
+    /// A well-formed result of the wrong shape.
+    Undecodable(serde_json::Error),
     Error(RpcError),
     Closed(CloseReason),
+    /// The deadline passed (the driver has removed the request).
+    TimedOut,
 }
 
 /// Why a session ended; turned into an [`Error`] for every request it affects.
@@ -299,7 +351,11 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
         options,
         diagnostics,
         next_id: AtomicU64::new(1),
-        pending: Mutex::new(HashMap::new()),
+        pending: Mutex::new(PendingMap {
+            requests: HashMap::default(),
+            armed: None,
+            timer: None,
+        }),
         outbox: Outbox::new(writer),
         closed: OnceLock::new(),
         initialized: OnceLock::new(),
@@ -389,7 +445,7 @@ impl Session {
 
     /// How many requests are waiting for an answer.
     pub fn n_pending(&self) -> usize {
-        lock(&self.shared.pending).len()
+        lock(&self.shared.pending).requests.len()
     }
 
     /// Performs the `initialize` handshake: `initialize`, check the protocol revision, then
@@ -433,7 +489,7 @@ impl Session {
                 on_progress: None,
             };
             let outcome: Result<DiscoverResult, Error> = self
-                .request("server/discover", Some(params), &options)
+                .request_typed("server/discover", Some(params), &options)
                 .await;
             match outcome {
                 Ok(result) => {
@@ -516,7 +572,7 @@ impl Session {
             "clientInfo": shared.options.client_info,
         });
         let result: InitializeResult = self
-            .request("initialize", Some(params), &RequestOptions::default())
+            .request_typed("initialize", Some(params), &RequestOptions::default())
             .await?;
         if !SUPPORTED_PROTOCOL_VERSIONS.contains(&result.protocol_version.as_str()) {
             return Err(Error::UnsupportedProtocolVersion {
@@ -549,12 +605,28 @@ impl Session {
         params: Option<Value>,
         options: &RequestOptions,
     ) -> Result<R, Error> {
+        // Any `R` may be asked for, so the result is decoded here rather than in the driver
+        // (which needs `R: Send + 'static`).
         let raw = self.request_raw(method, params, options).await?;
         serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
             server: self.shared.server.clone(),
             method: method.to_owned(),
             source,
         })
+    }
+
+    /// [`Session::request`] for results the driver can decode (`Send + 'static`): the answer is
+    /// parsed once, in place.
+    async fn request_typed<R: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        options: &RequestOptions,
+    ) -> Result<R, Error> {
+        self.exchange(method, options, |id, meta| {
+            encode_request(id, method, params, meta)
+        })
+        .await
     }
 
     /// Sends a request and returns its result undecoded.
@@ -574,13 +646,14 @@ impl Session {
         .await
     }
 
-    /// Sends the request that `encode(id, meta)` writes and waits for its answer.
-    async fn exchange(
+    /// Sends the request that `encode(id, meta)` writes and waits for its answer, decoded (by
+    /// the driver) into `R`.
+    async fn exchange<R: DeserializeOwned + Send + 'static>(
         &self,
         method: &str,
         options: &RequestOptions,
         encode: impl FnOnce(u64, RequestMeta<'_>) -> Result<Vec<u8>, serde_json::Error>,
-    ) -> Result<Box<RawValue>, Error> {
+    ) -> Result<R, Error> {
         let shared = &*self.shared;
         if let Some(reason) = shared.closed.get() {
             return Err(reason.to_error(&shared.server));
@@ -616,17 +689,31 @@ impl Session {
             source,
         })?;
 
-        let (reply_tx, mut reply_rx) = oneshot::channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let started = Instant::now();
+        let deadline = started + timeout;
         let n_in_flight = {
             let mut pending = lock(&shared.pending);
-            pending.insert(
+            pending.requests.insert(
                 id,
                 Pending {
                     reply: reply_tx,
-                    progress: progress.clone(),
+                    progress,
+                    deadline,
+                    timeout,
+                    hard_deadline: started + shared.options.max_request_timeout.max(timeout),
+                    decode: envelope::decode::<R>,
                 },
             );
-            pending.len()
+            // The driver's timer keeps every deadline; it needs waking only when this one comes
+            // first (with one timeout for all requests, rarely: the timer stays set meanwhile).
+            if pending.armed.is_none_or(|armed| deadline < armed) {
+                pending.armed = Some(deadline);
+                if let Some(timer) = pending.timer.take() {
+                    timer.wake();
+                }
+            }
+            pending.requests.len()
         };
         let mut guard = PendingGuard {
             shared,
@@ -649,34 +736,23 @@ impl Session {
         }
         tracing::trace!(server = %shared.server, request_id = id, method, "request sent");
 
-        let started = Instant::now();
-        let hard_deadline = started + shared.options.max_request_timeout.max(timeout);
-        let mut deadline = started + timeout;
-        let reply = loop {
-            tokio::select! {
-                reply = &mut reply_rx => break reply,
-                () = tokio::time::sleep_until(deadline) => {
-                    if let Some(progress) = &progress {
-                        let last = progress.started
-                            + Duration::from_millis(progress.last_report_ms.load(Ordering::Relaxed));
-                        let extended = (last + timeout).min(hard_deadline);
-                        if extended > deadline {
-                            deadline = extended;
-                            continue;
-                        }
-                    }
-                    guard.cancel("timed out");
-                    return Err(Error::Timeout {
-                        server: shared.server.clone(),
-                        method: method.to_owned(),
-                        timeout: started.elapsed(),
-                    });
-                }
-            }
-        };
+        // Bounded: the connection's timer answers `TimedOut` at the deadline.
+        let reply = reply_rx.await;
         guard.armed = false;
+        let decode_error = |source| Error::Decode {
+            server: shared.server.clone(),
+            method: method.to_owned(),
+            source,
+        };
         match reply {
-            Ok(Reply::Result(raw)) => Ok(raw),
+            Ok(Reply::Result(value)) => match value.downcast::<R>() {
+                Ok(value) => Ok(*value),
+                // The decoder was chosen with `R` above, so this does not happen.
+                Err(_) => Err(decode_error(serde::de::Error::custom(
+                    "the result was decoded into another type",
+                ))),
+            },
+            Ok(Reply::Undecodable(source)) => Err(decode_error(source)),
             Ok(Reply::Error(error)) => Err(Error::Rpc {
                 server: shared.server.clone(),
                 method: method.to_owned(),
@@ -685,6 +761,14 @@ impl Session {
                 data: error.data,
             }),
             Ok(Reply::Closed(reason)) => Err(reason.to_error(&shared.server)),
+            Ok(Reply::TimedOut) => {
+                guard.tell_cancelled("timed out");
+                Err(Error::Timeout {
+                    server: shared.server.clone(),
+                    method: method.to_owned(),
+                    timeout: started.elapsed(),
+                })
+            }
             // The sender is dropped only when the entry is removed without an answer, which
             // happens when the session closes.
             Err(_) => Err(shared
@@ -735,7 +819,7 @@ impl Session {
     ///
     /// As for [`Session::request`].
     pub async fn ping(&self, options: &RequestOptions) -> Result<(), Error> {
-        let _: Value = self.request("ping", None, options).await?;
+        let _: Value = self.request_typed("ping", None, options).await?;
         Ok(())
     }
 
@@ -768,14 +852,11 @@ impl Session {
         arguments: Option<Map<String, Value>>,
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
-        let raw = self
-            .call_tool_raw(name, arguments.as_ref(), options)
-            .await?;
-        serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
-            server: self.shared.server.clone(),
-            method: "tools/call".to_owned(),
-            source,
+        let arguments = arguments.as_ref();
+        self.exchange("tools/call", options, |id, meta| {
+            encode_call_tool(id, name, arguments, meta)
         })
+        .await
     }
 
     /// Calls a tool and returns its result undecoded (for forwarding it as it came).
@@ -830,7 +911,7 @@ impl Session {
         if let Some(arguments) = arguments {
             params.insert("arguments".to_owned(), Value::Object(arguments));
         }
-        self.request("prompts/get", Some(Value::Object(params)), options)
+        self.request_typed("prompts/get", Some(Value::Object(params)), options)
             .await
     }
 
@@ -883,7 +964,7 @@ impl Session {
         uri: &str,
         options: &RequestOptions,
     ) -> Result<ReadResourceResult, Error> {
-        self.request(
+        self.request_typed(
             "resources/read",
             Some(serde_json::json!({ "uri": uri })),
             options,
@@ -898,7 +979,7 @@ impl Session {
     /// As for [`Session::request`].
     pub async fn set_logging_level(&self, level: LoggingLevel) -> Result<(), Error> {
         let _: Value = self
-            .request(
+            .request_typed(
                 "logging/setLevel",
                 Some(serde_json::json!({ "level": level })),
                 &RequestOptions::default(),
@@ -968,8 +1049,19 @@ impl PendingGuard<'_> {
     /// Forgets the request and, if it was still pending, tells the server it is cancelled.
     fn cancel(&mut self, reason: &str) {
         self.armed = false;
-        let was_pending = lock(&self.shared.pending).remove(&self.id).is_some();
-        if was_pending && self.cancel_on_drop && self.shared.closed.get().is_none() {
+        let was_pending = lock(&self.shared.pending)
+            .requests
+            .remove(&self.id)
+            .is_some();
+        if was_pending {
+            self.tell_cancelled(reason);
+        }
+    }
+
+    /// Tells the server that the request is cancelled (unless it is part of the handshake or the
+    /// session is over).
+    fn tell_cancelled(&self, reason: &str) {
+        if self.cancel_on_drop && self.shared.closed.get().is_none() {
             let params = serde_json::json!({ "requestId": self.id, "reason": reason });
             if let Ok(line) = encode_notification("notifications/cancelled", Some(params)) {
                 self.shared.outbox.send(line);
@@ -980,7 +1072,7 @@ impl PendingGuard<'_> {
 
     fn forget(&mut self) {
         self.armed = false;
-        lock(&self.shared.pending).remove(&self.id);
+        lock(&self.shared.pending).requests.remove(&self.id);
     }
 }
 
@@ -993,9 +1085,87 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Shared {
+    /// Keeps the deadlines of the pending requests: ready never; when the earliest deadline
+    /// passes, answers each request that is due with [`Reply::TimedOut`] (after pushing back
+    /// those whose progress reports say so, up to their hard deadline), and sets `sleep` for the
+    /// next one. `set_for` is what `sleep` is set for.
+    pub(crate) fn poll_deadlines(
+        &self,
+        sleep: Pin<&mut tokio::time::Sleep>,
+        set_for: &mut Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::convert::Infallible> {
+        let mut sleep = sleep;
+        loop {
+            let mut pending = lock(&self.pending);
+            // The sleep needs polling only to register a new waker or when it has fired: the
+            // driver is polled for every line it reads, and most of those polls are not for it.
+            let mut must_poll = false;
+            if !pending
+                .timer
+                .as_ref()
+                .is_some_and(|timer| timer.will_wake(cx.waker()))
+            {
+                pending.timer = Some(cx.waker().clone());
+                must_poll = true;
+            }
+            let Some(armed) = pending.armed else {
+                return Poll::Pending;
+            };
+            if *set_for != Some(armed) {
+                sleep.as_mut().reset(armed);
+                *set_for = Some(armed);
+                must_poll = true;
+            }
+            if !(must_poll || sleep.is_elapsed()) || sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            let mut due = Vec::new();
+            let mut earliest: Option<Instant> = None;
+            for (&id, request) in pending.requests.iter_mut() {
+                if request.deadline <= now {
+                    if let Some(progress) = &request.progress {
+                        let last = progress.started
+                            + Duration::from_millis(
+                                progress.last_report_ms.load(Ordering::Relaxed),
+                            );
+                        let extended = (last + request.timeout).min(request.hard_deadline);
+                        if extended > request.deadline {
+                            request.deadline = extended;
+                        }
+                    }
+                }
+                if request.deadline <= now {
+                    due.push(id);
+                } else if earliest.is_none_or(|earliest| request.deadline < earliest) {
+                    earliest = Some(request.deadline);
+                }
+            }
+            pending.armed = earliest;
+            let due: Vec<Pending> = due
+                .into_iter()
+                .filter_map(|id| pending.requests.remove(&id))
+                .collect();
+            drop(pending);
+            for request in due {
+                let _ = request.reply.send(Reply::TimedOut);
+            }
+        }
+    }
+
+    /// The decoder of request `id`'s result, if it is pending.
+    pub(crate) fn decoder_for(&self, id: &RawValue) -> Option<Decode> {
+        let id = connection::request_id(id)?;
+        lock(&self.pending)
+            .requests
+            .get(&id)
+            .map(|pending| pending.decode)
+    }
+
     /// Delivers the answer to request `id`; returns false if no such request is pending.
     pub(crate) fn complete(&self, id: u64, reply: Reply) -> bool {
-        let pending = lock(&self.pending).remove(&id);
+        let pending = lock(&self.pending).requests.remove(&id);
         match pending {
             Some(pending) => {
                 let _ = pending.reply.send(reply);
@@ -1013,6 +1183,7 @@ impl Shared {
     /// Passes a progress report to the request it belongs to; returns false if there is none.
     pub(crate) fn report_progress(&self, id: u64, progress: Progress) -> bool {
         let state = lock(&self.pending)
+            .requests
             .get(&id)
             .and_then(|pending| pending.progress.clone());
         let Some(state) = state else {
@@ -1032,7 +1203,11 @@ impl Shared {
             .get()
             .cloned()
             .unwrap_or(CloseReason::ShuttingDown);
-        let drained: Vec<Pending> = lock(&self.pending).drain().map(|(_, p)| p).collect();
+        let drained: Vec<Pending> = lock(&self.pending)
+            .requests
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
         if !drained.is_empty() {
             tracing::debug!(server = %self.server, n_failed = drained.len(), "failing pending requests");
         }
