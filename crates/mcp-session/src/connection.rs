@@ -17,7 +17,7 @@ use crate::envelope::{self, ResultMember};
 use crate::outbox::{write_loop, WriteEnd};
 use crate::protocol::RpcError;
 use crate::protocol::{LoggingMessage, Progress};
-use crate::session::{CloseReason, Event, Reply, Shared};
+use crate::session::{CloseReason, Event, Reply, Shared, MAX_CLIENT_REQUESTS};
 use crate::Error;
 
 /// The future that drives one session: poll it (spawn it on a tracker) for the session to work.
@@ -74,12 +74,30 @@ pub(crate) fn new(
     }
 }
 
+/// An answer to a server request being worked out by the client-request handler.
+type Answering = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 async fn drive(
     shared: Arc<Shared>,
     reader: FrameReader<BoxedRead>,
     events: mpsc::Sender<Event>,
 ) -> Result<(), Error> {
-    let reading = read_loop(&shared, reader, events);
+    let (answering_tx, mut answering_rx) = mpsc::channel::<Answering>(MAX_CLIENT_REQUESTS);
+    let reading = read_loop(&shared, reader, events, answering_tx);
+    // The handler's answers run here, inside the driver, never as tasks of their own (this
+    // future never ends by itself).
+    let answering = async {
+        let mut running = futures::stream::FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                next = answering_rx.recv() => match next {
+                    Some(answer) => running.push(answer),
+                    None => std::future::pending::<()>().await,
+                },
+                Some(()) = futures::StreamExt::next(&mut running), if !running.is_empty() => {}
+            }
+        }
+    };
     let write_timeout = shared.options.write_timeout;
     let writing = async {
         let end = write_loop(
@@ -102,6 +120,7 @@ async fn drive(
     };
     let ended = tokio::select! {
         ended = reading => ended,
+        () = answering => Ok(()),
         never = deadlines => match never {},
         () = writing => {
             shared.close(CloseReason::InputStalled { timeout: write_timeout });
@@ -164,9 +183,10 @@ async fn drive(
 }
 
 async fn read_loop(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     mut reader: FrameReader<BoxedRead>,
     events: mpsc::Sender<Event>,
+    answering: mpsc::Sender<Answering>,
 ) -> Result<(), mcp_transport::Error> {
     while let Some(frame) = reader.next_frame().await? {
         let message = match envelope::parse(frame, |id| shared.decoder_for(id)) {
@@ -177,7 +197,9 @@ async fn read_loop(
             }
         };
         match (message.method, message.id) {
-            (Some(method), Some(id)) => answer_request(shared, &method, id, message.params),
+            (Some(method), Some(id)) => {
+                answer_request(shared, &answering, &method, id, message.params)
+            }
             (Some(method), None) => deliver_notification(shared, &events, &method, message.params),
             (None, Some(id)) => deliver_response(shared, id, message.result, message.error),
             (None, None) => {
@@ -307,16 +329,56 @@ fn deliver_notification(
     }
 }
 
-fn answer_request(shared: &Shared, method: &str, id: &RawValue, params: Option<&RawValue>) {
-    let _ = params;
+fn answer_request(
+    shared: &Arc<Shared>,
+    answering: &mpsc::Sender<Answering>,
+    method: &str,
+    id: &RawValue,
+    params: Option<&RawValue>,
+) {
     let outcome: Result<Value, RpcError> = match method {
         "ping" => Ok(Value::Object(serde_json::Map::new())),
         "roots/list" => match &shared.options.roots {
             Some(provider) => Ok(serde_json::json!({ "roots": provider.roots() })),
             None => Err(RpcError::method_not_found(method)),
         },
-        _ => Err(RpcError::method_not_found(method)),
+        _ => {
+            match &shared.options.client_requests {
+                Some(handler) if handler.handles(method) => {
+                    let params: Option<Value> =
+                        params.and_then(|params| serde_json::from_str(params.get()).ok());
+                    let answer = handler.handle(&shared.server, method, params);
+                    let timeout = shared.options.request_timeout;
+                    let shared = shared.clone();
+                    let id = id.to_owned();
+                    let method_name = method.to_owned();
+                    let answer: Answering = Box::pin(async move {
+                        let outcome = match tokio::time::timeout(timeout, answer).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(RpcError::internal(format!(
+                                "the host did not answer {method_name} within {} ms",
+                                timeout.as_millis()
+                            ))),
+                        };
+                        respond(&shared, &method_name, &id, outcome);
+                    });
+                    match answering.try_send(answer) {
+                    Ok(()) => return,
+                    Err(_) => Err(RpcError::new(
+                        -32000,
+                        format!("too many requests to the host at once (at most {MAX_CLIENT_REQUESTS})"),
+                    )),
+                }
+                }
+                _ => Err(RpcError::method_not_found(method)),
+            }
+        }
     };
+    respond(shared, method, id, outcome);
+}
+
+/// Writes the answer to a server request.
+fn respond(shared: &Shared, method: &str, id: &RawValue, outcome: Result<Value, RpcError>) {
     if let Err(error) = &outcome {
         tracing::debug!(server = %shared.server, method, code = error.code, "refusing a server request");
     }

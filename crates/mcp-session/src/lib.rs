@@ -30,6 +30,6 @@ pub use connection::Connection;
 pub use error::Error;
 pub use mcp_transport::ServerName;
 pub use session::{
-    connect, handshake, Event, Handshake, ProgressCallback, RequestOptions, RootsProvider, Session,
-    SessionOptions,
+    connect, handshake, ClientRequestHandler, Event, HandlerFuture, Handshake, ProgressCallback,
+    RequestOptions, RootsProvider, Session, SessionOptions, MAX_CLIENT_REQUESTS,
 };

@@ -45,6 +45,33 @@ impl RootsProvider for Vec<Root> {
     }
 }
 
+/// The future of one answer to a server's request, from a [`ClientRequestHandler`].
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>;
+
+/// Answers the requests a server sends to its client beyond `ping` and `roots/list`, such as
+/// `sampling/createMessage` and `elicitation/create` (for example by passing them on to an MCP
+/// client further up, as the gateway does).
+///
+/// The session declares the capabilities the handler names in `initialize`, and runs each
+/// answer concurrently with the connection (at most [`MAX_CLIENT_REQUESTS`] at once, each
+/// bounded by the session's request timeout); a request of a method the handler does not take
+/// gets -32601.
+pub trait ClientRequestHandler: Send + Sync + 'static {
+    /// The client capabilities to declare, as members of `capabilities` (for example
+    /// `{"sampling": {}, "elicitation": {}}`).
+    fn capabilities(&self) -> Map<String, Value>;
+
+    /// Whether the handler takes requests of `method`.
+    fn handles(&self, method: &str) -> bool;
+
+    /// Answers one request of `server`.
+    fn handle(&self, server: &ServerName, method: &str, params: Option<Value>) -> HandlerFuture;
+}
+
+/// How many server requests a session answers through its [`ClientRequestHandler`] at once;
+/// more are refused with -32000 until one ends.
+pub const MAX_CLIENT_REQUESTS: usize = 32;
+
 /// Called with every progress report of one request.
 pub type ProgressCallback = Arc<dyn Fn(Progress) + Send + Sync>;
 
@@ -92,6 +119,9 @@ pub struct SessionOptions {
     pub write_timeout: Duration,
     /// Source of the answer to `roots/list`; when `None` the host does not offer roots.
     pub roots: Option<Arc<dyn RootsProvider>>,
+    /// Answers the server's other requests (sampling, elicitation); when `None` they get
+    /// -32601 and no such capability is declared.
+    pub client_requests: Option<Arc<dyn ClientRequestHandler>>,
 }
 
 impl Default for SessionOptions {
@@ -107,6 +137,7 @@ impl Default for SessionOptions {
             exit_wait: Duration::from_millis(500),
             write_timeout: Duration::from_secs(30),
             roots: None,
+            client_requests: None,
         }
     }
 }
@@ -124,6 +155,7 @@ impl fmt::Debug for SessionOptions {
             .field("exit_wait", &self.exit_wait)
             .field("write_timeout", &self.write_timeout)
             .field("roots", &self.roots.is_some())
+            .field("client_requests", &self.client_requests.is_some())
             .finish()
     }
 }
@@ -563,6 +595,9 @@ impl Session {
     async fn initialize_classic(&self) -> Result<InitializeResult, Error> {
         let shared = &self.shared;
         let mut capabilities = Map::new();
+        if let Some(handler) = &shared.options.client_requests {
+            capabilities.extend(handler.capabilities());
+        }
         if shared.options.roots.is_some() {
             capabilities.insert("roots".to_owned(), serde_json::json!({"listChanged": true}));
         }

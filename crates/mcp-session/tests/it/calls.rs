@@ -274,3 +274,103 @@ async fn notification_flood_is_bounded_and_counted() {
     assert_eq!(running.session.n_events_dropped(), 5_000 - 16);
     running.finish().await;
 }
+
+/// Answers `sampling/createMessage` once two of them are in flight at the same time (so answers
+/// that ran one after the other would never come); takes nothing else.
+struct Sampler(Arc<tokio::sync::Barrier>);
+
+impl mcp_session::ClientRequestHandler for Sampler {
+    fn capabilities(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("sampling".to_owned(), serde_json::json!({}));
+        capabilities
+    }
+
+    fn handles(&self, method: &str) -> bool {
+        method == "sampling/createMessage"
+    }
+
+    fn handle(
+        &self,
+        server: &mcp_session::ServerName,
+        _method: &str,
+        params: Option<serde_json::Value>,
+    ) -> mcp_session::HandlerFuture {
+        let server = server.to_string();
+        let barrier = self.0.clone();
+        Box::pin(async move {
+            barrier.wait().await;
+            let asked = params.and_then(|params| {
+                params
+                    .get("tag")
+                    .and_then(|tag| tag.as_str().map(str::to_owned))
+            });
+            Ok(serde_json::json!({
+                "role": "assistant", "model": "test",
+                "content": {"type": "text", "text": format!("sampled for {server}: {}", asked.unwrap_or_default())},
+            }))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_requests_are_answered_by_the_handler_without_blocking_the_session() {
+    let options = mcp_session::SessionOptions {
+        client_requests: Some(Arc::new(Sampler(Arc::new(tokio::sync::Barrier::new(2))))),
+        ..mcp_session::SessionOptions::default()
+    };
+    let running = crate::start_with(
+        mcp_host_testkit::FakeConfig::default(),
+        options,
+        mcp_transport::TransportOptions::default(),
+    )
+    .await;
+    let ask = |tag: &str| {
+        let session = running.session.clone();
+        let arguments = crate::args(serde_json::json!({
+            "method": "sampling/createMessage",
+            "params": {"tag": tag, "messages": [], "maxTokens": 5},
+        }));
+        async move {
+            session
+                .call_tool(
+                    "ask_client",
+                    arguments,
+                    &mcp_session::RequestOptions::default(),
+                )
+                .await
+                .unwrap()
+                .text()
+        }
+    };
+    // Two sampling requests in flight at once, and an ordinary call meanwhile.
+    let options = mcp_session::RequestOptions::default();
+    let echo = running.session.call_tool(
+        "echo",
+        crate::args(serde_json::json!({"text": "meanwhile"})),
+        &options,
+    );
+    let (first, second, echoed) = tokio::join!(ask("one"), ask("two"), echo);
+    assert!(
+        first.contains("sampled for fake-server: one"),
+        "{first}"
+    );
+    assert!(
+        second.contains("sampled for fake-server: two"),
+        "{second}"
+    );
+    assert_eq!(echoed.unwrap().text(), "meanwhile");
+    // A method the handler does not take is refused.
+    let refused = running
+        .session
+        .call_tool(
+            "ask_client",
+            crate::args(serde_json::json!({"method": "elicitation/create"})),
+            &mcp_session::RequestOptions::default(),
+        )
+        .await
+        .unwrap()
+        .text();
+    assert!(refused.contains("-32601"), "{refused}");
+    running.finish().await;
+}
