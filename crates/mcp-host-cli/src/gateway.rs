@@ -9,8 +9,15 @@
 //! client set) and the updates of resources this client subscribed to.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt as _};
+use futures::task::AtomicWaker;
 
 use mcp_host::{AgentScope, CompletionRef, Error, McpHost, NotificationKind, ServerNotification};
 use mcp_session::protocol::{
@@ -22,7 +29,7 @@ use mcp_session::RequestOptions;
 use mcp_transport::{ServerName, Transport, TransportOptions};
 use serde_json::{json, Map, Value};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::task::JoinSet;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 /// Why the gateway stopped serving.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,12 +90,26 @@ pub(crate) async fn serve_connection(
     stop: impl std::future::Future<Output = ()>,
 ) -> Stop {
     let (peer, connection, mut requests) = serve(transport, server_options(&host));
-    tokio::pin!(connection);
+    // The servers' sampling and elicitation requests may be passed on to this client.
+    let _attached = crate::relay::relay().attach(peer.clone());
+    // The request path polls only what woke it: a forwarded call wakes this task twice (its
+    // request read, its answer back), and neither wake re-polls the client connection's reader,
+    // the signals or the notification relay (each polled only when its own waker fired).
+    let mut connection = OwnWakeup::new(connection);
     tokio::pin!(stop);
-    let mut status_events = host.subscribe_status();
-    let mut notifications = host.subscribe_notifications();
+    let mut stop = OwnWakeup::new(stop);
     let state = Arc::new(ConnectionState::default());
-    let mut handlers = JoinSet::new();
+    let relaying = relay_notifications(
+        &peer,
+        &state,
+        host.subscribe_status(),
+        host.subscribe_notifications(),
+    );
+    tokio::pin!(relaying);
+    let mut relaying = OwnWakeup::new(relaying);
+    // Handlers run in this task rather than one spawned task each: no task allocation per
+    // request, and no hand-off to another worker thread and back.
+    let mut handlers = FuturesUnordered::new();
     let stop = loop {
         tokio::select! {
             ended = &mut connection => {
@@ -98,41 +119,18 @@ pub(crate) async fn serve_connection(
                 break Stop::EndOfInput;
             }
             request = requests.recv() => match request {
-                Some(request) => {
-                    handlers.spawn(handle(host.clone(), state.clone(), request));
-                }
+                Some(request) => handlers.push(handle(host.clone(), state.clone(), request)),
                 None => break Stop::EndOfInput,
             },
-            event = status_events.recv() => match event {
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    // Coalesce: one round of list_changed for any change.
-                    while status_events.try_recv().is_ok() {}
-                    for method in [
-                        "notifications/tools/list_changed",
-                        "notifications/prompts/list_changed",
-                        "notifications/resources/list_changed",
-                    ] {
-                        peer.notify(method, None);
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
-            },
-            notification = notifications.recv() => match notification {
-                Ok(notification) => relay(&peer, &state, notification),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n_lost)) => {
-                    tracing::debug!(n_lost, "the client is slow; dropped server notifications");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
-            },
-            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+            Some(()) = handlers.next(), if !handlers.is_empty() => {}
+            () = &mut relaying => {}
             () = &mut stop => break Stop::Signal,
         }
     };
-    // Requests in flight end now; their downstream calls are cancelled when dropped.
-    handlers.abort_all();
+    // Requests in flight end now; their downstream calls are cancelled as they are dropped.
+    drop(handlers);
     let subscriptions = std::mem::take(&mut *lock(&state.subscriptions));
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while handlers.join_next().await.is_some() {}
         // This client's subscriptions end with it (others' stay: the host counts them).
         let scope = AgentScope::all();
         let unsubscribes = subscriptions
@@ -151,6 +149,97 @@ struct ConnectionState {
     log_level: Mutex<Option<LoggingLevel>>,
     /// The URIs subscribed to with `resources/subscribe`.
     subscriptions: Mutex<BTreeSet<String>>,
+}
+
+/// Relays the host's changes (as one round of `list_changed`) and the servers' notifications
+/// to this client, for as long as it is polled.
+async fn relay_notifications(
+    peer: &ServerPeer,
+    state: &ConnectionState,
+    mut status_events: broadcast::Receiver<mcp_host::StatusEvent>,
+    mut notifications: broadcast::Receiver<ServerNotification>,
+) {
+    let (mut status_open, mut notifications_open) = (true, true);
+    loop {
+        tokio::select! {
+            event = status_events.recv(), if status_open => match event {
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    // Coalesce: one round of list_changed for any change.
+                    while status_events.try_recv().is_ok() {}
+                    for method in [
+                        "notifications/tools/list_changed",
+                        "notifications/prompts/list_changed",
+                        "notifications/resources/list_changed",
+                    ] {
+                        peer.notify(method, None);
+                    }
+                }
+                Err(RecvError::Closed) => status_open = false,
+            },
+            notification = notifications.recv(), if notifications_open => match notification {
+                Ok(notification) => relay(peer, state, notification),
+                Err(RecvError::Lagged(n_lost)) => {
+                    tracing::debug!(n_lost, "the client is slow; dropped server notifications");
+                }
+                Err(RecvError::Closed) => notifications_open = false,
+            },
+            else => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// A future polled only when its own waker fired (and the first time), so that a `select!` woken
+/// for another branch does not poll it for nothing.
+struct OwnWakeup<F> {
+    future: F,
+    signal: Arc<WakeSignal>,
+    /// Wakes `signal`; handed to `future` on every poll.
+    waker: Waker,
+}
+
+struct WakeSignal {
+    woken: AtomicBool,
+    outer: AtomicWaker,
+}
+
+impl<F> OwnWakeup<F> {
+    fn new(future: F) -> OwnWakeup<F> {
+        let signal = Arc::new(WakeSignal {
+            woken: AtomicBool::new(true),
+            outer: AtomicWaker::new(),
+        });
+        OwnWakeup {
+            future,
+            waker: Waker::from(signal.clone()),
+            signal,
+        }
+    }
+}
+
+impl Wake for WakeSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.outer.wake();
+    }
+}
+
+impl<F: Future + Unpin> Future for OwnWakeup<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        // Registered before the flag is read, so a wake in between is not lost.
+        this.signal.outer.register(cx.waker());
+        if !this.signal.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let mut own_cx = Context::from_waker(&this.waker);
+        Pin::new(&mut this.future).poll(&mut own_cx)
+    }
 }
 
 /// Passes a server's notification on to this client, if it wants it.

@@ -12,6 +12,7 @@ mod demo_server;
 mod gateway;
 mod http_gateway;
 mod output;
+mod relay;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -565,6 +566,8 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let options = HostOptions {
         shutdown_deadline: shutdown_timeout,
+        // The servers' sampling and elicitation requests go to the gateway's own client.
+        client_requests: Some(relay::relay()),
     };
     let mut signals = gateway::Signals::new()?;
     // Bind before starting any server, so that a taken port fails fast.

@@ -65,6 +65,7 @@ pub struct ClientManager {
     tracker: TaskTracker,
     roots: RootManager,
     client_info: Implementation,
+    client_requests: Option<Arc<dyn mcp_session::ClientRequestHandler>>,
 }
 
 impl fmt::Debug for ClientManager {
@@ -84,7 +85,18 @@ impl ClientManager {
             tracker,
             roots,
             client_info: Implementation::new("mcp-host", env!("CARGO_PKG_VERSION")),
+            client_requests: None,
         }
+    }
+
+    /// The same manager, whose clients answer their servers' sampling and elicitation requests
+    /// (and declare those capabilities) through `handler`.
+    pub fn with_client_requests(
+        mut self,
+        handler: Arc<dyn mcp_session::ClientRequestHandler>,
+    ) -> ClientManager {
+        self.client_requests = Some(handler);
+        self
     }
 
     /// The ids of the clients that are ready, sorted.
@@ -151,6 +163,7 @@ impl ClientManager {
         let options = SessionOptions {
             handshake: config.protocol.handshake(),
             client_info: self.client_info.clone(),
+            client_requests: self.client_requests.clone(),
             request_timeout: config.call_timeout(),
             roots,
             ..SessionOptions::default()

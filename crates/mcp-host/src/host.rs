@@ -33,17 +33,31 @@ use crate::Error;
 const NOTIFICATION_CAPACITY: usize = 1024;
 
 /// Settings of a host.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HostOptions {
     /// Bound on [`McpHost::shutdown`] as a whole (default 10 s); whatever is still running
     /// after it is killed.
     pub shutdown_deadline: Duration,
+    /// Answers the servers' sampling and elicitation requests (the gateway passes them on to
+    /// its own client); when `None` (the default) the host declares neither capability and such
+    /// requests get -32601.
+    pub client_requests: Option<Arc<dyn mcp_session::ClientRequestHandler>>,
+}
+
+impl fmt::Debug for HostOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostOptions")
+            .field("shutdown_deadline", &self.shutdown_deadline)
+            .field("client_requests", &self.client_requests.is_some())
+            .finish()
+    }
 }
 
 impl Default for HostOptions {
     fn default() -> HostOptions {
         HostOptions {
             shutdown_deadline: Duration::from_secs(10),
+            client_requests: None,
         }
     }
 }
@@ -173,7 +187,10 @@ impl McpHost {
         mcp_host_foundation::validate_all(&configs).map_err(|source| Error::Config { source })?;
         let tracker = TaskTracker::new();
         let roots = RootManager::new();
-        let client_manager = ClientManager::new(tracker.clone(), roots.clone());
+        let mut client_manager = ClientManager::new(tracker.clone(), roots.clone());
+        if let Some(handler) = &options.client_requests {
+            client_manager = client_manager.with_client_requests(handler.clone());
+        }
         let (status_events, _) = broadcast::channel(256);
         let (notifications, _) = broadcast::channel(NOTIFICATION_CAPACITY);
         Ok(McpHost {

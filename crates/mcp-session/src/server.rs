@@ -12,15 +12,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use mcp_transport::{BoxedRead, FrameReader, ServerName, Transport};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::envelope;
+use crate::envelope::{self, ResultMember};
 use crate::outbox::{write_loop, Outbox};
 use crate::protocol::{
     Implementation, Progress, RpcError, ServerCapabilities, LATEST_PROTOCOL_VERSION,
@@ -87,6 +88,9 @@ struct ServerShared {
     hello: OnceLock<ClientHello>,
     /// Requests in flight, by the text of their id, with their cancellation tokens.
     in_flight: Mutex<HashMap<Box<str>, CancellationToken>>,
+    /// Requests this server sent to the client, by the text of their id.
+    outgoing: Mutex<HashMap<String, oneshot::Sender<Result<Value, RpcError>>>>,
+    next_outgoing: std::sync::atomic::AtomicU64,
     ended: CancellationToken,
 }
 
@@ -110,6 +114,85 @@ impl ServerPeer {
     /// Completes when the connection to the client has ended.
     pub fn ended(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.shared.ended.cancelled()
+    }
+
+    /// Sends a request to the client (such as `sampling/createMessage`) and waits at most
+    /// `timeout` for its answer. When the wait is given up (timeout, or the future is dropped),
+    /// the client is sent `notifications/cancelled`.
+    ///
+    /// # Errors
+    ///
+    /// The client's error; -32603 when the connection ended or no answer came in time.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, RpcError> {
+        let shared = &self.shared;
+        if shared.ended.is_cancelled() {
+            return Err(RpcError::internal("the client connection has ended"));
+        }
+        let n = shared
+            .next_outgoing
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("host-{n}");
+        let key = Value::String(id.clone()).to_string();
+        let (answer_tx, answer_rx) = oneshot::channel();
+        lock(&shared.outgoing).insert(key.clone(), answer_tx);
+        let mut guard = OutgoingGuard {
+            shared,
+            key,
+            id: id.clone(),
+            armed: true,
+        };
+        let line = serde_json::to_vec(&serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "method": method, "params": params,
+        }))
+        .map_err(|_| RpcError::internal("cannot encode the request"))?;
+        shared.outbox.send(line);
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(timeout, answer_rx) => answer,
+            () = shared.ended.cancelled() => {
+                guard.armed = false;
+                return Err(RpcError::internal("the client connection has ended"));
+            }
+        };
+        match answer {
+            Ok(Ok(answer)) => {
+                guard.armed = false;
+                answer
+            }
+            Ok(Err(_)) => {
+                guard.armed = false;
+                Err(RpcError::internal("the client connection has ended"))
+            }
+            Err(_) => Err(RpcError::internal(format!(
+                "the client did not answer {method} within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+/// Forgets a request to the client that is no longer waited for, and tells the client.
+struct OutgoingGuard<'a> {
+    shared: &'a ServerShared,
+    key: String,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for OutgoingGuard<'_> {
+    fn drop(&mut self) {
+        let waiting = lock(&self.shared.outgoing).remove(&self.key).is_some();
+        if self.armed && waiting && !self.shared.ended.is_cancelled() {
+            let params =
+                serde_json::json!({ "requestId": self.id, "reason": "the host stopped waiting" });
+            if let Ok(line) = encode_notification("notifications/cancelled", Some(params)) {
+                self.shared.outbox.send(line);
+            }
+        }
     }
 }
 
@@ -282,6 +365,7 @@ impl Drop for ServerConnection {
 fn end(shared: &ServerShared) {
     shared.ended.cancel();
     shared.outbox.close();
+    lock(&shared.outgoing).clear();
     for (_, token) in lock(&shared.in_flight).drain() {
         token.cancel();
     }
@@ -304,6 +388,8 @@ pub fn serve(
         outbox: Outbox::new(writer),
         hello: OnceLock::new(),
         in_flight: Mutex::new(HashMap::new()),
+        outgoing: Mutex::new(HashMap::new()),
+        next_outgoing: std::sync::atomic::AtomicU64::new(1),
         ended: CancellationToken::new(),
     });
     let peer = ServerPeer {
@@ -350,9 +436,21 @@ async fn read_loop(
                 continue;
             }
         };
-        let (Some(method), id) = (message.method, message.id) else {
-            // A response: this server sends no requests, so there is nothing to match.
-            tracing::debug!(peer = %shared.peer, "ignoring a response");
+        let id = message.id;
+        let Some(method) = message.method else {
+            // A response, to one of our requests to the client (ServerPeer::request).
+            let waiting = id.and_then(|id| lock(&shared.outgoing).remove(id.get()));
+            let Some(waiting) = waiting else {
+                tracing::debug!(peer = %shared.peer, "ignoring a response nobody waits for");
+                continue;
+            };
+            let answer = match (message.error, message.result) {
+                (Some(error), _) => Err(error),
+                (None, Some(ResultMember::Raw(raw))) => serde_json::from_str(raw.get())
+                    .map_err(|_| RpcError::internal("the client's result is not JSON")),
+                (None, _) => Err(RpcError::internal("the client's answer has no result")),
+            };
+            let _ = waiting.send(answer);
             continue;
         };
         let Some(id) = id else {

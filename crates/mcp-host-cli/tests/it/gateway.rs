@@ -19,6 +19,14 @@ struct Gateway {
 }
 
 async fn start_gateway(config: &Value, extra_args: &[&str]) -> Gateway {
+    start_gateway_with(config, extra_args, SessionOptions::default()).await
+}
+
+async fn start_gateway_with(
+    config: &Value,
+    extra_args: &[&str],
+    session_options: SessionOptions,
+) -> Gateway {
     let path = write_config(config);
     let tracker = TaskTracker::new();
     let mut args = vec![
@@ -35,19 +43,31 @@ async fn start_gateway(config: &Value, extra_args: &[&str]) -> Gateway {
         &tracker,
     )
     .unwrap();
-    let (session, connection, init) = tokio::time::timeout(
-        PROMPTLY,
-        mcp_session::handshake(transport, SessionOptions::default()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (session, connection, init) =
+        tokio::time::timeout(PROMPTLY, mcp_session::handshake(transport, session_options))
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(init.server_info.name, "mcp-host");
     tracker.spawn(connection);
     Gateway {
         process,
         session,
         tracker,
+    }
+}
+
+impl Gateway {
+    /// Ends the gateway's input; it must stop its servers and exit with 0.
+    async fn finish(self) {
+        let report = tokio::time::timeout(PROMPTLY, self.process.close(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert!(
+            report.status.is_some_and(|status| status.success()),
+            "{report:?}"
+        );
+        self.tracker.close();
     }
 }
 
@@ -357,4 +377,90 @@ async fn gateway_stdout_carries_only_protocol() {
         .unwrap();
     let report = gateway.process.close(Duration::from_secs(10)).await;
     assert!(report.status.unwrap().success(), "{report:?}");
+}
+
+/// Our client answers sampling as an AI application would.
+struct Sampling;
+
+impl mcp_session::ClientRequestHandler for Sampling {
+    fn capabilities(&self) -> serde_json::Map<String, Value> {
+        json!({ "sampling": {} })
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn handles(&self, method: &str) -> bool {
+        method == "sampling/createMessage"
+    }
+
+    fn handle(
+        &self,
+        _server: &ServerName,
+        _method: &str,
+        params: Option<Value>,
+    ) -> mcp_session::HandlerFuture {
+        let asked = params
+            .and_then(|params| params.pointer("/messages/0/content/text").cloned())
+            .and_then(|text| text.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Box::pin(async move {
+            Ok(json!({
+                "role": "assistant", "model": "test-model",
+                "content": { "type": "text", "text": format!("an answer to {asked}") },
+            }))
+        })
+    }
+}
+
+/// A server's sampling request travels through the gateway to the gateway's client and the
+/// answer back; without a client that offers sampling the server is told so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_relays_sampling_to_its_client() {
+    let marker = unique_marker();
+    let config = json!({ "mcpServers": { "one": fake_entry(&FakeConfig::default(), &marker) }});
+    let ask = json!({
+        "method": "sampling/createMessage",
+        "params": {
+            "messages": [{ "role": "user", "content": { "type": "text", "text": "the question" } }],
+            "maxTokens": 10,
+        },
+    });
+
+    let options = SessionOptions {
+        client_requests: Some(Arc::new(Sampling)),
+        ..SessionOptions::default()
+    };
+    let gateway = start_gateway_with(&config, &[], options).await;
+    let result = gateway
+        .session
+        .call_tool(
+            "one__ask_client",
+            args(ask.clone()),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    let text = result.text();
+    assert!(!result.is_tool_error(), "{text}");
+    assert!(
+        text.contains("an answer to the question") && text.contains("test-model"),
+        "{text}"
+    );
+    gateway.finish().await;
+
+    // A client without sampling: the server's request is refused, saying why.
+    let gateway = start_gateway(&config, &[]).await;
+    let result = gateway
+        .session
+        .call_tool("one__ask_client", args(ask), &RequestOptions::default())
+        .await
+        .unwrap();
+    let text = result.text();
+    assert!(
+        text.contains("no client of the mcp-host gateway offers sampling"),
+        "{text}"
+    );
+    gateway.finish().await;
+    assert_no_process_left(&marker).await;
 }
