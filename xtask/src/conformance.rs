@@ -408,26 +408,6 @@ const EXPECTED_FAILURES: &[(&str, &str)] = &[
         "sep-2322-client-request-state",
         "multi-round-trip requests (`resultType: input_required`, SEP-2322) are not answered: the session declares no roots, sampling or elicitation in 2026-07-28 and fails such a result",
     ),
-    (
-        "elicitation-sep1034-client-defaults",
-        "mcp-host declares no `elicitation` capability: a host has no user to ask, so it answers `elicitation/create` with -32601",
-    ),
-    (
-        "tools-call-sampling",
-        "the host declares no `sampling` capability to its servers, so it cannot relay `sampling/createMessage` to the gateway's client: the server's request gets -32601",
-    ),
-    (
-        "tools-call-elicitation",
-        "the host declares no `elicitation` capability to its servers, so it cannot relay `elicitation/create` to the gateway's client: the server's request gets -32601",
-    ),
-    (
-        "elicitation-sep1034-defaults",
-        "as `tools-call-elicitation`: `elicitation/create` is not relayed",
-    ),
-    (
-        "elicitation-sep1330-enums",
-        "as `tools-call-elicitation`: `elicitation/create` is not relayed",
-    ),
 ];
 
 /// Every server scenario of the suite (`list --server`), run against the gateway fronting the

@@ -61,6 +61,8 @@ async fn run(url: &str, scenario: &str) -> Result<(), String> {
         .is_ok_and(|version| version == mcp_session::protocol::STATELESS_PROTOCOL_VERSION);
     let options = SessionOptions {
         request_timeout: STEP,
+        // What an application's user would do with a form: take the defaults it offers.
+        client_requests: Some(std::sync::Arc::new(AcceptDefaults)),
         handshake: if stateless {
             Handshake::Discover
         } else {
@@ -118,6 +120,11 @@ async fn scenario_steps(session: &Session, scenario: &str) -> Result<(), String>
             let result = call(session, "json_schema_echo", json!({ "schema": schema })).await?;
             eprintln!("conformance-client: json_schema_echo -> {result}");
         }
+        "elicitation-sep1034-client-defaults" if has("test_client_elicitation_defaults") => {
+            // The server asks for a form; the handler accepts it with the schema's defaults.
+            let result = call(session, "test_client_elicitation_defaults", json!({})).await?;
+            eprintln!("conformance-client: test_client_elicitation_defaults -> {result}");
+        }
         "http-custom-headers" if has("test_custom_headers") => {
             // Arguments the tool mirrors into Mcp-Param-* headers (the HTTP transport does it),
             // with every kind of value that needs plain or Base64 encoding.
@@ -149,6 +156,40 @@ async fn scenario_steps(session: &Session, scenario: &str) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// Answers `elicitation/create` by accepting the form with the defaults its schema gives.
+struct AcceptDefaults;
+
+impl mcp_session::ClientRequestHandler for AcceptDefaults {
+    fn capabilities(&self) -> Map<String, Value> {
+        let mut capabilities = Map::new();
+        capabilities.insert("elicitation".to_owned(), json!({}));
+        capabilities
+    }
+
+    fn handles(&self, method: &str) -> bool {
+        method == "elicitation/create"
+    }
+
+    fn handle(
+        &self,
+        _server: &ServerName,
+        _method: &str,
+        params: Option<Value>,
+    ) -> mcp_session::HandlerFuture {
+        let mut content = Map::new();
+        let properties = params
+            .as_ref()
+            .and_then(|params| params.pointer("/requestedSchema/properties"))
+            .and_then(Value::as_object);
+        for (name, schema) in properties.into_iter().flatten() {
+            if let Some(default) = schema.get("default") {
+                content.insert(name.clone(), default.clone());
+            }
+        }
+        Box::pin(async move { Ok(json!({ "action": "accept", "content": content })) })
+    }
 }
 
 /// Arguments for a tool's required properties: "x" for strings, 1 for integers and numbers,
