@@ -42,7 +42,8 @@ const VENV_PROGRAMS: &[&str] = &["python", "mcp-server-time", "mcp-server-git"];
 /// Name of the stamp file written into each cache directory after a successful install.
 const STAMP: &str = ".mcp-host-interop-stamp";
 
-/// Runs `cargo xtask interop`: installs what is missing, then (unless `install_only`) runs the interop tests.
+/// Runs `cargo xtask interop`: installs what is missing, then (unless `install_only`) runs the interop tests
+/// and the official conformance suite (`cargo xtask conformance`).
 pub(crate) fn run(install_only: bool) -> anyhow::Result<()> {
     let root = workspace_root()?;
     let dir = interop_dir(&root)?;
@@ -98,7 +99,9 @@ pub(crate) fn run(install_only: bool) -> anyhow::Result<()> {
         ("MCP_HOST_INTEROP_DIR".to_owned(), dir_text),
         ("MCP_HOST_INTEROP_REQUIRED".to_owned(), "1".to_owned()),
     ];
-    run_cargo(&root, &command)
+    run_cargo(&root, &command)?;
+    // The official conformance suite is interop too: our HTTP client and gateway against it.
+    crate::conformance::run()
 }
 
 /// `<target>/interop`, with `<target>` from `$CARGO_TARGET_DIR` (relative to the workspace root) or `<root>/target`.

@@ -1,7 +1,8 @@
 //! Repository automation: `cargo xtask ci` is the single CI entry point, and `cargo xtask tidy` checks repository rules.
 //!
 //! `cargo xtask interop` installs real MCP servers from npm and PyPI under `target/interop/` and runs the
-//! `mcp-host-interop` tests against them; it is also the last step of `cargo xtask ci`.
+//! `mcp-host-interop` tests against them, then the official conformance suite (`cargo xtask conformance`); it is
+//! also the last step of `cargo xtask ci`.
 //!
 //! `cargo xtask bench` measures mcp-host against rmcp and a raw stdio loop (see `BENCHMARKS.md`);
 //! `cargo xtask bench --smoke` runs it with tiny counts and is the CI step before interop.
@@ -31,14 +32,15 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  ci        run the CI pipeline: fmt, clippy, build, test, doc, bench --smoke, interop, conformance
-            (stops at the first failure)
+  ci        run the CI pipeline: fmt, clippy, build, test, doc, bench --smoke, interop (with the
+            conformance suite) (stops at the first failure)
   bench     build in release and measure mcp-host against rmcp and a raw stdio loop: a Markdown
             table on stdout, results.json, results.md and latency.svg in target/bench/
   bench --smoke
             every measurement with tiny counts, in debug, in seconds (a CI step)
   interop   install real MCP servers from npm and PyPI into target/interop/ (skipped when already
-            installed), then run the `mcp-host-interop` tests against them; needs node, npm and python3
+            installed), then run the `mcp-host-interop` tests against them, then `conformance`;
+            needs node, npm and python3
   interop --install-only
             only install the servers
   soak [--minutes N]
@@ -233,14 +235,10 @@ fn ci_steps(root: &Path) -> Vec<Step> {
             commands: vec![cargo_command(&["xtask", "bench", "--smoke"])],
         },
         Step {
-            // Real servers from npm and PyPI, installed into target/interop/ on first use; needs the registries then.
+            // Real servers from npm and PyPI, installed into target/interop/ on first use (needs the registries
+            // then), and the official conformance suite (with Node 22 from npm) against our HTTP client and gateway.
             name: "interop",
             commands: vec![cargo_command(&["xtask", "interop"])],
-        },
-        Step {
-            // The official conformance suite from npm (with Node 22 from npm) against our HTTP side.
-            name: "conformance",
-            commands: vec![cargo_command(&["xtask", "conformance"])],
         },
     ]
 }
