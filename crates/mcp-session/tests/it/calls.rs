@@ -351,14 +351,8 @@ async fn server_requests_are_answered_by_the_handler_without_blocking_the_sessio
         &options,
     );
     let (first, second, echoed) = tokio::join!(ask("one"), ask("two"), echo);
-    assert!(
-        first.contains("sampled for fake-server: one"),
-        "{first}"
-    );
-    assert!(
-        second.contains("sampled for fake-server: two"),
-        "{second}"
-    );
+    assert!(first.contains("sampled for fake-server: one"), "{first}");
+    assert!(second.contains("sampled for fake-server: two"), "{second}");
     assert_eq!(echoed.unwrap().text(), "meanwhile");
     // A method the handler does not take is refused.
     let refused = running
