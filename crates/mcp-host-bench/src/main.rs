@@ -33,8 +33,10 @@ Commands:
   run [--smoke] [--out DIR] [--reps N] [--rustc VERSION]
             measure every client and print the table; results.json and latency.svg go to DIR
             (default: <target>/bench, or <target>/bench/smoke with --smoke)
-  profile <raw|rmcp|session|host> [CALLS]
-            sequential calls only, in this process (for callgrind or perf); default 20000 calls
+  profile <raw|rmcp|session|host|gateway> [CALLS]
+            sequential calls only, in this process (for callgrind or perf); default 20000 calls;
+            `gateway` is the raw client through `mcp-host serve`, which runs under the command
+            in MCP_HOST_BENCH_GATEWAY_WRAPPER if set (e.g. `valgrind --tool=callgrind`)
   worker <spec-json>
             internal: one measurement in a fresh process
 ";
@@ -108,23 +110,56 @@ fn worker_command(spec: &str) -> anyhow::Result<()> {
     write_stdout(&format!("{}\n", serde_json::to_string(&result)?))
 }
 
+/// The environment variable with a command (split at spaces) that `profile gateway` runs the
+/// gateway under, such as `valgrind --tool=callgrind --callgrind-out-file=gateway.%p.out`.
+const GATEWAY_WRAPPER_VAR: &str = "MCP_HOST_BENCH_GATEWAY_WRAPPER";
+
 fn profile_command(client: &str, rest: &[&str]) -> anyhow::Result<()> {
-    let kind = ClientKind::parse(client).with_context(|| format!("unknown client `{client}`"))?;
+    let through_gateway = client == "gateway";
+    let kind = if through_gateway {
+        ClientKind::Raw
+    } else {
+        ClientKind::parse(client).with_context(|| format!("unknown client `{client}`"))?
+    };
     let n_calls = match rest {
         [] => 20_000,
         [calls] => calls.parse().with_context(|| format!("calls: {calls}"))?,
         _ => bail!("profile takes a client and at most a number of calls"),
     };
     let dir = exe_dir()?;
-    let target = echo_target(&dir, "profile")?;
+    let echo = echo_target(&dir, "profile")?;
+    let gateway_config = std::env::temp_dir().join(format!(
+        "mcp-host-bench-profile-gateway-{}.json",
+        std::process::id()
+    ));
+    let target = if through_gateway {
+        let mut target = gateway_target(&dir, &gateway_config, &echo)?;
+        if let Ok(wrapper) = std::env::var(GATEWAY_WRAPPER_VAR) {
+            let mut words = wrapper.split_whitespace().map(str::to_owned);
+            if let Some(program) = words.next() {
+                let mut args: Vec<String> = words.collect();
+                args.push(target.program.to_string_lossy().into_owned());
+                args.append(&mut target.args);
+                target.program = PathBuf::from(program);
+                target.args = args;
+            }
+        }
+        target
+    } else {
+        echo
+    };
     let started = Instant::now();
-    let result = worker::profile(kind, &target, n_calls)?;
+    let result = worker::profile(kind, &target, n_calls);
+    if through_gateway {
+        let _ = std::fs::remove_file(&gateway_config);
+    }
+    let result = result?;
     let mut samples = result.seq_ns;
     samples.sort_unstable();
     let p50 = report::quantile(&samples, 0.5).unwrap_or(0);
     let usage = result.seq_usage.unwrap_or_default();
     write_stdout(&format!(
-        "{kind}: {n_calls} sequential calls, p50 {:.1} µs, client CPU {:.1} µs and {:.2} context switches per call, {:.1?} in all\n",
+        "{client}: {n_calls} sequential calls, p50 {:.1} µs, client CPU {:.1} µs and {:.2} context switches per call, {:.1?} in all\n",
         p50 as f64 / 1e3,
         usage.cpu_us_per_call().unwrap_or(0.0),
         usage.switches_per_call().unwrap_or(0.0),

@@ -11,11 +11,12 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use futures::task::AtomicWaker;
 
@@ -30,6 +31,8 @@ use mcp_transport::{ServerName, Transport, TransportOptions};
 use serde_json::{json, Map, Value};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// Why the gateway stopped serving.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,11 +70,31 @@ impl Signals {
 /// Serves the host's aggregated components on stdin/stdout until the client goes away or a
 /// signal arrives. Shutting the host down is the caller's job.
 pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Result<Stop> {
-    let stop = serve_connection(host, stdio_transport(), async {
-        signals.next().await;
-    })
-    .await;
-    Ok(stop)
+    // The connection runs on a worker thread, where the I/O driver wakes it and where the
+    // downstream session's task wakes it again in the same thread; on this (`block_on`) thread
+    // each of those wakes would be one more thread hand-off per call.
+    let stopping = CancellationToken::new();
+    let mut serving = JoinSet::new();
+    serving.spawn(serve_connection(
+        host,
+        stdio_transport(),
+        stopping.clone().cancelled_owned(),
+    ));
+    let joined = tokio::select! {
+        joined = serving.join_next() => joined,
+        _ = signals.next() => {
+            stopping.cancel();
+            // `serve_connection` gives its requests and subscriptions at most one second.
+            tokio::time::timeout(Duration::from_secs(3), serving.join_next())
+                .await
+                .context("the gateway did not stop within 3 s of the signal")?
+        }
+    };
+    match joined {
+        Some(Ok(stop)) => Ok(stop),
+        Some(Err(error)) => Err(anyhow::Error::new(error).context("the gateway task failed")),
+        None => Err(anyhow::anyhow!("the gateway task was not running")),
+    }
 }
 
 /// Serves the host's aggregated components to one client over `transport` until the client
@@ -89,15 +112,10 @@ pub(crate) async fn serve_connection(
     transport: Transport,
     stop: impl std::future::Future<Output = ()>,
 ) -> Stop {
-    let (peer, connection, mut requests) = serve(transport, server_options(&host));
+    let (peer, mut connection, mut requests) = serve(transport, server_options(&host));
     // The servers' sampling and elicitation requests may be passed on to this client.
     let _attached = crate::relay::relay().attach(peer.clone());
-    // The request path polls only what woke it: a forwarded call wakes this task twice (its
-    // request read, its answer back), and neither wake re-polls the client connection's reader,
-    // the signals or the notification relay (each polled only when its own waker fired).
-    let mut connection = OwnWakeup::new(connection);
     tokio::pin!(stop);
-    let mut stop = OwnWakeup::new(stop);
     let state = Arc::new(ConnectionState::default());
     let relaying = relay_notifications(
         &peer,
@@ -106,27 +124,62 @@ pub(crate) async fn serve_connection(
         host.subscribe_notifications(),
     );
     tokio::pin!(relaying);
-    let mut relaying = OwnWakeup::new(relaying);
     // Handlers run in this task rather than one spawned task each: no task allocation per
     // request, and no hand-off to another worker thread and back.
     let mut handlers = FuturesUnordered::new();
-    let stop = loop {
-        tokio::select! {
-            ended = &mut connection => {
-                if let Err(error) = ended {
-                    tracing::warn!(error = %error, "the client connection failed");
-                }
-                break Stop::EndOfInput;
+    let wakeups = Wakeups::new();
+    let stop = std::future::poll_fn(|cx| {
+        // Wakes during this poll only mark their source (the task's waker is registered again
+        // before it returns `Pending`), so a source woken by another (the reader queueing a
+        // request) is polled in this same poll instead of by the task waking itself: tokio puts
+        // a self-woken task behind a notification to another worker thread, which steals it.
+        wakeups.unregister();
+        for _ in 0..MAX_ROUNDS {
+            let ready = wakeups.take(cx);
+            if ready == 0 {
+                return Poll::Pending;
             }
-            request = requests.recv() => match request {
-                Some(request) => handlers.push(handle(host.clone(), state.clone(), request)),
-                None => break Stop::EndOfInput,
-            },
-            Some(()) = handlers.next(), if !handlers.is_empty() => {}
-            () = &mut relaying => {}
-            () = &mut stop => break Stop::Signal,
+            if ready & Wakeups::CONNECTION != 0 {
+                if let Poll::Ready(ended) =
+                    Pin::new(&mut connection).poll(&mut wakeups.context(Wakeups::CONNECTION))
+                {
+                    if let Err(error) = ended {
+                        tracing::warn!(error = %error, "the client connection failed");
+                    }
+                    return Poll::Ready(Stop::EndOfInput);
+                }
+            }
+            if ready & Wakeups::REQUESTS != 0 {
+                let mut requests_cx = wakeups.context(Wakeups::REQUESTS);
+                while let Poll::Ready(request) = requests.poll_recv(&mut requests_cx) {
+                    let Some(request) = request else {
+                        return Poll::Ready(Stop::EndOfInput);
+                    };
+                    handlers.push(handle(host.clone(), state.clone(), request));
+                    wakeups.mark(Wakeups::HANDLERS);
+                }
+            }
+            if ready & Wakeups::HANDLERS != 0 {
+                let mut handlers_cx = wakeups.context(Wakeups::HANDLERS);
+                while let Poll::Ready(Some(())) = handlers.poll_next_unpin(&mut handlers_cx) {}
+            }
+            if ready & Wakeups::RELAY != 0 {
+                let _ = relaying.as_mut().poll(&mut wakeups.context(Wakeups::RELAY));
+            }
+            if ready & Wakeups::STOP != 0
+                && stop
+                    .as_mut()
+                    .poll(&mut wakeups.context(Wakeups::STOP))
+                    .is_ready()
+            {
+                return Poll::Ready(Stop::Signal);
+            }
         }
-    };
+        // Still busy (a burst of requests, or tokio's budget spent): let other tasks run first.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
     // Requests in flight end now; their downstream calls are cancelled as they are dropped.
     drop(handlers);
     let subscriptions = std::mem::take(&mut *lock(&state.subscriptions));
@@ -188,57 +241,84 @@ async fn relay_notifications(
     }
 }
 
-/// A future polled only when its own waker fired (and the first time), so that a `select!` woken
-/// for another branch does not poll it for nothing.
-struct OwnWakeup<F> {
-    future: F,
-    signal: Arc<WakeSignal>,
-    /// Wakes `signal`; handed to `future` on every poll.
-    waker: Waker,
+/// How many rounds over its woken sources `serve_connection` makes in one poll before it yields.
+const MAX_ROUNDS: usize = 8;
+
+/// One waker per source `serve_connection` polls, each of which marks its source as woken and
+/// wakes the task (unless the task is being polled, which sees the mark anyway).
+struct Wakeups {
+    shared: Arc<WakeupMarks>,
+    /// Indexed by the bit's position.
+    wakers: [Waker; 5],
 }
 
-struct WakeSignal {
-    woken: AtomicBool,
-    outer: AtomicWaker,
+struct WakeupMarks {
+    woken: AtomicU8,
+    task: AtomicWaker,
 }
 
-impl<F> OwnWakeup<F> {
-    fn new(future: F) -> OwnWakeup<F> {
-        let signal = Arc::new(WakeSignal {
-            woken: AtomicBool::new(true),
-            outer: AtomicWaker::new(),
+struct SourceWaker {
+    marks: Arc<WakeupMarks>,
+    bit: u8,
+}
+
+impl Wakeups {
+    const CONNECTION: u8 = 1;
+    const REQUESTS: u8 = 1 << 1;
+    const HANDLERS: u8 = 1 << 2;
+    const RELAY: u8 = 1 << 3;
+    const STOP: u8 = 1 << 4;
+
+    /// Every source starts woken, so that the first poll polls each once.
+    fn new() -> Wakeups {
+        let shared = Arc::new(WakeupMarks {
+            woken: AtomicU8::new(0b1_1111),
+            task: AtomicWaker::new(),
         });
-        OwnWakeup {
-            future,
-            waker: Waker::from(signal.clone()),
-            signal,
+        let wakers = [0u8, 1, 2, 3, 4].map(|position| {
+            Waker::from(Arc::new(SourceWaker {
+                marks: shared.clone(),
+                bit: 1 << position,
+            }))
+        });
+        Wakeups { shared, wakers }
+    }
+
+    /// Forgets the task's waker while the task runs: wakes then only mark their source.
+    fn unregister(&self) {
+        drop(self.shared.task.take());
+    }
+
+    /// Takes the marks of the woken sources. When there are none, registers the task's waker
+    /// (checking once more, so that a wake from another thread in between is not lost).
+    fn take(&self, cx: &Context<'_>) -> u8 {
+        let woken = self.shared.woken.swap(0, Ordering::AcqRel);
+        if woken != 0 {
+            return woken;
         }
+        self.shared.task.register(cx.waker());
+        self.shared.woken.swap(0, Ordering::AcqRel)
+    }
+
+    fn mark(&self, bit: u8) {
+        self.shared.woken.fetch_or(bit, Ordering::AcqRel);
+    }
+
+    /// A context whose waker marks `bit`.
+    fn context(&self, bit: u8) -> Context<'_> {
+        let position = bit.trailing_zeros() as usize;
+        Context::from_waker(&self.wakers[position])
     }
 }
 
-impl Wake for WakeSignal {
+impl Wake for SourceWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.outer.wake();
-    }
-}
-
-impl<F: Future + Unpin> Future for OwnWakeup<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
-        // Registered before the flag is read, so a wake in between is not lost.
-        this.signal.outer.register(cx.waker());
-        if !this.signal.woken.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        let mut own_cx = Context::from_waker(&this.waker);
-        Pin::new(&mut this.future).poll(&mut own_cx)
+        self.marks.woken.fetch_or(self.bit, Ordering::AcqRel);
+        self.marks.task.wake();
     }
 }
 
