@@ -290,11 +290,17 @@ impl IncomingRequest {
             return;
         }
         let line = match outcome {
-            Ok(Some(result)) => format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{}}}",
-                self.id.get(),
-                result
-            ),
+            Ok(Some(result)) => {
+                // One buffer, sized once: the envelope around the result as it is.
+                let id = self.id.get();
+                let mut line = String::with_capacity(36 + id.len() + result.len());
+                line.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
+                line.push_str(id);
+                line.push_str(",\"result\":");
+                line.push_str(&result);
+                line.push('}');
+                line
+            }
             Ok(None) => error_line(&self.id, &RpcError::internal("failed to encode the result")),
             Err(error) => error_line(&self.id, &error),
         };
