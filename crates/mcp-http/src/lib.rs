@@ -1,4 +1,4 @@
-//! Streamable HTTP client transport for MCP servers (protocol revision 2025-11-25).
+//! Streamable HTTP client transport for MCP servers (protocol revision 2025-11-25, and the headers of 2026-07-28).
 //!
 //! [`connect`] gives a session the same [`mcp_transport::Transport`] it gets from a child
 //! process, but carried over HTTP: each JSON-RPC message the session writes is POSTed to the
