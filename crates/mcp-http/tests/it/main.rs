@@ -97,6 +97,22 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Waits for a connection the server ended (or that could not reach it) to end by itself,
+    /// and for every task of it to be gone.
+    async fn wait_until_lost(mut self, why: &str) -> HttpConnection {
+        let ended = tokio::time::timeout(PROMPTLY, self.driver.join_next())
+            .await
+            .unwrap();
+        assert!(ended.is_some(), "{why}");
+        self.tracker.close();
+        tokio::time::timeout(PROMPTLY, self.tracker.wait())
+            .await
+            .unwrap();
+        self.http
+    }
+}
+
 /// The TCP connections of this machine in state ESTABLISHED whose remote port is `port` (our
 /// side of connections to a server listening there), from `/proc/net/tcp` and `tcp6`.
 fn established_to(port: u16) -> usize {
@@ -281,7 +297,7 @@ async fn an_expired_http_session_ends_the_session_and_says_why() {
     })
     .await
     .unwrap();
-    let mut client = client(&server);
+    let client = client(&server);
     client.session.initialize().await.unwrap();
     client.session.list_all_tools().await.unwrap();
     let error = client
@@ -301,18 +317,10 @@ async fn an_expired_http_session_ends_the_session_and_says_why() {
         error.stderr_tail().unwrap_or_default().contains("HTTP 404"),
         "{error:?}"
     );
-    let ended = tokio::time::timeout(PROMPTLY, client.driver.join_next())
-        .await
-        .unwrap();
-    assert!(
-        ended.is_some(),
-        "the connection ends when the server forgets the session"
-    );
-    client.tracker.close();
-    tokio::time::timeout(PROMPTLY, client.tracker.wait())
-        .await
-        .unwrap();
-    assert!(client.http.is_finished());
+    let http = client
+        .wait_until_lost("the connection ends when the server forgets the session")
+        .await;
+    assert!(http.is_finished());
     assert!(
         server.log().deleted.is_empty(),
         "no DELETE for a session the server forgot"
@@ -327,7 +335,7 @@ async fn an_unreachable_server_fails_the_handshake_promptly_and_names_the_cause(
         listener.local_addr().unwrap().port()
     };
     let started = Instant::now();
-    let mut client = client_with(HttpOptions::new(format!("http://127.0.0.1:{port}/mcp")));
+    let client = client_with(HttpOptions::new(format!("http://127.0.0.1:{port}/mcp")));
     let error = client.session.initialize().await.unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -340,13 +348,9 @@ async fn an_unreachable_server_fails_the_handshake_promptly_and_names_the_cause(
         "the error names the server: {text}"
     );
     assert!(text.to_lowercase().contains("connect"), "{text}");
-    tokio::time::timeout(PROMPTLY, client.driver.join_next())
-        .await
-        .unwrap();
-    client.tracker.close();
-    tokio::time::timeout(PROMPTLY, client.tracker.wait())
-        .await
-        .unwrap();
+    client
+        .wait_until_lost("the session ends when its server cannot be reached")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,7 +499,7 @@ async fn a_server_that_goes_away_mid_session_ends_the_session() {
     })
     .await
     .unwrap();
-    let mut client = client(&server);
+    let client = client(&server);
     client.session.initialize().await.unwrap();
     server.stop().await;
     let error = client
@@ -509,17 +513,9 @@ async fn a_server_that_goes_away_mid_session_ends_the_session() {
         .unwrap_err();
     let text = format!("{error} {}", error.stderr_tail().unwrap_or_default());
     assert!(text.to_lowercase().contains("connect"), "{text}");
-    let ended = tokio::time::timeout(PROMPTLY, client.driver.join_next())
-        .await
-        .unwrap();
-    assert!(
-        ended.is_some(),
-        "the session ends when its server cannot be reached"
-    );
-    client.tracker.close();
-    tokio::time::timeout(PROMPTLY, client.tracker.wait())
-        .await
-        .unwrap();
+    client
+        .wait_until_lost("the session ends when its server cannot be reached")
+        .await;
 }
 
 mod stateless {
