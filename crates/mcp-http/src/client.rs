@@ -1072,6 +1072,8 @@ async fn listen(
     let max_len = shared.options.max_message_len;
     let mut last_id: Option<String> = None;
     let mut failures = 0u32;
+    // Whether the server has accepted this session's GET stream before.
+    let mut established = false;
     let mut delay = shared.options.retry_backoff;
     loop {
         let response = shared
@@ -1109,6 +1111,15 @@ async fn listen(
             shared.lose("GET: HTTP 404: the server ended the HTTP session");
             return;
         }
+        if established && (status == StatusCode::BAD_REQUEST || status == StatusCode::GONE) {
+            // The stream worked with this session id before; a server that now refuses it
+            // (servers built on the TypeScript SDK answer 400 rather than 404 for a session id
+            // they do not know, as after a restart) has lost the session.
+            shared.lose(&format!(
+                "GET: HTTP {status}: the server no longer accepts the HTTP session"
+            ));
+            return;
+        }
         if !status.is_success() {
             failures += 1;
             shared.record(&format!("GET: HTTP {status}"));
@@ -1118,6 +1129,7 @@ async fn listen(
             }
         } else {
             failures = 0;
+            established = true;
             delay = shared.options.retry_backoff;
             let mut parser = SseParser::resuming(max_len, last_id.take());
             let mut body = response.bytes_stream();
