@@ -68,6 +68,9 @@ pub struct FakeHttpConfig {
     pub get_stream: bool,
     /// Delay before each progress step of the `slow` tool.
     pub slow_step: Duration,
+    /// The status for a session id the server does not know (404 as the specification says;
+    /// servers on the TypeScript SDK answer 400).
+    pub unknown_session_status: u16,
 }
 
 impl Default for FakeHttpConfig {
@@ -81,6 +84,7 @@ impl Default for FakeHttpConfig {
             required_header: None,
             get_stream: true,
             slow_step: Duration::from_millis(20),
+            unknown_session_status: 404,
         }
     }
 }
@@ -128,6 +132,8 @@ struct Inner {
     sessions: Mutex<HashMap<String, SessionState>>,
     /// Every SSE stream's events, by stream id, for resumption.
     streams: Mutex<HashMap<String, Vec<String>>>,
+    /// Cancelled (and replaced) when the server forgets its sessions: ends open GET streams.
+    get_streams_end: Mutex<CancellationToken>,
     next_id: Mutex<u64>,
     shutdown: CancellationToken,
 }
@@ -172,6 +178,7 @@ impl FakeHttpServer {
             log: Mutex::new(FakeHttpLog::default()),
             sessions: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
+            get_streams_end: Mutex::new(CancellationToken::new()),
             next_id: Mutex::new(0),
             shutdown: CancellationToken::new(),
         });
@@ -204,8 +211,13 @@ impl FakeHttpServer {
     }
 
     /// Forgets every session, as a restarted server would: later requests get 404.
+    ///
+    /// Open GET streams end, as a restarted server's would.
     pub fn forget_sessions(&self) {
         lock(&self.inner.sessions).clear();
+        let mut end = lock(&self.inner.get_streams_end);
+        end.cancel();
+        *end = CancellationToken::new();
     }
 
     /// Stops the server and waits (at most 2 s) for it to end; open streams are cut.
@@ -224,6 +236,12 @@ impl Drop for FakeHttpServer {
         self.inner.shutdown.cancel();
         self.tasks.abort_all();
     }
+}
+
+fn unknown_session(inner: &Inner) -> Response {
+    status(
+        StatusCode::from_u16(inner.config.unknown_session_status).unwrap_or(StatusCode::NOT_FOUND),
+    )
 }
 
 fn status(code: StatusCode) -> Response {
@@ -322,7 +340,7 @@ async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
     {
         let mut sessions = lock(&inner.sessions);
         let Some(state) = sessions.get_mut(&session) else {
-            return status(StatusCode::NOT_FOUND);
+            return unknown_session(&inner);
         };
         state.posts += 1;
         if inner
@@ -565,7 +583,7 @@ async fn on_get(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response
         return status(StatusCode::BAD_REQUEST);
     };
     if !lock(&inner.sessions).contains_key(session) {
-        return status(StatusCode::NOT_FOUND);
+        return unknown_session(&inner);
     }
     if let Some(last) = header(&headers, "last-event-id") {
         lock(&inner.log).resumed_from.push(last.to_owned());
@@ -591,10 +609,18 @@ async fn on_get(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response
         "id: get/0\ndata: {}\n\n",
         json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
     );
+    // The stream ends when the server stops or forgets its sessions.
+    let end = lock(&inner.get_streams_end).child_token();
     let shutdown = inner.shutdown.clone();
+    let ended = async move {
+        tokio::select! {
+            () = end.cancelled() => {}
+            () = shutdown.cancelled() => {}
+        }
+    };
     let stream = GetStream {
         first: Some(Bytes::from(first)),
-        end: Box::pin(shutdown.cancelled_owned()),
+        end: Box::pin(ended),
     };
     let mut response = Response::new(Body::from_stream(stream));
     response.headers_mut().insert(
@@ -607,7 +633,7 @@ async fn on_get(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response
 /// The GET stream: one event, then pending until the server shuts down.
 struct GetStream {
     first: Option<Bytes>,
-    end: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    end: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl futures::Stream for GetStream {

@@ -649,3 +649,27 @@ mod stateless {
         client.close().await;
     }
 }
+
+/// A restarted server on the TypeScript SDK answers 400, not 404, for the session it forgot:
+/// the GET stream, refused after it had worked, tells that the session is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_session_refused_with_400_is_lost() {
+    let server = FakeHttpServer::start(FakeHttpConfig {
+        unknown_session_status: 400,
+        ..FakeHttpConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = client(&server);
+    let mut events = client.session.take_events().unwrap();
+    client.session.initialize().await.unwrap();
+    // The GET stream is up once its first event arrived.
+    let first = tokio::time::timeout(PROMPTLY, events.recv()).await.unwrap();
+    assert_eq!(first, Some(Event::ToolsListChanged));
+    server.forget_sessions();
+    let http = client
+        .wait_until_lost("the session ends when the server refuses it")
+        .await;
+    let tail = http.diagnostics().stderr_tail();
+    assert!(tail.contains("HTTP 400"), "{tail}");
+}
