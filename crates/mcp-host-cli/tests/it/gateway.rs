@@ -59,7 +59,7 @@ async fn start_gateway_with(
 
 impl Gateway {
     /// Ends the gateway's input; it must stop its servers and exit with 0.
-    async fn finish(self) {
+    async fn finish(self) -> mcp_transport::ExitReport {
         let report = tokio::time::timeout(PROMPTLY, self.process.close(Duration::from_secs(10)))
             .await
             .unwrap();
@@ -68,6 +68,7 @@ impl Gateway {
             "{report:?}"
         );
         self.tracker.close();
+        report
     }
 }
 
@@ -182,12 +183,8 @@ async fn gateway_aggregates_and_forwards() {
     tokio::time::timeout(PROMPTLY, changed).await.unwrap();
 
     // End of input: the gateway stops every server and exits cleanly.
-    let report = tokio::time::timeout(PROMPTLY, gateway.process.close(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let report = gateway.finish().await;
     assert_eq!(report.step, CloseStep::InputClosed, "{report:?}");
-    assert!(report.status.unwrap().success(), "{report:?}");
-    gateway.tracker.close();
     assert_no_process_left(&marker).await;
 }
 
@@ -304,11 +301,7 @@ async fn gateway_bridges_an_unprefixed_server() {
         .await
         .unwrap();
 
-    let report = tokio::time::timeout(PROMPTLY, gateway.process.close(Duration::from_secs(10)))
-        .await
-        .unwrap();
-    assert!(report.status.unwrap().success(), "{report:?}");
-    gateway.tracker.close();
+    gateway.finish().await;
     assert_no_process_left(&marker).await;
 }
 
@@ -375,8 +368,7 @@ async fn gateway_stdout_carries_only_protocol() {
         .ping(&RequestOptions::default())
         .await
         .unwrap();
-    let report = gateway.process.close(Duration::from_secs(10)).await;
-    assert!(report.status.unwrap().success(), "{report:?}");
+    gateway.finish().await;
 }
 
 /// Our client answers sampling as an AI application would.
