@@ -351,28 +351,7 @@ async fn python_sdk_client_through_gateway() {
     assert_no_process_left(&scratch).await;
 
     let summary = json_stdout(&output);
-    assert_eq!(summary["serverName"], "mcp-host", "{summary}");
-    assert_eq!(summary["protocolVersion"], PROTOCOL_VERSION, "{summary}");
-    let tools: Vec<&str> = summary["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    for server in SERVERS {
-        assert!(
-            tools
-                .iter()
-                .any(|name| name.starts_with(&format!("{server}__"))),
-            "no tool of {server} in {tools:?}"
-        );
-    }
-    assert_eq!(summary["echo"]["isError"], false, "{summary}");
-    assert_eq!(
-        summary["echo"]["text"], "Echo: from the Python SDK",
-        "{summary}"
-    );
-    assert_eq!(summary["time"]["isError"], false, "{summary}");
+    assert_sdk_summary(&summary, "Echo: from the Python SDK");
     let time: Value = serde_json::from_str(summary["time"]["text"].as_str().unwrap_or_default())
         .unwrap_or_else(|error| panic!("the time is not JSON ({error}): {summary}"));
     assert_eq!(time["timezone"], "UTC", "{summary}");
@@ -456,25 +435,7 @@ async fn python_sdk_client_through_http_gateway() {
         .expect("cannot run the venv's python");
     assert_exit(&output, 0, "sdk_http_client.py");
     let summary = json_stdout(&output);
-    assert_eq!(summary["serverName"], "mcp-host", "{summary}");
-    assert_eq!(summary["protocolVersion"], PROTOCOL_VERSION, "{summary}");
-    let tools: Vec<&str> = summary["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    for server in SERVERS {
-        assert!(
-            tools
-                .iter()
-                .any(|name| name.starts_with(&format!("{server}__"))),
-            "no tool of {server} in {tools:?}"
-        );
-    }
-    assert_eq!(summary["echo"]["isError"], false, "{summary}");
-    assert_eq!(summary["echo"]["text"], "Echo: over HTTP", "{summary}");
-    assert_eq!(summary["time"]["isError"], false, "{summary}");
+    assert_sdk_summary(&summary, "Echo: over HTTP");
     assert_eq!(summary["long"]["isError"], false, "{summary}");
     assert_eq!(
         summary["progress"],
@@ -500,6 +461,30 @@ async fn python_sdk_client_through_http_gateway() {
     })
     .await;
     assert_no_process_left(&scratch).await;
+}
+
+/// Checks what both Python SDK clients report of the gateway: who it is, the protocol, a tool of
+/// every server, and that the echo (answering `echo_text`) and time calls succeeded.
+fn assert_sdk_summary(summary: &Value, echo_text: &str) {
+    assert_eq!(summary["serverName"], "mcp-host", "{summary}");
+    assert_eq!(summary["protocolVersion"], PROTOCOL_VERSION, "{summary}");
+    let tools: Vec<&str> = summary["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for server in SERVERS {
+        assert!(
+            tools
+                .iter()
+                .any(|name| name.starts_with(&format!("{server}__"))),
+            "no tool of {server} in {tools:?}"
+        );
+    }
+    assert_eq!(summary["echo"]["isError"], false, "{summary}");
+    assert_eq!(summary["echo"]["text"], echo_text, "{summary}");
+    assert_eq!(summary["time"]["isError"], false, "{summary}");
 }
 
 /// How long the gateway's stderr may stay open after it exited (its servers' stderr is closed with them).
