@@ -17,10 +17,10 @@ import sys
 import time
 
 import anyio
-import mcp_types
-
 import mcp.client.stdio as sdk_stdio
 from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from sdk_survey import survey
 
 MARKER_VAR = "MCP_HOST_INTEROP_MARKER"
 
@@ -45,9 +45,6 @@ sdk_stdio._create_platform_compatible_process = spawn
 sdk_stdio._terminate_process_tree = terminate
 
 
-def text_of(result):
-    return "\n".join(block.text for block in result.content if getattr(block, "type", None) == "text")
-
 
 async def main(host: str, config: str) -> dict:
     env = {MARKER_VAR: os.environ[MARKER_VAR]} if MARKER_VAR in os.environ else {}
@@ -55,27 +52,7 @@ async def main(host: str, config: str) -> dict:
     summary = {}
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
-            started = time.monotonic()
-            initialized = await session.initialize()
-            summary["initializeSeconds"] = round(time.monotonic() - started, 3)
-            summary["protocolVersion"] = initialized.protocol_version
-            summary["serverName"] = initialized.server_info.name
-
-            tools = []
-            cursor = None
-            while True:
-                page = None if cursor is None else mcp_types.PaginatedRequestParams(cursor=cursor)
-                listed = await session.list_tools(params=page)
-                tools.extend(tool.name for tool in listed.tools)
-                cursor = listed.next_cursor
-                if cursor is None:
-                    break
-            summary["tools"] = tools
-
-            echo = await session.call_tool("everything__echo", {"message": "from the Python SDK"})
-            summary["echo"] = {"isError": bool(echo.is_error), "text": text_of(echo)}
-            now = await session.call_tool("time__get_current_time", {"timezone": "UTC"})
-            summary["time"] = {"isError": bool(now.is_error), "text": text_of(now)}
+            await survey(session, summary, "from the Python SDK")
         closing = time.monotonic()
     summary["closeSeconds"] = round(time.monotonic() - closing, 3)
     process = observed["process"]

@@ -8,44 +8,19 @@ and prints a JSON summary on stdout.
 
 import json
 import sys
-import time
 
 import anyio
-import mcp_types
-
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-
-def text_of(result):
-    return "\n".join(block.text for block in result.content if getattr(block, "type", None) == "text")
+from sdk_survey import survey, text_of
 
 
 async def main(url: str) -> dict:
     summary = {}
     async with streamable_http_client(url) as (read, write):
         async with ClientSession(read, write) as session:
-            started = time.monotonic()
-            initialized = await session.initialize()
-            summary["initializeSeconds"] = round(time.monotonic() - started, 3)
-            summary["protocolVersion"] = initialized.protocol_version
-            summary["serverName"] = initialized.server_info.name
-
-            tools = []
-            cursor = None
-            while True:
-                page = None if cursor is None else mcp_types.PaginatedRequestParams(cursor=cursor)
-                listed = await session.list_tools(params=page)
-                tools.extend(tool.name for tool in listed.tools)
-                cursor = listed.next_cursor
-                if cursor is None:
-                    break
-            summary["tools"] = tools
-
-            echo = await session.call_tool("everything__echo", {"message": "over HTTP"})
-            summary["echo"] = {"isError": bool(echo.is_error), "text": text_of(echo)}
-            now = await session.call_tool("time__get_current_time", {"timezone": "UTC"})
-            summary["time"] = {"isError": bool(now.is_error), "text": text_of(now)}
+            await survey(session, summary, "over HTTP")
 
             progress = []
 
