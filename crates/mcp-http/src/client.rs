@@ -510,6 +510,13 @@ impl MessageHeaders {
         params: Option<&serde_json::value::RawValue>,
         state: &Mutex<State>,
     ) -> MessageHeaders {
+        // These headers belong to revision 2026-07-28 only: a 2025-11-25 session's messages
+        // (no version in their `_meta`) need none, so their params are not read a second time.
+        let stateless = lock(state).per_request_version
+            || params.is_some_and(|params| params.get().contains(META_PROTOCOL_VERSION));
+        if !stateless {
+            return MessageHeaders::default();
+        }
         let params: OutgoingParams<'_> = params
             .and_then(|params| serde_json::from_str(params.get()).ok())
             .unwrap_or_default();
@@ -1205,13 +1212,32 @@ mod tests {
         );
     }
 
+    /// The headers of `line` in a session that speaks revision 2026-07-28.
     fn headers(line: &str) -> MessageHeaders {
+        headers_in(line, true)
+    }
+
+    fn headers_in(line: &str, stateless: bool) -> MessageHeaders {
         let outgoing: Outgoing<'_> = serde_json::from_str(line).unwrap();
+        let state = State {
+            per_request_version: stateless,
+            ..State::default()
+        };
         MessageHeaders::of(
             outgoing.method.as_deref(),
             outgoing.params,
-            &Mutex::new(State::default()),
+            &Mutex::new(state),
         )
+    }
+
+    #[test]
+    fn a_2025_session_adds_no_headers() {
+        let call = headers_in(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","_meta":{"progressToken":1}}}"#,
+            false,
+        );
+        assert!(call.version.is_none() && call.method.is_none() && call.name.is_none());
+        assert!(call.params.is_empty());
     }
 
     #[test]
@@ -1268,7 +1294,10 @@ mod tests {
 
     #[test]
     fn mirrored_arguments_become_headers() {
-        let state = Mutex::new(State::default());
+        let state = Mutex::new(State {
+            per_request_version: true,
+            ..State::default()
+        });
         let tool = json_tool(serde_json::json!({
             "region": {"type": "string", "x-mcp-header": "Region"},
             "on": {"type": "boolean", "x-mcp-header": "On"},
