@@ -179,6 +179,33 @@ fn check_rust_source(path: &str, text: &str, violations: &mut Vec<Violation>) {
     if in_crates || path.starts_with("xtask/") {
         check_test_attributes(path, text, violations);
     }
+    if in_crates {
+        check_http_listeners(path, text, violations);
+    }
+}
+
+/// Every HTTP server we run sets `TCP_NODELAY` on the connections it accepts.
+///
+/// Our answers go out in several small writes on kept-alive connections; without it each
+/// sequential call waits ~40 ms for the client's delayed ACK (issue #12 measured 42.9 ms per
+/// call with the TypeScript SDK client).
+fn check_http_listeners(path: &str, text: &str, violations: &mut Vec<Violation>) {
+    let serve = concat!("axum::", "serve(");
+    let no_delay = concat!("set_", "nodelay(true)");
+    if text.contains(no_delay) {
+        return;
+    }
+    for (line_idx, line) in text.lines().enumerate() {
+        if line.contains(serve) {
+            violations.push(violation(
+                path,
+                line_idx + 1,
+                "an HTTP server must set TCP_NODELAY on every accepted connection \
+                 (`listener.tap_io(|stream| stream.set_nodelay(true))`): small writes on \
+                 kept-alive connections otherwise wait ~40 ms for delayed ACKs",
+            ));
+        }
+    }
 }
 
 fn check_module_doc(path: &str, text: &str, violations: &mut Vec<Violation>) {
@@ -678,6 +705,21 @@ mod tests {
             .map(|v| format!("{}:{}", v.path, v.line))
             .collect();
         assert_eq!(found, expect, "violations: {violations:#?}");
+    }
+
+    #[test]
+    fn http_listeners_set_no_delay() {
+        let bare = concat!(
+            "//! M.\nasync fn f() { axum::",
+            "serve(listener, app).await; }\n"
+        );
+        check_file("crates/a/src/x.rs", bare, &["crates/a/src/x.rs:2"]);
+        let tapped = concat!(
+            "//! M.\nasync fn f() {\n    let l = l.tap_io(|s| { let _ = s.set_",
+            "nodelay(true); });\n    axum::",
+            "serve(l, app).await;\n}\n"
+        );
+        check_file("crates/a/src/x.rs", tapped, &[]);
     }
 
     #[test]

@@ -151,6 +151,21 @@ pub(crate) async fn bind(options: HttpOptions) -> anyhow::Result<Bound> {
     Ok(Bound { listener, options })
 }
 
+/// Sets `TCP_NODELAY` on every accepted connection.
+///
+/// An answer goes out as several small writes (headers, then SSE events, then the end of the
+/// chunked body); with Nagle's algorithm on, each write after the first waits for the client's
+/// ACK of the previous one, which a kept-alive client delays by up to 40 ms. That made every
+/// sequential call of the TypeScript SDK client take ~44 ms instead of well under 1 ms.
+fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    })
+}
+
 /// Serves the gateway on the bound listener until SIGINT or SIGTERM, then ends every session
 /// (bounded) and returns. Shutting the host down is the caller's job.
 ///
@@ -184,7 +199,8 @@ pub(crate) async fn run(
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone());
     let server = std::future::IntoFuture::into_future(
-        axum::serve(bound.listener, app).with_graceful_shutdown(root.clone().cancelled_owned()),
+        axum::serve(no_delay(bound.listener), app)
+            .with_graceful_shutdown(root.clone().cancelled_owned()),
     );
     tokio::pin!(server);
     announce(local_addr);

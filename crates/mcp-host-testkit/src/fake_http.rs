@@ -188,6 +188,12 @@ impl FakeHttpServer {
         let shutdown = inner.shutdown.clone();
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
+            // As in the gateway: answers go out in several small writes, which Nagle's algorithm
+            // would hold back for a kept-alive client's delayed ACK (~40 ms each).
+            use axum::serve::ListenerExt as _;
+            let listener = listener.tap_io(|stream| {
+                let _ = stream.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await;

@@ -220,6 +220,9 @@ pub fn connect(
     }
     let client = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
+        // Small requests on kept-alive connections: never wait for the server's delayed ACK
+        // (reqwest's default today, stated so that it stays).
+        .tcp_nodelay(true)
         .default_headers(headers)
         .build()
         .map_err(|source| Error::Client {
