@@ -73,6 +73,7 @@ const LAYERS: &[&str] = &[
     "mcp-session",
     "mcp-host-foundation",
     "mcp-host",
+    "mcp-gateway",
     "mcp-host-cli",
 ];
 

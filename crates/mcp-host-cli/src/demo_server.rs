@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 /// Runs the demo server on stdin/stdout until stdin closes.
 pub(crate) async fn run(name: &str) -> anyhow::Result<()> {
-    let transport = crate::gateway::stdio_transport();
+    let transport = mcp_gateway::stdio_transport();
     let mut options = ServerOptions::new(name, env!("CARGO_PKG_VERSION"));
     options.capabilities = ServerCapabilities {
         tools: Some(ListChangedCapability::default()),

@@ -1,18 +1,17 @@
 //! The `mcp-host` command: run many MCP servers, list and call what they offer, or serve them all
 //! as one MCP server.
 //!
-//! This is the top of the workspace: it reads the configuration file (the `mcpServers` object
-//! used by Claude Desktop and Cursor), drives an `McpHost`, and prints results on stdout. Logs
-//! go to stderr through `tracing`; stdout carries only results (and in `serve`, only protocol).
+//! This is the top of the workspace, a thin binary over the libraries: it reads the configuration
+//! file (the `mcpServers` object used by Claude Desktop and Cursor), drives an `McpHost` (served
+//! by `mcp_gateway::Gateway` in `serve`), and prints results on stdout. Logs go to stderr
+//! through `tracing`; stdout carries only results (and in `serve`, only protocol).
 //!
 //! **Architecture Invariant:** nothing but results and protocol messages is written to stdout.
 
 mod config;
 mod demo_server;
-mod gateway;
-mod http_gateway;
 mod output;
-mod relay;
+mod signals;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -23,10 +22,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
+use mcp_gateway::{ClientRelay, Gateway, HttpListener, HttpOptions, Stop, ENDPOINT};
 use mcp_host::{AgentScope, ClientState, HostOptions, McpHost};
 use mcp_host_foundation::{ClientConfig, SecurityManager};
 use mcp_session::RequestOptions;
 use serde_json::{Map, Value};
+
+use crate::signals::Signals;
 
 /// Exit code when a tool ran but reported a failure (`isError`).
 const EXIT_TOOL_ERROR: u8 = 3;
@@ -544,8 +546,8 @@ fn http_options(
     addr: String,
     bearer_token_env: Option<String>,
     allowed_origins: Vec<String>,
-) -> anyhow::Result<http_gateway::HttpOptions> {
-    let mut options = http_gateway::HttpOptions::new(addr);
+) -> anyhow::Result<HttpOptions> {
+    let mut options = HttpOptions::new(addr);
     options.allowed_origins = allowed_origins;
     if let Some(name) = bearer_token_env {
         let token = std::env::var(&name)
@@ -562,30 +564,46 @@ fn http_options(
 async fn serve(
     config_path: Option<PathBuf>,
     shutdown_timeout: Duration,
-    http: Option<http_gateway::HttpOptions>,
+    http: Option<HttpOptions>,
 ) -> anyhow::Result<ExitCode> {
+    // The servers' sampling and elicitation requests go to the gateway's own client.
+    let relay = ClientRelay::new();
     let options = HostOptions {
         shutdown_deadline: shutdown_timeout,
-        // The servers' sampling and elicitation requests go to the gateway's own client.
-        client_requests: Some(relay::relay()),
+        client_requests: Some(relay.clone()),
     };
-    let mut signals = gateway::Signals::new()?;
+    let mut signals = Signals::new().context("cannot listen for signals")?;
     // Bind before starting any server, so that a taken port fails fast.
-    let bound = match http {
-        Some(http) => Some(http_gateway::bind(http).await?),
+    let listener = match http {
+        Some(http) => Some(HttpListener::bind(http).await?),
         None => None,
     };
     let host = Arc::new(start_with(config_path, None, true, options).await?);
-    let served = match bound {
-        Some(bound) => http_gateway::run(bound, host.clone(), &mut signals).await,
-        None => gateway::run(host.clone(), &mut signals).await,
+    let gateway = Gateway::builder(host.clone()).relay(relay).build();
+    let served = match listener {
+        Some(listener) => {
+            announce(listener.local_addr()?);
+            gateway
+                .serve_http(listener, async {
+                    signals.next().await;
+                })
+                .await
+                .map(|()| Stop::Requested)
+        }
+        None => {
+            gateway
+                .serve_stdio(async {
+                    signals.next().await;
+                })
+                .await
+        }
     };
     let stop = match served {
         Ok(stop) => stop,
         Err(error) => {
             host.shutdown().await;
             sweep_orphans().await;
-            return Err(error);
+            return Err(error.into());
         }
     };
     tracing::info!(?stop, "stopping every server");
@@ -602,4 +620,12 @@ async fn serve(
             Ok(ExitCode::from(code))
         }
     }
+}
+
+/// Tells scripts and tests the endpoint (with the port actually bound, so port 0 works), on
+/// stderr whatever the log level.
+fn announce(local_addr: std::net::SocketAddr) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "listening on http://{local_addr}{ENDPOINT}");
+    let _ = stderr.flush();
 }

@@ -1,8 +1,8 @@
-//! `mcp-host serve --http`: the gateway offered over MCP's Streamable HTTP transport (revision 2025-11-25).
+//! The gateway offered over MCP's Streamable HTTP transport (revision 2025-11-25).
 //!
 //! One endpoint, `/mcp`, answers POST (one JSON-RPC message per request), GET (the session's
 //! standalone SSE stream) and DELETE (end the session).
-//! Each HTTP MCP session is one run of [`gateway::serve_connection`] over an in-memory line
+//! Each HTTP MCP session is one run of [`serve_connection`] over an in-memory line
 //! transport: this module writes every message the client POSTs as one line into it, and a
 //! per-session router reads the gateway's lines back and sends each where it belongs: a response
 //! and the progress notifications of its request to that request's SSE stream (or JSON body),
@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -46,10 +45,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::gateway::{self, Signals, Stop};
+use crate::connection::serve_connection;
+use crate::relay::ClientRelay;
+use crate::Error;
 
 /// The path of the one MCP endpoint.
-pub(crate) const ENDPOINT: &str = "/mcp";
+pub const ENDPOINT: &str = "/mcp";
 
 /// The largest request body accepted (413 above it).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -78,19 +79,20 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// The protocol version header.
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
-/// How `serve --http` is set up.
+/// How the HTTP gateway is set up: start from [`HttpOptions::new`] and change what you need.
 #[derive(Clone)]
-pub(crate) struct HttpOptions {
+#[non_exhaustive]
+pub struct HttpOptions {
     /// `PORT` or `HOST:PORT`; a bare port binds 127.0.0.1.
-    pub(crate) addr: String,
+    pub addr: String,
     /// The token every request must carry as `Authorization: Bearer <token>`, if any.
-    pub(crate) bearer_token: Option<String>,
+    pub bearer_token: Option<String>,
     /// Origins accepted besides the loopback ones, compared whole (`https://app.example.com`).
-    pub(crate) allowed_origins: Vec<String>,
+    pub allowed_origins: Vec<String>,
     /// How many sessions may exist at once (503 above it).
-    pub(crate) max_sessions: usize,
+    pub max_sessions: usize,
     /// Sessions without any request, open stream or pending response for this long are ended.
-    pub(crate) idle_timeout: Duration,
+    pub idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -108,9 +110,9 @@ impl std::fmt::Debug for HttpOptions {
 
 impl HttpOptions {
     /// Options for `addr` with the default limits (256 sessions, 30 minutes idle).
-    pub(crate) fn new(addr: String) -> HttpOptions {
+    pub fn new(addr: impl Into<String>) -> HttpOptions {
         HttpOptions {
-            addr,
+            addr: addr.into(),
             bearer_token: None,
             allowed_origins: Vec::new(),
             max_sessions: 256,
@@ -119,36 +121,51 @@ impl HttpOptions {
     }
 }
 
-/// A bound listener, not serving yet: binding first lets `serve` fail before starting servers.
+/// A bound listener, not serving yet: binding first lets a caller fail before starting servers.
 #[derive(Debug)]
-pub(crate) struct Bound {
+pub struct HttpListener {
     listener: TcpListener,
     options: HttpOptions,
 }
 
-impl Bound {
-    /// The address actually bound (port 0 resolved).
-    pub(crate) fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.listener
-            .local_addr()
-            .context("cannot read the bound address")
+impl HttpListener {
+    /// Resolves and binds `options.addr`, refusing a non-loopback address without a bearer token.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unauthenticated`] for a non-loopback address without a token; the resolution
+    /// errors; [`Error::Bind`] when the address cannot be bound.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops whatever it bound.
+    pub async fn bind(options: HttpOptions) -> Result<HttpListener, Error> {
+        let addrs = resolve(&options.addr).await?;
+        if options.bearer_token.is_none() && !addrs.iter().all(|addr| addr.ip().is_loopback()) {
+            return Err(Error::Unauthenticated { addr: options.addr });
+        }
+        let listener = TcpListener::bind(&addrs[..])
+            .await
+            .map_err(|source| Error::Bind {
+                addr: options.addr.clone(),
+                source,
+            })?;
+        Ok(HttpListener { listener, options })
     }
-}
 
-/// Resolves and binds `options.addr`, refusing a non-loopback address without a bearer token.
-pub(crate) async fn bind(options: HttpOptions) -> anyhow::Result<Bound> {
-    let addrs = resolve(&options.addr).await?;
-    if options.bearer_token.is_none() && !addrs.iter().all(|addr| addr.ip().is_loopback()) {
-        bail!(
-            "refusing to serve on `{}` without authentication: it is not a loopback address; \
-             set a token with --bearer-token-env NAME, or bind 127.0.0.1",
-            options.addr
-        );
+    /// The address actually bound (port 0 resolved).
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot say.
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.listener.local_addr().map_err(Error::LocalAddr)
     }
-    let listener = TcpListener::bind(&addrs[..])
-        .await
-        .with_context(|| format!("cannot listen on `{}`", options.addr))?;
-    Ok(Bound { listener, options })
+
+    /// The options it was bound with.
+    pub fn options(&self) -> &HttpOptions {
+        &self.options
+    }
 }
 
 /// Sets `TCP_NODELAY` on every accepted connection.
@@ -166,24 +183,21 @@ fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAd
     })
 }
 
-/// Serves the gateway on the bound listener until SIGINT or SIGTERM, then ends every session
-/// (bounded) and returns. Shutting the host down is the caller's job.
-///
-/// # Cancel safety
-///
-/// Dropping the future stops accepting connections and cancels every session; their tasks then
-/// end on their own without being waited for.
-pub(crate) async fn run(
-    bound: Bound,
+/// Serves the gateway on the bound listener until `stop` completes, then ends every session
+/// (bounded) and returns.
+pub(crate) async fn serve_http(
+    bound: HttpListener,
     host: Arc<McpHost>,
-    signals: &mut Signals,
-) -> anyhow::Result<Stop> {
+    relay: Arc<ClientRelay>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
     let local_addr = bound.local_addr()?;
     let root = CancellationToken::new();
     let _end_sessions_on_drop = root.clone().drop_guard();
     let tracker = TaskTracker::new();
-    let state = Arc::new(Gateway {
+    let state = Arc::new(HttpState {
         host,
+        relay,
         options: bound.options,
         sessions: Mutex::new(HashMap::new()),
         tracker: tracker.clone(),
@@ -203,10 +217,10 @@ pub(crate) async fn run(
             .with_graceful_shutdown(root.clone().cancelled_owned()),
     );
     tokio::pin!(server);
-    announce(local_addr);
+    tracing::info!(%local_addr, "serving MCP over Streamable HTTP");
     let outcome = tokio::select! {
-        served = &mut server => served.context("the HTTP server failed"),
-        _ = signals.next() => Ok(()),
+        served = &mut server => served.map_err(Error::Serve),
+        () = stop => Ok(()),
     };
     tracing::info!(
         n_sessions = lock(&state.sessions).len(),
@@ -226,12 +240,13 @@ pub(crate) async fn run(
     {
         tracing::warn!("some HTTP connections did not close in time");
     }
-    outcome.map(|()| Stop::Signal)
+    outcome
 }
 
 /// State shared by every handler.
-struct Gateway {
+struct HttpState {
     host: Arc<McpHost>,
+    relay: Arc<ClientRelay>,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
     tracker: TaskTracker,
@@ -309,33 +324,35 @@ enum Reply {
     Json,
 }
 
-fn announce(local_addr: SocketAddr) {
-    use std::io::Write as _;
-    tracing::info!(%local_addr, "serving MCP over Streamable HTTP");
-    // Written whatever the log level, so that scripts and tests learn the port (with port 0).
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "listening on http://{local_addr}{ENDPOINT}");
-    let _ = stderr.flush();
-}
+/// How long resolving a host name may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn resolve(addr: &str) -> anyhow::Result<Vec<SocketAddr>> {
+async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Error> {
     if let Ok(port) = addr.parse::<u16>() {
         return Ok(vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))]);
     }
     let addrs: Vec<SocketAddr> =
-        tokio::time::timeout(Duration::from_secs(10), tokio::net::lookup_host(addr))
+        tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(addr))
             .await
-            .with_context(|| format!("resolving `{addr}` took too long"))?
-            .with_context(|| format!("`{addr}` is not PORT or HOST:PORT"))?
+            .map_err(|_| Error::ResolveTimeout {
+                addr: addr.to_owned(),
+                timeout: RESOLVE_TIMEOUT,
+            })?
+            .map_err(|source| Error::InvalidAddress {
+                addr: addr.to_owned(),
+                source,
+            })?
             .collect();
     if addrs.is_empty() {
-        bail!("`{addr}` resolves to no address");
+        return Err(Error::NoAddress {
+            addr: addr.to_owned(),
+        });
     }
     Ok(addrs)
 }
 
 /// Origin, bearer token and protocol version checks, before any body is read.
-async fn guard(State(state): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+async fn guard(State(state): State<Arc<HttpState>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     if let Some(origin) = headers.get(header::ORIGIN) {
         if !origin_allowed(origin, &state.options.allowed_origins) {
@@ -389,7 +406,7 @@ async fn guard(State(state): State<Arc<Gateway>>, request: Request, next: Next) 
 }
 
 async fn handle_post(
-    State(state): State<Arc<Gateway>>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -477,7 +494,7 @@ async fn handle_post(
     response
 }
 
-async fn handle_get(State(state): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+async fn handle_get(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     if !accepts(&headers, "text/event-stream") {
         return error_response(
             StatusCode::NOT_ACCEPTABLE,
@@ -534,7 +551,7 @@ async fn handle_get(State(state): State<Arc<Gateway>>, headers: HeaderMap) -> Re
     event_stream_response(Body::from_stream(body))
 }
 
-async fn handle_delete(State(state): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+async fn handle_delete(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     let id = match session_header(&headers) {
         Ok(Some(id)) => id,
         Ok(None) => {
@@ -550,7 +567,7 @@ async fn handle_delete(State(state): State<Arc<Gateway>>, headers: HeaderMap) ->
     StatusCode::NO_CONTENT.into_response()
 }
 
-impl Gateway {
+impl HttpState {
     fn session(&self, id: &str) -> Option<Arc<HttpSession>> {
         lock(&self.sessions)
             .get(id)
@@ -618,15 +635,16 @@ impl Gateway {
 
 /// Runs one session: the gateway over the transport, and the router of its output.
 async fn run_session(
-    state: Arc<Gateway>,
+    state: Arc<HttpState>,
     session: Arc<HttpSession>,
     transport: Transport,
     reader: FrameReader<BoxedRead>,
 ) {
     let token = session.token.clone();
     let serving = async {
-        gateway::serve_connection(
+        serve_connection(
             state.host.clone(),
+            state.relay.clone(),
             transport,
             token.clone().cancelled_owned(),
         )
@@ -1076,7 +1094,7 @@ fn event_stream_response(body: Body) -> Response {
 }
 
 /// Ends sessions that have been idle for longer than the configured timeout.
-async fn sweep_idle_sessions(state: Arc<Gateway>) {
+async fn sweep_idle_sessions(state: Arc<HttpState>) {
     let idle_timeout = state.options.idle_timeout;
     let period = (idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);

@@ -1,6 +1,6 @@
 //! Passing the servers' sampling and elicitation requests on to the gateway's own client.
 //!
-//! In `serve`, the host declares `sampling` and `elicitation` to its servers and answers their
+//! In a gateway, the host declares `sampling` and `elicitation` to its servers and answers their
 //! `sampling/createMessage` and `elicitation/create` requests by sending them to a client of the
 //! gateway that declared the same capability: over stdio the one client; over HTTP the session
 //! that connected last among those that declared it (a request from a server carries nothing
@@ -26,9 +26,11 @@ const RELAYED: &[(&str, &str)] = &[
     ("elicitation/create", "elicitation"),
 ];
 
-/// The gateway's connected clients that may be asked.
+/// The gateway's connected clients that may be asked: give it to the host as its
+/// [`HostOptions::client_requests`](mcp_host::HostOptions) and to the gateway with
+/// [`GatewayBuilder::relay`](crate::GatewayBuilder::relay).
 #[derive(Default)]
-pub(crate) struct ClientRelay {
+pub struct ClientRelay {
     clients: Mutex<Vec<(u64, ServerPeer)>>,
     next: AtomicU64,
 }
@@ -53,16 +55,12 @@ impl Drop for Attached {
     }
 }
 
-/// The relay of this process: `serve` is one gateway per process, and every client connection
-/// of it (stdio, or each HTTP session) attaches here.
-pub(crate) fn relay() -> Arc<ClientRelay> {
-    static RELAY: std::sync::OnceLock<Arc<ClientRelay>> = std::sync::OnceLock::new();
-    RELAY
-        .get_or_init(|| Arc::new(ClientRelay::default()))
-        .clone()
-}
-
 impl ClientRelay {
+    /// A relay with no client attached yet.
+    pub fn new() -> Arc<ClientRelay> {
+        Arc::new(ClientRelay::default())
+    }
+
     /// Makes a connected client available to relay to, until the returned guard is dropped.
     pub(crate) fn attach(self: &Arc<Self>, peer: ServerPeer) -> Attached {
         let key = self.next.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,7 @@
-//! `mcp-host serve`: the host as one MCP server that aggregates all configured servers.
+//! One client's connection to the gateway: the host's aggregated components served as one MCP server.
 //!
-//! [`run`] serves it on stdio; [`serve_connection`] serves it over any transport, which is how
-//! `http_gateway` runs one MCP session per HTTP client.
+//! [`serve_connection`] serves them over any transport: the stdio module runs it once on
+//! stdin/stdout, the HTTP module once per HTTP session.
 //!
 //! Besides calls, the gateway routes `completion/complete` to the server that owns the referenced
 //! prompt or resource template and `resources/(un)subscribe` by URI, forwards `logging/setLevel`
@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use futures::task::AtomicWaker;
 
@@ -27,78 +26,24 @@ use mcp_session::protocol::{
 };
 use mcp_session::server::{serve, IncomingRequest, ServerOptions, ServerPeer};
 use mcp_session::RequestOptions;
-use mcp_transport::{ServerName, Transport, TransportOptions};
+use mcp_transport::Transport;
 use serde_json::{json, Map, Value};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
-/// Why the gateway stopped serving.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// The client closed our stdin.
+use crate::relay::ClientRelay;
+
+/// Why the gateway stopped serving a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The client went away: end of input on stdio, or the HTTP session's end.
     EndOfInput,
-    /// SIGINT or SIGTERM (or, for an HTTP session, the session's end).
-    Signal,
-}
-
-/// The signals that stop the gateway, listened to for the whole run so none is missed.
-#[derive(Debug)]
-pub(crate) struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    pub(crate) fn new() -> anyhow::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Completes at the next SIGINT or SIGTERM; returns the exit code it calls for.
-    pub(crate) async fn next(&mut self) -> u8 {
-        tokio::select! {
-            _ = self.interrupt.recv() => 130,
-            _ = self.terminate.recv() => 143,
-        }
-    }
-}
-
-/// Serves the host's aggregated components on stdin/stdout until the client goes away or a
-/// signal arrives. Shutting the host down is the caller's job.
-pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Result<Stop> {
-    // The connection runs on a worker thread, where the I/O driver wakes it and where the
-    // downstream session's task wakes it again in the same thread; on this (`block_on`) thread
-    // each of those wakes would be one more thread hand-off per call.
-    let stopping = CancellationToken::new();
-    let mut serving = JoinSet::new();
-    serving.spawn(serve_connection(
-        host,
-        stdio_transport(),
-        stopping.clone().cancelled_owned(),
-    ));
-    let joined = tokio::select! {
-        joined = serving.join_next() => joined,
-        _ = signals.next() => {
-            stopping.cancel();
-            // `serve_connection` gives its requests and subscriptions at most one second.
-            tokio::time::timeout(Duration::from_secs(3), serving.join_next())
-                .await
-                .context("the gateway did not stop within 3 s of the signal")?
-        }
-    };
-    match joined {
-        Some(Ok(stop)) => Ok(stop),
-        Some(Err(error)) => Err(anyhow::Error::new(error).context("the gateway task failed")),
-        None => Err(anyhow::anyhow!("the gateway task was not running")),
-    }
+    /// The `stop` future given to the gateway completed (for the CLI: SIGINT or SIGTERM).
+    Requested,
 }
 
 /// Serves the host's aggregated components to one client over `transport` until the client
-/// goes away ([`Stop::EndOfInput`]) or `stop` completes ([`Stop::Signal`]).
+/// goes away ([`Stop::EndOfInput`]) or `stop` completes ([`Stop::Requested`]).
 ///
 /// Requests still in flight when it returns are aborted (their downstream calls are cancelled),
 /// waiting at most one second for them to unwind.
@@ -109,12 +54,13 @@ pub(crate) async fn run(host: Arc<McpHost>, signals: &mut Signals) -> anyhow::Re
 /// flight is aborted.
 pub(crate) async fn serve_connection(
     host: Arc<McpHost>,
+    relay: Arc<ClientRelay>,
     transport: Transport,
     stop: impl std::future::Future<Output = ()>,
 ) -> Stop {
     let (peer, mut connection, mut requests) = serve(transport, server_options(&host));
     // The servers' sampling and elicitation requests may be passed on to this client.
-    let _attached = crate::relay::relay().attach(peer.clone());
+    let _attached = relay.attach(peer.clone());
     tokio::pin!(stop);
     let state = Arc::new(ConnectionState::default());
     let relaying = relay_notifications(
@@ -172,7 +118,7 @@ pub(crate) async fn serve_connection(
                     .poll(&mut wakeups.context(Wakeups::STOP))
                     .is_ready()
             {
-                return Poll::Ready(Stop::Signal);
+                return Poll::Ready(Stop::Requested);
             }
         }
         // Still busy (a burst of requests, or tokio's budget spent): let other tasks run first.
@@ -381,28 +327,6 @@ fn server_options(host: &McpHost) -> ServerOptions {
             .to_owned(),
     );
     options
-}
-
-/// Our stdin and stdout as a transport. When they are pipes (as MCP clients start servers) they
-/// are registered with tokio's reactor directly; `tokio::io::stdin()` would hand every read and
-/// write to a blocking thread, which costs a thread hop per message.
-pub(crate) fn stdio_transport() -> Transport {
-    use std::os::fd::AsFd as _;
-    use tokio::net::unix::pipe;
-    let options = TransportOptions::default();
-    let client = ServerName::new("client");
-    let stdin = std::io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(pipe::Receiver::from_owned_fd);
-    let stdout = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(pipe::Sender::from_owned_fd);
-    match (stdin, stdout) {
-        (Ok(stdin), Ok(stdout)) => Transport::from_io(client, stdin, stdout, &options),
-        _ => Transport::from_io(client, tokio::io::stdin(), tokio::io::stdout(), &options),
-    }
 }
 
 async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: IncomingRequest) {

@@ -1,0 +1,169 @@
+//! The gateway of mcp-host: an [`McpHost`] served as one MCP server, on stdio or over
+//! Streamable HTTP, so that any MCP client reaches every configured server through it.
+//!
+//! It sits above `mcp-host` (which keeps the truth: registries, scopes, status, restarts) and
+//! below the `mcp-host` command, which only parses arguments and hands a host to
+//! [`Gateway::builder`]. Each client of the gateway gets one connection that answers
+//! `initialize` itself, routes calls, prompts, reads, completions and subscriptions to the
+//! owning server, relays progress and cancellation both ways, passes the servers' log messages,
+//! resource updates, sampling and elicitation requests on, and sends `list_changed` when the
+//! host's servers change.
+//!
+//! **Architecture Invariant:** the gateway holds no second copy of the host's state: every list
+//! and route is read from the [`McpHost`] when a request comes.
+//!
+//! **Architecture Invariant:** every socket it accepts sets `TCP_NODELAY` (answers go out in
+//! several small writes on kept-alive connections).
+//!
+//! **Architecture Invariant:** never writes to stdout or stderr except the protocol on stdio.
+//!
+//! # Example
+//!
+//! Serve two demo servers over HTTP on a free loopback port until Ctrl-C:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mcp_gateway::{ClientRelay, Gateway, HttpListener, HttpOptions};
+//! use mcp_host::{HostOptions, McpHost};
+//! use mcp_host_foundation::{ClientConfig, SecurityManager};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // The servers' sampling and elicitation requests go to the gateway's clients.
+//! let relay = ClientRelay::new();
+//! let options = HostOptions {
+//!     client_requests: Some(relay.clone()),
+//!     ..HostOptions::default()
+//! };
+//! let servers = vec![ClientConfig::new("time", "uvx")];
+//! let host = Arc::new(McpHost::with_options(servers, SecurityManager::new(), options)?);
+//! host.initialize().await?;
+//!
+//! let listener = HttpListener::bind(HttpOptions::new("127.0.0.1:0")).await?;
+//! println!("MCP endpoint: http://{}/mcp", listener.local_addr()?);
+//! let gateway = Gateway::builder(host.clone()).relay(relay).build();
+//! gateway
+//!     .serve_http(listener, async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
+//!     .await?;
+//! host.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod connection;
+mod error;
+mod http;
+mod relay;
+mod stdio;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use mcp_host::McpHost;
+use mcp_transport::Transport;
+
+pub use connection::Stop;
+pub use error::Error;
+pub use http::{HttpListener, HttpOptions, ENDPOINT};
+pub use relay::ClientRelay;
+pub use stdio::stdio_transport;
+
+/// An [`McpHost`] served as one MCP server. Cheap to clone; every clone serves the same host.
+///
+/// Shutting the host down stays the caller's job: serving ends when the client goes away or
+/// the `stop` future given to a `serve_*` method completes, and the host is left running.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    host: Arc<McpHost>,
+    relay: Arc<ClientRelay>,
+}
+
+/// Sets up a [`Gateway`]; made by [`Gateway::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct GatewayBuilder {
+    host: Arc<McpHost>,
+    relay: Option<Arc<ClientRelay>>,
+}
+
+impl Gateway {
+    /// Starts setting up a gateway in front of `host`.
+    pub fn builder(host: Arc<McpHost>) -> GatewayBuilder {
+        GatewayBuilder { host, relay: None }
+    }
+
+    /// The host it serves.
+    pub fn host(&self) -> &Arc<McpHost> {
+        &self.host
+    }
+
+    /// Serves one client on this process's stdin and stdout until the client closes stdin
+    /// ([`Stop::EndOfInput`]) or `stop` completes ([`Stop::Requested`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StopTimeout`] when the connection does not unwind within 3 s of `stop`;
+    /// [`Error::Task`] when its task panicked.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future aborts the connection: requests in flight are cancelled downstream.
+    pub async fn serve_stdio(&self, stop: impl Future<Output = ()>) -> Result<Stop, Error> {
+        stdio::serve_stdio(self.host.clone(), self.relay.clone(), stop).await
+    }
+
+    /// Serves one client over `transport` until it goes away or `stop` completes.
+    ///
+    /// Requests still in flight when it returns are aborted (their downstream calls are
+    /// cancelled), waiting at most one second for them to unwind.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future ends the connection: the client sees end of input and every request
+    /// in flight is aborted.
+    pub async fn serve_connection(
+        &self,
+        transport: Transport,
+        stop: impl Future<Output = ()>,
+    ) -> Stop {
+        connection::serve_connection(self.host.clone(), self.relay.clone(), transport, stop).await
+    }
+
+    /// Serves MCP over Streamable HTTP at `http://<listener>/mcp` until `stop` completes, then
+    /// ends every HTTP session (waiting at most 2 s for them, and 2 s for the connections).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serve`] when the HTTP server fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops accepting connections and cancels every session; their tasks
+    /// then end on their own without being waited for.
+    pub async fn serve_http(
+        &self,
+        listener: HttpListener,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        http::serve_http(listener, self.host.clone(), self.relay.clone(), stop).await
+    }
+}
+
+impl GatewayBuilder {
+    /// The relay the host was given as its `client_requests` handler, so that the servers'
+    /// sampling and elicitation requests reach this gateway's clients. Without it, each gateway
+    /// has a relay of its own that no server request reaches.
+    pub fn relay(mut self, relay: Arc<ClientRelay>) -> GatewayBuilder {
+        self.relay = Some(relay);
+        self
+    }
+
+    /// The gateway.
+    pub fn build(self) -> Gateway {
+        Gateway {
+            host: self.host,
+            relay: self.relay.unwrap_or_default(),
+        }
+    }
+}
