@@ -21,7 +21,7 @@ use futures::task::AtomicWaker;
 
 use mcp_host::{AgentScope, CompletionRef, Error, McpHost, NotificationKind, ServerNotification};
 use mcp_session::protocol::{
-    ListChangedCapability, LoggingLevel, Progress, ResourcesCapability, RpcError,
+    ListChangedCapability, LoggingLevel, Progress, Prompt, ResourcesCapability, RpcError,
     ServerCapabilities, Tool,
 };
 use mcp_session::server::{serve, IncomingRequest, ServerOptions, ServerPeer};
@@ -29,6 +29,7 @@ use mcp_session::RequestOptions;
 use mcp_transport::Transport;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 
 use crate::relay::ClientRelay;
 
@@ -64,9 +65,10 @@ pub(crate) async fn serve_connection(
     tokio::pin!(stop);
     let state = Arc::new(ConnectionState::default());
     let relaying = relay_notifications(
+        &host,
         &peer,
         &state,
-        host.subscribe_status(),
+        host.subscribe_catalogue(),
         host.subscribe_notifications(),
     );
     tokio::pin!(relaying);
@@ -150,30 +152,31 @@ struct ConnectionState {
     subscriptions: Mutex<BTreeSet<String>>,
 }
 
-/// Relays the host's changes (as one round of `list_changed`) and the servers' notifications
-/// to this client, for as long as it is polled.
+/// Relays the host's catalogue changes (as the `list_changed` of each kind of component whose
+/// list, as this client sees it, changed) and the servers' notifications to this client, for as
+/// long as it is polled.
 async fn relay_notifications(
+    host: &McpHost,
     peer: &ServerPeer,
     state: &ConnectionState,
-    mut status_events: broadcast::Receiver<mcp_host::StatusEvent>,
+    mut catalogue: watch::Receiver<u64>,
     mut notifications: broadcast::Receiver<ServerNotification>,
 ) {
-    let (mut status_open, mut notifications_open) = (true, true);
+    let scope = AgentScope::all();
+    let mut seen = CatalogueView::of(host, &scope);
+    let (mut catalogue_open, mut notifications_open) = (true, true);
     loop {
         tokio::select! {
-            event = status_events.recv(), if status_open => match event {
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    // Coalesce: one round of list_changed for any change.
-                    while status_events.try_recv().is_ok() {}
-                    for method in [
-                        "notifications/tools/list_changed",
-                        "notifications/prompts/list_changed",
-                        "notifications/resources/list_changed",
-                    ] {
+            changed = catalogue.changed(), if catalogue_open => match changed {
+                Ok(()) => {
+                    catalogue.borrow_and_update();
+                    let now = CatalogueView::of(host, &scope);
+                    for method in seen.changed_lists(&now) {
                         peer.notify(method, None);
                     }
+                    seen = now;
                 }
-                Err(RecvError::Closed) => status_open = false,
+                Err(_) => catalogue_open = false,
             },
             notification = notifications.recv(), if notifications_open => match notification {
                 Ok(notification) => relay(peer, state, notification),
@@ -184,6 +187,63 @@ async fn relay_notifications(
             },
             else => std::future::pending::<()>().await,
         }
+    }
+}
+
+/// Fingerprints of the lists one client sees, to tell which of them a catalogue change touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CatalogueView {
+    tools: u64,
+    prompts: u64,
+    resources: u64,
+}
+
+impl CatalogueView {
+    fn of(host: &McpHost, scope: &AgentScope) -> CatalogueView {
+        fn fingerprint(items: &impl serde::Serialize) -> u64 {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            serde_json::to_string(items)
+                .unwrap_or_default()
+                .hash(&mut hasher);
+            hasher.finish()
+        }
+        let tools: Vec<(String, Tool)> = host
+            .list_tools(scope)
+            .into_iter()
+            .map(|registered| (registered.name, registered.item))
+            .collect();
+        let prompts: Vec<(String, Prompt)> = host
+            .list_prompts(scope)
+            .into_iter()
+            .map(|registered| (registered.name, registered.item))
+            .collect();
+        let resources = (
+            host.list_resources(scope),
+            host.list_resource_templates(scope),
+        );
+        CatalogueView {
+            tools: fingerprint(&tools),
+            prompts: fingerprint(&prompts),
+            resources: fingerprint(&resources),
+        }
+    }
+
+    /// The `list_changed` notifications that take a client from `self` to `now`.
+    fn changed_lists(&self, now: &CatalogueView) -> impl Iterator<Item = &'static str> {
+        [
+            (self.tools != now.tools, "notifications/tools/list_changed"),
+            (
+                self.prompts != now.prompts,
+                "notifications/prompts/list_changed",
+            ),
+            (
+                self.resources != now.resources,
+                "notifications/resources/list_changed",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(changed, method)| changed.then_some(method))
     }
 }
 

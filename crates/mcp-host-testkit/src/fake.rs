@@ -340,6 +340,7 @@ where
         n_client_requests: AtomicU64::new(0),
         stop_reading: std::sync::atomic::AtomicBool::new(false),
         n_flood_answers: AtomicU64::new(0),
+        n_touches: AtomicU64::new(0),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
     tasks.spawn(write_loop(output, out_rx));
@@ -417,6 +418,8 @@ struct Shared {
     stop_reading: std::sync::atomic::AtomicBool,
     /// Answers received to `--request-flood` requests.
     n_flood_answers: AtomicU64,
+    /// Calls of the `touch` tool, which each change its description (so the list really changes).
+    n_touches: AtomicU64,
 }
 
 /// A JSON-RPC error response.
@@ -710,7 +713,7 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
         "resources/unsubscribe" => Ok(json!({})),
         "completion/complete" => Ok(complete(config, params)),
         "tools/list" => paginate(
-            tool_list(config),
+            tool_list(config, shared.n_touches.load(Ordering::Relaxed)),
             "tools",
             params,
             config.page_size,
@@ -797,7 +800,7 @@ fn complete(config: &FakeConfig, params: &Value) -> Value {
     json!({"completion": {"values": [format!("{}:{target}:{value}", config.name)], "hasMore": false}})
 }
 
-fn tool_list(config: &FakeConfig) -> Vec<Value> {
+fn tool_list(config: &FakeConfig, n_touches: u64) -> Vec<Value> {
     let empty = json!({"type": "object", "properties": {}});
     let mut tools = vec![
         tool(
@@ -841,7 +844,13 @@ fn tool_list(config: &FakeConfig) -> Vec<Value> {
                 "required": ["method"],
             }),
         ),
-        tool("touch", "Sends tools/list_changed.", empty),
+        tool(
+            "touch",
+            &format!(
+                "Changes this description and sends tools/list_changed; called {n_touches} times."
+            ),
+            empty,
+        ),
     ];
     for tool_idx in 0..config.n_tools {
         tools.push(tool(
@@ -949,6 +958,7 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
         }
         "ask_client" => ask_client(shared, &arguments).await,
         "touch" => {
+            shared.n_touches.fetch_add(1, Ordering::Relaxed);
             shared.notify("notifications/tools/list_changed", json!({}));
             Ok(text_result("ok"))
         }

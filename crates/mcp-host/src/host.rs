@@ -17,7 +17,7 @@ use mcp_session::{Event, RequestOptions};
 use mcp_transport::{ExitReport, GroupKiller};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -87,6 +87,33 @@ pub struct InitializeReport {
     pub failed: Vec<(ClientId, Error)>,
 }
 
+/// What [`McpHost::apply`] changed, by client id (each list sorted).
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    /// Clients new in the configuration, now started.
+    pub added: Vec<ClientId>,
+    /// Clients no longer in the configuration, now stopped and forgotten.
+    pub removed: Vec<ClientId>,
+    /// Clients whose configuration changed (any field), stopped and started again; and
+    /// clients that were configured but not running (they had failed), started again.
+    pub restarted: Vec<ClientId>,
+    /// Clients left as they were: same process, calls in flight unaffected.
+    pub unchanged: Vec<ClientId>,
+    /// Clients that were to be started and failed, with why (secrets masked). A client that
+    /// failed stays configured: the next [`McpHost::apply`] tries it again.
+    pub failed: Vec<(ClientId, Error)>,
+}
+
+impl ReloadReport {
+    /// Whether anything was started or stopped.
+    pub fn changed_anything(&self) -> bool {
+        !(self.added.is_empty()
+            && self.removed.is_empty()
+            && self.restarted.is_empty()
+            && self.failed.is_empty())
+    }
+}
+
 /// What [`McpHost::shutdown`] did.
 #[derive(Debug)]
 pub struct ShutdownReport {
@@ -138,6 +165,16 @@ pub struct McpHost {
 struct Inner {
     options: HostOptions,
     configs: Vec<ClientConfig>,
+    /// The configuration the host is to run, by id: the initial one, then what
+    /// [`McpHost::register_client`], [`McpHost::client_shutdown`] and [`McpHost::apply`] make
+    /// of it. A client that failed to start stays here (so `apply` retries it).
+    desired: Mutex<BTreeMap<ClientId, ClientConfig>>,
+    /// One `apply` at a time.
+    reloading: tokio::sync::Mutex<()>,
+    /// The catalogue's version: bumped when the registered tools, prompts or resources change.
+    catalogue: watch::Sender<u64>,
+    /// Open batches (an `apply`): changes inside one are published once, at its end.
+    catalogue_batch: Mutex<CatalogueBatch>,
     tracker: TaskTracker,
     root: CancellationToken,
     security: SecurityManager,
@@ -147,6 +184,8 @@ struct Inner {
     prompts: PromptManager,
     resources: ResourceManager,
     clients: Mutex<HashMap<ClientId, ClientHandle>>,
+    /// Registrations stopped but maybe not ended yet, by id (at most one per id).
+    retiring: Mutex<HashMap<ClientId, Retiring>>,
     killers: Mutex<HashMap<ClientId, GroupKiller>>,
     status: Mutex<BTreeMap<ClientId, StatusRecord>>,
     status_events: broadcast::Sender<StatusEvent>,
@@ -155,10 +194,52 @@ struct Inner {
     subscriptions: Mutex<HashMap<(ClientId, String), usize>>,
 }
 
+/// Catalogue changes held back while a batch is open.
+#[derive(Debug, Default)]
+struct CatalogueBatch {
+    depth: usize,
+    dirty: bool,
+}
+
+/// Publishes the catalogue changes of a batch when dropped.
+struct BatchGuard<'a> {
+    inner: &'a Inner,
+}
+
+impl Drop for BatchGuard<'_> {
+    fn drop(&mut self) {
+        let publish = {
+            let mut batch = lock(&self.inner.catalogue_batch);
+            batch.depth = batch.depth.saturating_sub(1);
+            let publish = batch.depth == 0 && batch.dirty;
+            if publish {
+                batch.dirty = false;
+            }
+            publish
+        };
+        if publish {
+            self.inner.catalogue.send_modify(|version| *version += 1);
+        }
+    }
+}
+
 struct ClientHandle {
     token: CancellationToken,
     config: ClientConfig,
     supervisor: Option<JoinHandle<Result<ClientExit, mcp_host_foundation::Error>>>,
+    /// Cancelled when this registration's supervisor task has ended, on every path.
+    ended: CancellationToken,
+}
+
+/// A registration that was asked to stop and whose supervisor may still be running.
+///
+/// A new registration of the same id waits for it to end, so that two registrations of one id
+/// never overlap: everything the old one removes on its way out (its killer, components,
+/// session, roots, subscriptions, status) is then its own.
+struct Retiring {
+    ended: CancellationToken,
+    /// How long its close may take (two grace periods and the kill).
+    bound: Duration,
 }
 
 impl fmt::Debug for McpHost {
@@ -193,10 +274,18 @@ impl McpHost {
         }
         let (status_events, _) = broadcast::channel(256);
         let (notifications, _) = broadcast::channel(NOTIFICATION_CAPACITY);
+        let desired = configs
+            .iter()
+            .filter_map(|config| Some((config.validate().ok()?, config.clone())))
+            .collect();
         Ok(McpHost {
             inner: Arc::new(Inner {
                 options,
                 configs,
+                desired: Mutex::new(desired),
+                reloading: tokio::sync::Mutex::new(()),
+                catalogue: watch::Sender::new(0),
+                catalogue_batch: Mutex::new(CatalogueBatch::default()),
                 tracker,
                 root: CancellationToken::new(),
                 security,
@@ -206,6 +295,7 @@ impl McpHost {
                 prompts: PromptManager::new(),
                 resources: ResourceManager::new(),
                 clients: Mutex::new(HashMap::new()),
+                retiring: Mutex::new(HashMap::new()),
                 killers: Mutex::new(HashMap::new()),
                 status: Mutex::new(BTreeMap::new()),
                 status_events,
@@ -274,7 +364,10 @@ impl McpHost {
         let id = config
             .validate()
             .map_err(|source| Error::Config { source })?;
+        lock(&inner.desired).insert(id.clone(), config.clone());
+        inner.wait_retired(&id).await?;
         let token = inner.root.child_token();
+        let ended = CancellationToken::new();
         {
             let mut clients = lock(&inner.clients);
             if clients.contains_key(&id) {
@@ -288,6 +381,7 @@ impl McpHost {
                     token: token.clone(),
                     config: config.clone(),
                     supervisor: None,
+                    ended: ended.clone(),
                 },
             );
         }
@@ -298,7 +392,11 @@ impl McpHost {
         let supervisor_inner = inner.clone();
         let supervisor_id = id.clone();
         let started = start_task(&inner.tracker, id.as_str(), move |status| {
-            supervise(supervisor_inner, supervisor_id, config, token, status).instrument(span)
+            async move {
+                let _ended = ended.drop_guard();
+                supervise(supervisor_inner, supervisor_id, config, token, status).await
+            }
+            .instrument(span)
         })
         .await;
         match started {
@@ -335,10 +433,19 @@ impl McpHost {
             .ok_or_else(|| Error::UnknownClient {
                 client: id.to_string(),
             })?;
+        lock(&inner.desired).remove(id);
+        let bound = handle.config.shutdown_grace() * 2 + Duration::from_secs(10);
+        let ended = handle.ended.clone();
+        lock(&inner.retiring).insert(
+            id.clone(),
+            Retiring {
+                ended: ended.clone(),
+                bound,
+            },
+        );
         inner.set_state(id, ClientState::Stopping);
         inner.unregister_components(id);
         handle.token.cancel();
-        let bound = handle.config.shutdown_grace() * 2 + Duration::from_secs(10);
         let result = match handle.supervisor {
             None => Err(Error::ClientUnavailable {
                 client: id.to_string(),
@@ -362,7 +469,122 @@ impl McpHost {
             },
         };
         inner.set_state(id, ClientState::Stopped);
+        if ended.is_cancelled() {
+            lock(&inner.retiring).remove(id);
+        }
         result
+    }
+
+    /// Reconfigures the running host: compares `configs` with the configuration it runs, by
+    /// client id, and starts the new clients, stops and forgets the removed ones, restarts the
+    /// changed ones (any field) and the configured ones that are not running (they failed),
+    /// and leaves the others untouched (same process; calls in flight go on).
+    ///
+    /// Stops run in parallel, then starts in parallel (each bounded by its startup timeout); a
+    /// client that fails to start is reported, never fatal, whether or not it is `required`.
+    /// Watchers of [`McpHost::subscribe_catalogue`] see the whole reload as one change.
+    /// One `apply` runs at a time; a second waits for the first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a configuration is invalid (then nothing changes), and
+    /// [`Error::ShutDown`] after [`McpHost::shutdown`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops the reload where it is: clients already stopped stay stopped,
+    /// clients being started keep starting (as with [`McpHost::register_client`]).
+    pub async fn apply(&self, configs: Vec<ClientConfig>) -> Result<ReloadReport, Error> {
+        let inner = &self.inner;
+        mcp_host_foundation::validate_all(&configs).map_err(|source| Error::Config { source })?;
+        let _one_at_a_time = inner.reloading.lock().await;
+        if inner.root.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        let _batch = inner.batch();
+        let mut wanted = BTreeMap::new();
+        for config in configs {
+            let id = config
+                .validate()
+                .map_err(|source| Error::Config { source })?;
+            wanted.insert(id, config);
+        }
+        let current = lock(&inner.desired).clone();
+        let running: std::collections::HashSet<ClientId> =
+            lock(&inner.clients).keys().cloned().collect();
+        let mut report = ReloadReport::default();
+        let mut to_stop = Vec::new();
+        let mut to_start = Vec::new();
+        for (id, config) in &current {
+            match wanted.get(id) {
+                None => {
+                    report.removed.push(id.clone());
+                    to_stop.push(id.clone());
+                }
+                Some(new) if new != config => {
+                    to_stop.push(id.clone());
+                    to_start.push(new.clone());
+                }
+                Some(new) if !running.contains(id) => to_start.push(new.clone()),
+                Some(_) => report.unchanged.push(id.clone()),
+            }
+        }
+        let added: std::collections::HashSet<ClientId> = wanted
+            .keys()
+            .filter(|id| !current.contains_key(*id))
+            .cloned()
+            .collect();
+        to_start.extend(
+            wanted
+                .iter()
+                .filter(|(id, _)| added.contains(*id))
+                .map(|(_, config)| config.clone()),
+        );
+        tracing::info!(
+            n_stop = to_stop.len(),
+            n_start = to_start.len(),
+            n_unchanged = report.unchanged.len(),
+            "applying a new configuration"
+        );
+        let running = &running;
+        let stops = to_stop.iter().map(|id| async move {
+            if running.contains(id) {
+                if let Err(error) = self.client_shutdown(id).await {
+                    tracing::warn!(client = %id, error = %error_chain(&error), "a client did not stop cleanly on reload");
+                }
+            }
+            lock(&inner.desired).remove(id);
+        });
+        futures::future::join_all(stops).await;
+        for id in &report.removed {
+            lock(&inner.status).remove(id);
+            inner.publish(id, ClientState::Stopped);
+        }
+        let starts = to_start.into_iter().map(|config| async move {
+            let id = config.validate();
+            (id, self.register_client(config).await)
+        });
+        for (id, started) in futures::future::join_all(starts).await {
+            let Ok(id) = id else { continue };
+            match started {
+                Ok(_) if added.contains(&id) => report.added.push(id),
+                Ok(_) => report.restarted.push(id),
+                Err(error) => {
+                    tracing::warn!(client = %id, error = %error_chain(&error), "a client failed to start on reload");
+                    report.failed.push((id, error));
+                }
+            }
+        }
+        report.added.sort();
+        report.restarted.sort();
+        report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(report)
+    }
+
+    /// The configuration the host runs: the initial one as changed by
+    /// [`McpHost::register_client`], [`McpHost::client_shutdown`] and [`McpHost::apply`].
+    pub fn configs(&self) -> Vec<ClientConfig> {
+        lock(&self.inner.desired).values().cloned().collect()
     }
 
     /// Stops every client, in parallel. Returns one report per client that was running.
@@ -468,6 +690,14 @@ impl McpHost {
                 id,
             })
             .collect()
+    }
+
+    /// The catalogue's version, which changes whenever the tools, prompts or resources the host
+    /// exposes change (a client registered, refreshed after `list_changed`, stopped, crashed or
+    /// restarted). Changes are coalesced: a watcher sees the latest version, and an
+    /// [`McpHost::apply`] is one change.
+    pub fn subscribe_catalogue(&self) -> watch::Receiver<u64> {
+        self.inner.catalogue.subscribe()
     }
 
     /// A stream of state changes of every client.
@@ -786,6 +1016,37 @@ impl Drop for McpHost {
 }
 
 impl Inner {
+    /// Waits until a stopped registration of `id`, if any, has ended; kills its process group
+    /// when it takes longer than its close may take.
+    async fn wait_retired(&self, id: &ClientId) -> Result<(), Error> {
+        let retiring = {
+            let mut retiring = lock(&self.retiring);
+            retiring.retain(|_, old| !old.ended.is_cancelled());
+            retiring.get(id).map(|old| (old.ended.clone(), old.bound))
+        };
+        let Some((ended, bound)) = retiring else {
+            return Ok(());
+        };
+        tracing::debug!(client = %id, "waiting for the previous registration to end");
+        if tokio::time::timeout(bound, ended.cancelled())
+            .await
+            .is_err()
+        {
+            self.kill(id);
+            if tokio::time::timeout(Duration::from_secs(5), ended.cancelled())
+                .await
+                .is_err()
+            {
+                return Err(Error::StopTimeout {
+                    client: id.to_string(),
+                    timeout: bound + Duration::from_secs(5),
+                });
+            }
+        }
+        lock(&self.retiring).remove(id);
+        Ok(())
+    }
+
     /// Where a call to tool `name` goes: the client, the tool's original name, and the client's
     /// ready session.
     fn route_tool(
@@ -821,11 +1082,32 @@ impl Inner {
 
     fn unregister_components(&self, id: &ClientId) {
         // The seed's order: tools, prompts, resources (which are also the routes).
-        self.tools.unregister_client(id);
-        self.prompts.unregister_client(id);
-        self.resources.unregister_client(id);
+        let n_removed = self.tools.unregister_client(id)
+            + self.prompts.unregister_client(id)
+            + self.resources.unregister_client(id);
         // Its server forgets its subscriptions when it goes; so does the host.
         lock(&self.subscriptions).retain(|(client, _), _| client != id);
+        if n_removed > 0 {
+            self.catalogue_changed();
+        }
+    }
+
+    /// Publishes a change of the catalogue (at the end of the open batch, if any).
+    fn catalogue_changed(&self) {
+        {
+            let mut batch = lock(&self.catalogue_batch);
+            if batch.depth > 0 {
+                batch.dirty = true;
+                return;
+            }
+        }
+        self.catalogue.send_modify(|version| *version += 1);
+    }
+
+    /// Opens a batch of catalogue changes, published once when the guard is dropped.
+    fn batch(&self) -> BatchGuard<'_> {
+        lock(&self.catalogue_batch).depth += 1;
+        BatchGuard { inner: self }
     }
 
     /// Passes a server's notification on to the listeners, if any.
@@ -853,9 +1135,10 @@ impl Inner {
     fn update(&self, id: &ClientId, change: impl FnOnce(&mut StatusRecord)) {
         let state = {
             let mut status = lock(&self.status);
-            let record = status
-                .entry(id.clone())
-                .or_insert_with(|| StatusRecord::new(false));
+            // A client that is no longer configured (removed by `apply`) has no record.
+            let Some(record) = status.get_mut(id) else {
+                return;
+            };
             change(record);
             record.state
         };
@@ -1136,7 +1419,8 @@ async fn refresh(
     };
     match outcome {
         Ok(()) => {
-            // Tell subscribers (the gateway's list_changed) that the client's components changed.
+            inner.catalogue_changed();
+            // Tell status subscribers that the client's counts changed.
             let state = lock(&inner.status).get(id).map(|record| record.state);
             if let Some(state) = state {
                 inner.publish(id, state);

@@ -24,7 +24,9 @@ mod registry;
 mod status;
 
 pub use error::{error_chain, Error};
-pub use host::{CompletionRef, HostOptions, InitializeReport, McpHost, ShutdownReport};
+pub use host::{
+    CompletionRef, HostOptions, InitializeReport, McpHost, ReloadReport, ShutdownReport,
+};
 pub use notification::{NotificationKind, ServerNotification};
 pub use registry::{
     AgentScope, Named, NamedRegistry, PromptManager, Registered, ResourceManager, ToolManager,

@@ -4,6 +4,7 @@
 mod faults;
 mod lifecycle;
 mod reliability;
+mod reload;
 mod remote;
 mod routing;
 mod soak;
