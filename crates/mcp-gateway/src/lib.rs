@@ -51,13 +51,16 @@
 //! # }
 //! ```
 
+pub mod config;
 mod connection;
 mod error;
 mod http;
 mod relay;
+mod reload;
 mod stdio;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use mcp_host::McpHost;
@@ -67,6 +70,7 @@ pub use connection::Stop;
 pub use error::Error;
 pub use http::{HttpListener, HttpOptions, ENDPOINT};
 pub use relay::ClientRelay;
+pub use reload::{ReloadHandle, ReloadOutcome, ReloadRecord, DEBOUNCE};
 pub use stdio::stdio_transport;
 
 /// An [`McpHost`] served as one MCP server. Cheap to clone; every clone serves the same host.
@@ -77,6 +81,7 @@ pub use stdio::stdio_transport;
 pub struct Gateway {
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
+    reload: Option<Arc<reload::ReloadState>>,
 }
 
 /// Sets up a [`Gateway`]; made by [`Gateway::builder`].
@@ -85,17 +90,49 @@ pub struct Gateway {
 pub struct GatewayBuilder {
     host: Arc<McpHost>,
     relay: Option<Arc<ClientRelay>>,
+    config_file: Option<PathBuf>,
 }
 
 impl Gateway {
     /// Starts setting up a gateway in front of `host`.
     pub fn builder(host: Arc<McpHost>) -> GatewayBuilder {
-        GatewayBuilder { host, relay: None }
+        GatewayBuilder {
+            host,
+            relay: None,
+            config_file: None,
+        }
     }
 
     /// The host it serves.
     pub fn host(&self) -> &Arc<McpHost> {
         &self.host
+    }
+
+    /// Asks for a reload of the configuration file (as SIGHUP does); `None` when the gateway
+    /// was built without [`GatewayBuilder::config_file`].
+    pub fn reload_handle(&self) -> Option<ReloadHandle> {
+        self.reload.as_ref().map(reload::ReloadState::handle)
+    }
+
+    /// What the last reload did, if there was one.
+    pub fn last_reload(&self) -> Option<ReloadRecord> {
+        self.reload.as_ref().and_then(|state| state.last())
+    }
+
+    /// Runs `serving` and, when the gateway has a configuration file, its watcher beside it,
+    /// until `serving` ends.
+    async fn with_reloads<T>(&self, serving: impl Future<Output = T>) -> T {
+        let Some(state) = &self.reload else {
+            return serving.await;
+        };
+        let watching = reload::watch(self.host.clone(), state.clone());
+        tokio::pin!(serving, watching);
+        loop {
+            tokio::select! {
+                served = &mut serving => return served,
+                () = &mut watching => {}
+            }
+        }
     }
 
     /// Serves one client on this process's stdin and stdout until the client closes stdin
@@ -110,7 +147,12 @@ impl Gateway {
     ///
     /// Dropping the future aborts the connection: requests in flight are cancelled downstream.
     pub async fn serve_stdio(&self, stop: impl Future<Output = ()>) -> Result<Stop, Error> {
-        stdio::serve_stdio(self.host.clone(), self.relay.clone(), stop).await
+        self.with_reloads(stdio::serve_stdio(
+            self.host.clone(),
+            self.relay.clone(),
+            stop,
+        ))
+        .await
     }
 
     /// Serves one client over `transport` until it goes away or `stop` completes.
@@ -146,7 +188,13 @@ impl Gateway {
         listener: HttpListener,
         stop: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        http::serve_http(listener, self.host.clone(), self.relay.clone(), stop).await
+        self.with_reloads(http::serve_http(
+            listener,
+            self.host.clone(),
+            self.relay.clone(),
+            stop,
+        ))
+        .await
     }
 }
 
@@ -159,11 +207,21 @@ impl GatewayBuilder {
         self
     }
 
+    /// The configuration file the host was started from: `serve_stdio` and `serve_http` then
+    /// watch it and apply each change with [`McpHost::apply`] (debounced by [`DEBOUNCE`]; an
+    /// invalid file changes nothing and is logged as one error), and
+    /// [`Gateway::reload_handle`] reloads it on request.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> GatewayBuilder {
+        self.config_file = Some(path.into());
+        self
+    }
+
     /// The gateway.
     pub fn build(self) -> Gateway {
         Gateway {
             host: self.host,
             relay: self.relay.unwrap_or_default(),
+            reload: self.config_file.map(reload::ReloadState::new),
         }
     }
 }

@@ -29,6 +29,7 @@ use mcp_session::RequestOptions;
 use serde_json::{Map, Value};
 
 use crate::signals::Signals;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Exit code when a tool ran but reported a failure (`isError`).
 const EXIT_TOOL_ERROR: u8 = 3;
@@ -578,25 +579,51 @@ async fn serve(
         Some(http) => Some(HttpListener::bind(http).await?),
         None => None,
     };
+    let config_file = config::file(config_path.as_deref());
     let host = Arc::new(start_with(config_path, None, true, options).await?);
-    let gateway = Gateway::builder(host.clone()).relay(relay).build();
-    let served = match listener {
-        Some(listener) => {
-            announce(listener.local_addr()?);
-            gateway
-                .serve_http(listener, async {
-                    signals.next().await;
-                })
-                .await
-                .map(|()| Stop::Requested)
+    let mut builder = Gateway::builder(host.clone()).relay(relay);
+    if let Some(path) = config_file {
+        builder = builder.config_file(path);
+    }
+    let gateway = builder.build();
+    let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let reload_on_hangup = async {
+        while hangups.recv().await.is_some() {
+            match gateway.reload_handle() {
+                Some(reload) => {
+                    tracing::info!("SIGHUP: reloading the configuration file");
+                    reload.reload_now();
+                }
+                None => tracing::warn!(
+                    "SIGHUP: no configuration file to reload (the embedded demo runs)"
+                ),
+            }
         }
-        None => {
-            gateway
-                .serve_stdio(async {
-                    signals.next().await;
-                })
-                .await
+        std::future::pending::<()>().await;
+    };
+    let serving = async {
+        match listener {
+            Some(listener) => {
+                announce(listener.local_addr()?);
+                gateway
+                    .serve_http(listener, async {
+                        signals.next().await;
+                    })
+                    .await
+                    .map(|()| Stop::Requested)
+            }
+            None => {
+                gateway
+                    .serve_stdio(async {
+                        signals.next().await;
+                    })
+                    .await
+            }
         }
+    };
+    let served = tokio::select! {
+        served = serving => served,
+        () = reload_on_hangup => unreachable!("the SIGHUP loop never ends"),
     };
     let stop = match served {
         Ok(stop) => stop,

@@ -16,6 +16,8 @@ struct Gateway {
     process: ChildProcess,
     session: Session,
     tracker: TaskTracker,
+    /// The configuration file it was started with.
+    config_path: std::path::PathBuf,
 }
 
 async fn start_gateway(config: &Value, extra_args: &[&str]) -> Gateway {
@@ -54,6 +56,7 @@ async fn start_gateway_with(
         process,
         session,
         tracker,
+        config_path: path,
     }
 }
 
@@ -453,6 +456,46 @@ async fn gateway_relays_sampling_to_its_client() {
         text.contains("no client of the mcp-host gateway offers sampling"),
         "{text}"
     );
+    gateway.finish().await;
+    assert_no_process_left(&marker).await;
+}
+
+/// `serve` on stdio watches its configuration file too: a saved change reaches the client as
+/// tools/list_changed, and the new server's tools are listed.
+#[tokio::test]
+async fn stdio_gateway_applies_a_saved_configuration() {
+    let marker = unique_marker();
+    let fake = FakeConfig::default();
+    let gateway = start_gateway(
+        &json!({ "mcpServers": { "a": fake_entry(&fake, &marker) } }),
+        &[],
+    )
+    .await;
+    let mut events = gateway.session.take_events().unwrap();
+    let staging = gateway.config_path.with_extension("json.tmp");
+    let config = json!({ "mcpServers": {
+        "a": fake_entry(&fake, &marker),
+        "b": fake_entry(&fake, &marker),
+    }});
+    std::fs::write(&staging, serde_json::to_vec(&config).unwrap()).unwrap();
+    std::fs::rename(&staging, &gateway.config_path).unwrap();
+    let changed = async {
+        while let Some(event) = events.recv().await {
+            if event == Event::ToolsListChanged {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(PROMPTLY, changed).await.unwrap();
+    let names: Vec<String> = gateway
+        .session
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|tool| tool.name)
+        .collect();
+    assert!(names.contains(&"b__echo".to_owned()), "{names:?}");
     gateway.finish().await;
     assert_no_process_left(&marker).await;
 }

@@ -15,15 +15,17 @@ use crate::{binary, fake_entry, run_cli, stderr, write_config, PROMPTLY};
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 
 /// A running `mcp-host serve --http 127.0.0.1:0`, its URL, and its drained stderr.
-struct HttpGateway {
-    child: tokio::process::Child,
-    url: String,
+pub(crate) struct HttpGateway {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) url: String,
+    /// The configuration file it was started with.
+    pub(crate) config_path: std::path::PathBuf,
     client: reqwest::Client,
-    stderr: Arc<Mutex<String>>,
+    pub(crate) stderr: Arc<Mutex<String>>,
     _tasks: JoinSet<()>,
 }
 
-async fn start_http_gateway(
+pub(crate) async fn start_http_gateway(
     config: &Value,
     extra_args: &[&str],
     envs: &[(&str, &str)],
@@ -73,6 +75,7 @@ async fn start_http_gateway(
     HttpGateway {
         child,
         url,
+        config_path: path,
         client: reqwest::Client::new(),
         stderr,
         _tasks: tasks,
@@ -81,7 +84,7 @@ async fn start_http_gateway(
 
 impl HttpGateway {
     /// POSTs one message with the given extra headers.
-    async fn post(
+    pub(crate) async fn post(
         &self,
         session: Option<&str>,
         body: &Value,
@@ -106,7 +109,7 @@ impl HttpGateway {
     }
 
     /// Initializes a session and returns its id.
-    async fn initialize(&self, headers: &[(&str, &str)]) -> String {
+    pub(crate) async fn initialize(&self, headers: &[(&str, &str)]) -> String {
         let response = self.post(None, &initialize_request(), headers).await;
         assert_eq!(response.status(), StatusCode::OK);
         let session = response
@@ -133,7 +136,7 @@ impl HttpGateway {
     }
 
     /// Sends SIGTERM and waits (bounded) for a successful exit.
-    async fn terminate(mut self) {
+    pub(crate) async fn terminate(mut self) {
         signal(self.child.id().unwrap(), "TERM").await;
         let status = tokio::time::timeout(PROMPTLY, self.child.wait())
             .await
@@ -160,12 +163,12 @@ fn initialize_request() -> Value {
     })
 }
 
-fn request(id: u64, method: &str, params: Value) -> Value {
+pub(crate) fn request(id: u64, method: &str, params: Value) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
 }
 
 /// Reads a whole SSE response (the gateway closes it after the response) into its messages.
-async fn read_events(response: reqwest::Response) -> Vec<Value> {
+pub(crate) async fn read_events(response: reqwest::Response) -> Vec<Value> {
     assert_eq!(
         response.headers().get("content-type").unwrap(),
         "text/event-stream"
@@ -177,7 +180,7 @@ async fn read_events(response: reqwest::Response) -> Vec<Value> {
     parse_events(&body)
 }
 
-fn parse_events(text: &str) -> Vec<Value> {
+pub(crate) fn parse_events(text: &str) -> Vec<Value> {
     text.split("\n\n")
         .filter_map(|event| {
             let mut id = None;
@@ -204,7 +207,7 @@ fn parse_events(text: &str) -> Vec<Value> {
 }
 
 /// Reads from an open SSE stream until an event satisfies `wanted`.
-async fn wait_for_event(
+pub(crate) async fn wait_for_event(
     response: &mut reqwest::Response,
     wanted: impl Fn(&Value) -> bool,
 ) -> Value {
@@ -247,7 +250,7 @@ async fn raw_post_head(url: &str, session: &str, content_length: usize) -> Strin
         .unwrap_or_default()
 }
 
-async fn open_stream(gateway: &HttpGateway, session: &str) -> reqwest::Response {
+pub(crate) async fn open_stream(gateway: &HttpGateway, session: &str) -> reqwest::Response {
     tokio::time::timeout(
         PROMPTLY,
         gateway

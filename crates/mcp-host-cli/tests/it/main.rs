@@ -5,6 +5,7 @@ mod commands;
 mod gateway;
 mod http_gateway;
 mod reliability;
+mod reload;
 
 use std::path::PathBuf;
 use std::process::Output;
