@@ -29,7 +29,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use mcp_host::McpHost;
 use mcp_session::protocol::SUPPORTED_PROTOCOL_VERSIONS;
@@ -46,6 +46,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::connection::serve_connection;
+use crate::observe::{self, Observer};
 use crate::relay::ClientRelay;
 use crate::Error;
 
@@ -93,6 +94,9 @@ pub struct HttpOptions {
     pub max_sessions: usize,
     /// Sessions without any request, open stream or pending response for this long are ended.
     pub idle_timeout: Duration,
+    /// Whether `/healthz` and `/readyz` answer without the bearer token (for orchestrators'
+    /// probes); everything else still needs it.
+    pub probes_without_auth: bool,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -104,6 +108,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("allowed_origins", &self.allowed_origins)
             .field("max_sessions", &self.max_sessions)
             .field("idle_timeout", &self.idle_timeout)
+            .field("probes_without_auth", &self.probes_without_auth)
             .finish()
     }
 }
@@ -117,6 +122,7 @@ impl HttpOptions {
             allowed_origins: Vec::new(),
             max_sessions: 256,
             idle_timeout: Duration::from_secs(30 * 60),
+            probes_without_auth: false,
         }
     }
 }
@@ -168,6 +174,66 @@ impl HttpListener {
     }
 }
 
+/// The probes, the metrics and the status page.
+fn observe_routes(observer: Arc<Observer>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|State(observer): State<Arc<Observer>>| async move { observer.readiness() }),
+        )
+        .route(
+            "/metrics",
+            get(|State(observer): State<Arc<Observer>>| async move { observer.metrics().await }),
+        )
+        .route(
+            "/status.json",
+            get(
+                |State(observer): State<Arc<Observer>>| async move { observer.status_json().await },
+            ),
+        )
+        .route(
+            "/",
+            get(
+                |State(observer): State<Arc<Observer>>| async move { observer.status_html().await },
+            ),
+        )
+        .route(
+            "/status",
+            get(
+                |State(observer): State<Arc<Observer>>| async move { observer.status_html().await },
+            ),
+        )
+        .with_state(observer)
+}
+
+/// Puts the origin, token and size checks (and the response count) in front of `app`.
+fn guarded(app: Router, options: &HttpOptions, observer: Arc<Observer>) -> Router {
+    let guard = Arc::new(Guard {
+        options: options.clone(),
+        observer,
+    });
+    app.layer(axum::middleware::from_fn_with_state(guard, count_responses))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// Serves only the probes, the metrics and the status page (for a gateway on stdio), with the
+/// same origin and token checks, until `stop` completes.
+pub(crate) async fn serve_observability(
+    bound: HttpListener,
+    observer: Arc<Observer>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let local_addr = bound.local_addr()?;
+    let app = guarded(observe_routes(observer.clone()), &bound.options, observer);
+    tracing::info!(%local_addr, "serving probes, metrics and the status page");
+    let server = std::future::IntoFuture::into_future(axum::serve(no_delay(bound.listener), app));
+    tokio::select! {
+        served = server => served.map_err(Error::Serve),
+        () = stop => Ok(()),
+    }
+}
+
 /// Sets `TCP_NODELAY` on every accepted connection.
 ///
 /// An answer goes out as several small writes (headers, then SSE events, then the end of the
@@ -189,6 +255,7 @@ pub(crate) async fn serve_http(
     bound: HttpListener,
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
+    observer: Arc<Observer>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
     let local_addr = bound.local_addr()?;
@@ -198,6 +265,7 @@ pub(crate) async fn serve_http(
     let state = Arc::new(HttpState {
         host,
         relay,
+        observer: observer.clone(),
         options: bound.options,
         sessions: Mutex::new(HashMap::new()),
         tracker: tracker.clone(),
@@ -209,9 +277,9 @@ pub(crate) async fn serve_http(
             ENDPOINT,
             post(handle_post).get(handle_get).delete(handle_delete),
         )
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(observe_routes(observer.clone()));
+    let app = guarded(app, &state.options, observer);
     let server = std::future::IntoFuture::into_future(
         axum::serve(no_delay(bound.listener), app)
             .with_graceful_shutdown(root.clone().cancelled_owned()),
@@ -247,6 +315,7 @@ pub(crate) async fn serve_http(
 struct HttpState {
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
+    observer: Arc<Observer>,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
     tracker: TaskTracker,
@@ -351,8 +420,27 @@ async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Error> {
     Ok(addrs)
 }
 
+/// What the guard checks every request against.
+#[derive(Debug)]
+struct Guard {
+    options: HttpOptions,
+    observer: Arc<Observer>,
+}
+
+/// Counts every response by status code, then applies [`guard`].
+async fn count_responses(
+    State(guard): State<Arc<Guard>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let observer = guard.observer.clone();
+    let response = check(guard, request, next).await;
+    observer.http_response(response.status());
+    response
+}
+
 /// Origin, bearer token and protocol version checks, before any body is read.
-async fn guard(State(state): State<Arc<HttpState>>, request: Request, next: Next) -> Response {
+async fn check(state: Arc<Guard>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     if let Some(origin) = headers.get(header::ORIGIN) {
         if !origin_allowed(origin, &state.options.allowed_origins) {
@@ -360,7 +448,9 @@ async fn guard(State(state): State<Arc<HttpState>>, request: Request, next: Next
             return error_response(StatusCode::FORBIDDEN, "origin not allowed");
         }
     }
-    if let Some(expected) = &state.options.bearer_token {
+    let open_probe =
+        state.options.probes_without_auth && observe::PROBES.contains(&request.uri().path());
+    if let (Some(expected), false) = (&state.options.bearer_token, open_probe) {
         if !bearer_matches(headers, expected) {
             let mut response = error_response(StatusCode::UNAUTHORIZED, "unauthorized");
             response
@@ -641,6 +731,7 @@ async fn run_session(
     reader: FrameReader<BoxedRead>,
 ) {
     let token = session.token.clone();
+    let _counted = state.observer.session_opened();
     let serving = async {
         serve_connection(
             state.host.clone(),

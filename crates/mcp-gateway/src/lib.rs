@@ -55,6 +55,7 @@ pub mod config;
 mod connection;
 mod error;
 mod http;
+mod observe;
 mod relay;
 mod reload;
 mod stdio;
@@ -82,6 +83,7 @@ pub struct Gateway {
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
     reload: Option<Arc<reload::ReloadState>>,
+    observer: Arc<observe::Observer>,
 }
 
 /// Sets up a [`Gateway`]; made by [`Gateway::builder`].
@@ -147,6 +149,7 @@ impl Gateway {
     ///
     /// Dropping the future aborts the connection: requests in flight are cancelled downstream.
     pub async fn serve_stdio(&self, stop: impl Future<Output = ()>) -> Result<Stop, Error> {
+        let _counted = self.observer.session_opened();
         self.with_reloads(stdio::serve_stdio(
             self.host.clone(),
             self.relay.clone(),
@@ -192,9 +195,29 @@ impl Gateway {
             listener,
             self.host.clone(),
             self.relay.clone(),
+            self.observer.clone(),
             stop,
         ))
         .await
+    }
+
+    /// Serves only `/healthz`, `/readyz`, `/metrics` and the status page (`/`, `/status`,
+    /// `/status.json`) on `listener`, with the same origin and token rules as the MCP endpoint,
+    /// until `stop` completes: for a gateway that serves its client on stdio.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serve`] when the HTTP server fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops serving at once.
+    pub async fn serve_observability(
+        &self,
+        listener: HttpListener,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        http::serve_observability(listener, self.observer.clone(), stop).await
     }
 }
 
@@ -218,10 +241,12 @@ impl GatewayBuilder {
 
     /// The gateway.
     pub fn build(self) -> Gateway {
+        let reload = self.config_file.map(reload::ReloadState::new);
         Gateway {
+            observer: observe::Observer::new(self.host.clone(), reload.clone()),
             host: self.host,
             relay: self.relay.unwrap_or_default(),
-            reload: self.config_file.map(reload::ReloadState::new),
+            reload,
         }
     }
 }

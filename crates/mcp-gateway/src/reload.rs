@@ -110,8 +110,12 @@ impl ReloadState {
         lock(&self.last).clone()
     }
 
+    /// The configuration file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// How many reloads were applied and refused.
-    #[allow(dead_code)] // Read by the metrics (next).
     pub(crate) fn counts(&self) -> ReloadCounts {
         *lock(&self.counts)
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_host::McpHost;
-use mcp_transport::{ServerName, Transport, TransportOptions};
+use mcp_transport::{BoxedRead, BoxedWrite, ServerName, Transport, TransportOptions};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -61,16 +61,37 @@ pub fn stdio_transport() -> Transport {
     use tokio::net::unix::pipe;
     let options = TransportOptions::default();
     let client = ServerName::new("client");
-    let stdin = std::io::stdin()
+    // Each end on its own: a pipe is registered (which makes it non-blocking), anything else
+    // (a file, /dev/null, a terminal) is read or written on a blocking thread. Only a pipe is
+    // ever made non-blocking, so the other end never sees EAGAIN.
+    let stdin: BoxedRead = match std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
-        .and_then(pipe::Receiver::from_owned_fd);
-    let stdout = std::io::stdout()
+        .ok()
+        .filter(is_pipe)
+        .map(pipe::Receiver::from_owned_fd)
+    {
+        Some(Ok(pipe)) => Box::pin(pipe),
+        _ => Box::pin(tokio::io::stdin()),
+    };
+    let stdout: BoxedWrite = match std::io::stdout()
         .as_fd()
         .try_clone_to_owned()
-        .and_then(pipe::Sender::from_owned_fd);
-    match (stdin, stdout) {
-        (Ok(stdin), Ok(stdout)) => Transport::from_io(client, stdin, stdout, &options),
-        _ => Transport::from_io(client, tokio::io::stdin(), tokio::io::stdout(), &options),
-    }
+        .ok()
+        .filter(is_pipe)
+        .map(pipe::Sender::from_owned_fd)
+    {
+        Some(Ok(pipe)) => Box::pin(pipe),
+        _ => Box::pin(tokio::io::stdout()),
+    };
+    Transport::from_io(client, stdin, stdout, &options)
+}
+
+fn is_pipe(fd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    // A duplicate of the descriptor, to read its type without closing the original.
+    fd.try_clone()
+        .map(std::fs::File::from)
+        .and_then(|file| file.metadata())
+        .is_ok_and(|metadata| metadata.file_type().is_fifo())
 }

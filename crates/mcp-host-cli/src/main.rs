@@ -139,16 +139,25 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 1500)]
         shutdown_timeout_ms: u64,
         /// Serve over Streamable HTTP at ADDR (PORT or HOST:PORT; endpoint /mcp) instead of stdio.
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", group = "listen")]
         http: Option<String>,
         /// Require `Authorization: Bearer <token>`, the token read from the environment variable
         /// NAME (never from the command line). Needed to bind a non-loopback address.
-        #[arg(long, value_name = "NAME", requires = "http")]
+        #[arg(long, value_name = "NAME", requires = "listen")]
         bearer_token_env: Option<String>,
         /// Also accept requests whose Origin header is ORIGIN (e.g. https://app.example.com);
         /// repeatable.
-        #[arg(long, value_name = "ORIGIN", requires = "http")]
+        #[arg(long, value_name = "ORIGIN", requires = "listen")]
         allow_origin: Vec<String>,
+        /// With the gateway on stdio: serve /healthz, /readyz, /metrics (Prometheus) and the
+        /// status page (/, /status.json) over HTTP at ADDR (PORT or HOST:PORT). With --http they
+        /// are always served beside /mcp.
+        #[arg(long, value_name = "ADDR", conflicts_with = "http", group = "listen")]
+        metrics: Option<String>,
+        /// Let /healthz and /readyz answer without the bearer token, for an orchestrator's
+        /// probes (everything else still needs it).
+        #[arg(long, requires = "listen")]
+        probes_without_auth: bool,
     },
     /// Run the built-in demo MCP server on stdio (tools echo, add, sleep; a resource; a prompt).
     DemoServer {
@@ -379,11 +388,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             http,
             bearer_token_env,
             allow_origin,
+            metrics,
+            probes_without_auth,
         } => {
-            let http = match http {
-                Some(addr) => Some(http_options(addr, bearer_token_env, allow_origin)?),
+            let listen = match (http, metrics) {
+                (Some(addr), _) => Some(Listen::Mcp(addr)),
+                (None, Some(addr)) => Some(Listen::Observability(addr)),
+                (None, None) => None,
+            };
+            let options = match &listen {
+                Some(Listen::Mcp(addr) | Listen::Observability(addr)) => {
+                    let mut options = http_options(addr.clone(), bearer_token_env, allow_origin)?;
+                    options.probes_without_auth = probes_without_auth;
+                    Some(options)
+                }
+                // Clap refuses the security options without --http or --metrics.
                 None => None,
             };
+            let http = options.map(|options| match listen {
+                Some(Listen::Observability(_)) => (false, options),
+                _ => (true, options),
+            });
             serve(cli.config, Duration::from_millis(shutdown_timeout_ms), http).await
         }
     }
@@ -562,10 +587,20 @@ fn http_options(
     Ok(options)
 }
 
+/// What `serve` listens on besides stdio.
+enum Listen {
+    /// `--http ADDR`: the MCP endpoint and the observability routes.
+    Mcp(String),
+    /// `--metrics ADDR`: only the observability routes; the MCP client is on stdio.
+    Observability(String),
+}
+
+/// `http` is `(serve MCP over it, its options)`: without MCP over HTTP, the client is on stdio
+/// and the listener only serves the probes, metrics and status page.
 async fn serve(
     config_path: Option<PathBuf>,
     shutdown_timeout: Duration,
-    http: Option<HttpOptions>,
+    http: Option<(bool, HttpOptions)>,
 ) -> anyhow::Result<ExitCode> {
     // The servers' sampling and elicitation requests go to the gateway's own client.
     let relay = ClientRelay::new();
@@ -575,9 +610,9 @@ async fn serve(
     };
     let mut signals = Signals::new().context("cannot listen for signals")?;
     // Bind before starting any server, so that a taken port fails fast.
-    let listener = match http {
-        Some(http) => Some(HttpListener::bind(http).await?),
-        None => None,
+    let (mcp_over_http, listener) = match http {
+        Some((mcp_over_http, http)) => (mcp_over_http, Some(HttpListener::bind(http).await?)),
+        None => (false, None),
     };
     let config_file = config::file(config_path.as_deref());
     let host = Arc::new(start_with(config_path, None, true, options).await?);
@@ -603,14 +638,25 @@ async fn serve(
     };
     let serving = async {
         match listener {
-            Some(listener) => {
-                announce(listener.local_addr()?);
+            Some(listener) if mcp_over_http => {
+                announce(listener.local_addr()?, ENDPOINT);
                 gateway
                     .serve_http(listener, async {
                         signals.next().await;
                     })
                     .await
                     .map(|()| Stop::Requested)
+            }
+            Some(listener) => {
+                announce(listener.local_addr()?, "/metrics");
+                let observing = gateway.serve_observability(listener, std::future::pending());
+                let serving = gateway.serve_stdio(async {
+                    signals.next().await;
+                });
+                tokio::select! {
+                    served = serving => served,
+                    observed = observing => observed.map(|()| Stop::Requested),
+                }
             }
             None => {
                 gateway
@@ -651,8 +697,8 @@ async fn serve(
 
 /// Tells scripts and tests the endpoint (with the port actually bound, so port 0 works), on
 /// stderr whatever the log level.
-fn announce(local_addr: std::net::SocketAddr) {
+fn announce(local_addr: std::net::SocketAddr, path: &str) {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "listening on http://{local_addr}{ENDPOINT}");
+    let _ = writeln!(stderr, "listening on http://{local_addr}{path}");
     let _ = stderr.flush();
 }

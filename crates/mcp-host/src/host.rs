@@ -26,6 +26,7 @@ use tracing::Instrument;
 use crate::error::error_chain;
 use crate::notification::{NotificationKind, ServerNotification};
 use crate::registry::{AgentScope, PromptManager, Registered, ResourceManager, ToolManager};
+use crate::stats::{outcome_of, CallStats, RecentLatency, ToolStats};
 use crate::status::{millis, ClientState, ClientStatus, StatusEvent, StatusRecord};
 use crate::Error;
 
@@ -192,6 +193,8 @@ struct Inner {
     notifications: broadcast::Sender<ServerNotification>,
     /// How many subscribers each resource has, per client (see [`McpHost::subscribe_resource`]).
     subscriptions: Mutex<HashMap<(ClientId, String), usize>>,
+    /// Every routed `tools/call`, counted.
+    stats: CallStats,
 }
 
 /// Catalogue changes held back while a batch is open.
@@ -301,6 +304,7 @@ impl McpHost {
                 status_events,
                 notifications,
                 subscriptions: Mutex::new(HashMap::new()),
+                stats: CallStats::default(),
             }),
         })
     }
@@ -558,6 +562,7 @@ impl McpHost {
         futures::future::join_all(stops).await;
         for id in &report.removed {
             lock(&inner.status).remove(id);
+            inner.stats.forget(id);
             inner.publish(id, ClientState::Stopped);
         }
         let starts = to_start.into_iter().map(|config| async move {
@@ -692,6 +697,17 @@ impl McpHost {
             .collect()
     }
 
+    /// Every tool's call figures (in flight, outcomes, latency histogram), sorted by client and
+    /// tool. Only tools a server lists have entries.
+    pub fn call_stats(&self) -> Vec<ToolStats> {
+        self.inner.stats.tools()
+    }
+
+    /// The median and 99th percentile latency of a client's recent calls.
+    pub fn recent_latency(&self, id: &ClientId) -> RecentLatency {
+        self.inner.stats.recent(id)
+    }
+
     /// The catalogue's version, which changes whenever the tools, prompts or resources the host
     /// exposes change (a client registered, refreshed after `list_changed`, stopped, crashed or
     /// restarted). Changes are coalesced: a watcher sees the latest version, and an
@@ -761,10 +777,10 @@ impl McpHost {
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
         let (client_id, tool, session) = self.inner.route_tool(name, scope)?;
-        session
-            .call_tool(&tool, arguments, options)
-            .await
-            .map_err(call_failed(&client_id))
+        let record = self.inner.stats.start(&client_id, &tool);
+        let result = session.call_tool(&tool, arguments, options).await;
+        record.finish(outcome_of(&result, CallToolResult::is_tool_error));
+        result.map_err(call_failed(&client_id))
     }
 
     /// Calls a tool by its namespaced name and returns its result undecoded, for forwarding it
@@ -781,10 +797,10 @@ impl McpHost {
         options: &RequestOptions,
     ) -> Result<Box<serde_json::value::RawValue>, Error> {
         let (client_id, tool, session) = self.inner.route_tool(name, scope)?;
-        session
-            .call_tool_raw(&tool, arguments, options)
-            .await
-            .map_err(call_failed(&client_id))
+        let record = self.inner.stats.start(&client_id, &tool);
+        let result = session.call_tool_raw(&tool, arguments, options).await;
+        record.finish(outcome_of(&result, |raw| raw_is_tool_error(raw)));
+        result.map_err(call_failed(&client_id))
     }
 
     /// Renders a prompt by its namespaced name.
@@ -1432,6 +1448,16 @@ async fn refresh(
             inner.update(id, |record| record.last_error = Some(text));
         }
     }
+}
+
+/// Whether a raw `tools/call` result says `isError: true` (its other fields are skipped).
+fn raw_is_tool_error(raw: &RawValue) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Flag {
+        #[serde(rename = "isError", default)]
+        is_error: bool,
+    }
+    serde_json::from_str::<Flag>(raw.get()).is_ok_and(|flag| flag.is_error)
 }
 
 /// Forgets one subscription of `key`; returns whether it was the last one (or an unknown one).

@@ -21,6 +21,7 @@ mod host;
 pub mod naming;
 mod notification;
 mod registry;
+mod stats;
 mod status;
 
 pub use error::{error_chain, Error};
@@ -30,5 +31,9 @@ pub use host::{
 pub use notification::{NotificationKind, ServerNotification};
 pub use registry::{
     AgentScope, Named, NamedRegistry, PromptManager, Registered, ResourceManager, ToolManager,
+};
+pub use stats::{
+    CallOutcome, RecentLatency, ToolStats, LATENCY_BUCKETS, MAX_TOOLS_PER_CLIENT, OTHER_TOOL,
+    RECENT_WINDOW,
 };
 pub use status::{ClientState, ClientStatus, StatusEvent};

@@ -24,6 +24,8 @@ struct Inner {
     has_process: bool,
     redactor: Option<Redactor>,
     tail: Mutex<StderrTail>,
+    /// Bytes of the lines the server wrote to stderr (or that were recorded), newlines included.
+    stderr_bytes: std::sync::atomic::AtomicU64,
     exit_status: Mutex<Option<ExitStatus>>,
     exited: CancellationToken,
     stderr_done: CancellationToken,
@@ -54,6 +56,7 @@ impl Diagnostics {
                     options.stderr_tail_lines,
                     options.stderr_tail_bytes,
                 )),
+                stderr_bytes: std::sync::atomic::AtomicU64::new(0),
                 exit_status: Mutex::new(None),
                 exited: CancellationToken::new(),
                 stderr_done: CancellationToken::new(),
@@ -154,7 +157,21 @@ impl Diagnostics {
         }
     }
 
+    /// How many bytes of stderr lines the server wrote (or were recorded for it), newlines
+    /// included.
+    pub fn stderr_bytes(&self) -> u64 {
+        self.inner
+            .stderr_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn push_stderr_line(&self, line: &str) {
+        let n_bytes = u64::try_from(line.len())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        self.inner
+            .stderr_bytes
+            .fetch_add(n_bytes, std::sync::atomic::Ordering::Relaxed);
         match self.inner.tail.lock() {
             Ok(mut tail) => tail.push(line),
             Err(poisoned) => poisoned.into_inner().push(line),

@@ -4,6 +4,7 @@
 mod commands;
 mod gateway;
 mod http_gateway;
+mod observe;
 mod reliability;
 mod reload;
 

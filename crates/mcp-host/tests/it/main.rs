@@ -8,6 +8,7 @@ mod reload;
 mod remote;
 mod routing;
 mod soak;
+mod stats;
 
 use std::time::Duration;
 
