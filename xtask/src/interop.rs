@@ -55,6 +55,8 @@ pub(crate) fn run(install_only: bool) -> anyhow::Result<()> {
     let start = Instant::now();
     install_npm(&dir)?;
     install_pypi(&dir)?;
+    // The status page is checked in a real browser.
+    crate::debian::ensure(&[("chromium", "chromium")])?;
     println!(
         "interop: servers ready in {} ({:.1?})",
         dir.display(),

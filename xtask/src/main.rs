@@ -17,6 +17,7 @@
 
 mod bench;
 mod conformance;
+mod debian;
 mod interop;
 mod tidy;
 

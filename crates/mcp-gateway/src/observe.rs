@@ -672,7 +672,7 @@ const COLUMNS: [(&str, bool); 11] = [
     ("p50", true),
     ("p99", true),
     ("Memory", true),
-    ("Last error", false),
+    ("Last error · stderr", false),
 ];
 
 /// The status page: one table, refreshed every 5 s, readable from a phone to a wide screen.
@@ -690,7 +690,7 @@ fn render_html(page: &StatusPage) -> String {
         "table{border-collapse:collapse;width:100%;min-width:760px}",
         "th,td{text-align:left;padding:8px 10px;border-bottom:1px solid #eef0f4;vertical-align:top}",
         "th{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#5b6478;background:#fafbfc}",
-        "td.num{text-align:right;font-variant-numeric:tabular-nums}",
+        "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}",
         ".state{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600}",
         ".ready{background:#dcf5e3;color:#13652f}.starting,.restarting,.stopping{background:#fff2cc;color:#7a5a00}",
         ".failed,.exited{background:#fde0e0;color:#9b1c1c}.stopped{background:#e8eaef;color:#4a5263}",

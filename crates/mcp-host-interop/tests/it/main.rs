@@ -15,6 +15,7 @@ mod everything;
 mod python_sdk;
 mod remote;
 mod servers;
+mod status_page;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
