@@ -18,6 +18,7 @@
 mod bench;
 mod conformance;
 mod debian;
+mod install;
 mod interop;
 mod tidy;
 
@@ -33,8 +34,8 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  ci        run the CI pipeline: fmt, clippy, build, test, doc, bench --smoke, interop (with the
-            conformance suite) (stops at the first failure)
+  ci        run the CI pipeline: fmt, clippy, build, test, doc, install-check, bench --smoke,
+            interop (with the conformance suite) (stops at the first failure)
   bench     build in release and measure mcp-host against rmcp and a raw stdio loop: a Markdown
             table on stdout, results.json, results.md and latency.svg in target/bench/
   bench --smoke
@@ -50,6 +51,10 @@ Commands:
   conformance
             install the official MCP conformance suite (and Node 22) from npm into
             target/conformance/ and run its scenarios against our HTTP client and gateway
+  install-check
+            `cargo install --path crates/mcp-host-cli` into a fresh root (debug, shared target
+            dir), run it on the demo, write its man page, verify deploy/mcp-host.service
+  man       write the manual page to <target>/man/mcp-host.1
   tidy      check repository rules (the same checks run as a test under `cargo test -p xtask`)
   help      print this message
 ";
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
         ["interop", "--install-only"] => report(interop::run(true)),
         ["conformance"] => report(conformance::run()),
         ["tidy"] => report(tidy_command()),
+        ["install-check"] => report(install::check()),
+        ["man"] => report(install::man()),
         ["soak"] => report(soak(5)),
         ["soak", "--minutes", minutes] => match minutes.parse::<u64>() {
             Ok(minutes) if minutes > 0 => report(soak(minutes)),
@@ -229,6 +236,11 @@ fn ci_steps(root: &Path) -> Vec<Step> {
                 envs: vec![("RUSTDOCFLAGS".to_owned(), "-D warnings".to_owned())],
                 ..cargo_command(&["doc", "--workspace", "--no-deps", "--locked"])
             }],
+        },
+        Step {
+            // Installed as users install it, with its man page and systemd unit checked.
+            name: "install",
+            commands: vec![cargo_command(&["xtask", "install-check"])],
         },
         Step {
             // Every benchmark measurement with tiny counts, on the debug binaries the build step made.

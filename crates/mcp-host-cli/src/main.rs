@@ -12,6 +12,7 @@ mod config;
 mod demo_server;
 mod output;
 mod signals;
+mod systemd;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -167,6 +168,13 @@ enum Command {
     },
     /// Print the JSON Schema of the configuration file.
     ConfigSchema,
+    /// Print a shell completion script: `mcp-host completions bash > /etc/bash_completion.d/mcp-host`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `mcp-host man | man -l -`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -215,7 +223,10 @@ fn init_logging(level: &str) {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if !matches!(
         cli.command,
-        Command::DemoServer { .. } | Command::ConfigSchema
+        Command::DemoServer { .. }
+            | Command::ConfigSchema
+            | Command::Completions { .. }
+            | Command::Man
     ) {
         // Adopt helpers that escape their server's process group, so that `stop` can reach them.
         if let Err(error) = mcp_transport::orphans::become_child_subreaper() {
@@ -230,6 +241,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ConfigSchema => {
             let schema = schemars::schema_for!(ConfigFile);
             print_stdout(&format!("{}\n", serde_json::to_string_pretty(&schema)?))
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "mcp-host", &mut script);
+            print_stdout(&String::from_utf8_lossy(&script))
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .context("cannot render the manual page")?;
+            print_stdout(&String::from_utf8_lossy(&page))
         }
         Command::Status { json } => {
             let host = start(cli.config, None, false).await?;
@@ -636,6 +661,7 @@ async fn serve(
         }
         std::future::pending::<()>().await;
     };
+    systemd::notify("READY=1");
     let serving = async {
         match listener {
             Some(listener) if mcp_over_http => {
@@ -680,6 +706,7 @@ async fn serve(
         }
     };
     tracing::info!(?stop, "stopping every server");
+    systemd::notify("STOPPING=1");
     tokio::select! {
         report = host.shutdown() => {
             tracing::info!(n_exits = report.exits.len(), killed = ?report.killed, "all servers stopped");

@@ -136,8 +136,13 @@ impl HttpGateway {
     }
 
     /// Sends SIGTERM and waits (bounded) for a successful exit.
-    pub(crate) async fn terminate(mut self) {
+    pub(crate) async fn terminate(self) {
         signal(self.child.id().unwrap(), "TERM").await;
+        self.terminate_after_signal().await;
+    }
+
+    /// Waits (bounded) for a successful exit after SIGTERM was sent.
+    pub(crate) async fn terminate_after_signal(mut self) {
         let status = tokio::time::timeout(PROMPTLY, self.child.wait())
             .await
             .expect("the gateway did not exit")

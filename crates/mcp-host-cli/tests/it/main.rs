@@ -7,6 +7,7 @@ mod http_gateway;
 mod observe;
 mod reliability;
 mod reload;
+mod service;
 
 use std::path::PathBuf;
 use std::process::Output;
