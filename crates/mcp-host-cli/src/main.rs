@@ -134,6 +134,15 @@ enum Command {
     /// that is not localhost, 127.0.0.1 or [::1] (or an --allow-origin) get 403, against DNS
     /// rebinding. Bodies are limited to 16 MiB, sessions to 256, and a session idle for 30
     /// minutes is ended.
+    ///
+    /// Beside /mcp: GET /healthz, /readyz (503 naming the required servers that are not
+    /// ready), /metrics (Prometheus) and the status page (/ and /status.json). With the
+    /// gateway on stdio, --metrics ADDR serves them.
+    ///
+    /// The configuration file is watched and reloaded on change or on SIGHUP: new servers
+    /// start, removed ones stop, changed ones restart, the others are left alone; an invalid
+    /// file changes nothing (one error is logged). Under systemd (NOTIFY_SOCKET) it sends
+    /// READY=1 once it serves.
     #[command(verbatim_doc_comment)]
     Serve {
         /// Bound on the orderly shutdown; servers still running after it are killed.
