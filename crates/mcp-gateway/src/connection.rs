@@ -56,10 +56,14 @@ pub enum Stop {
 pub(crate) async fn serve_connection(
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
+    max_handlers: usize,
     transport: Transport,
     stop: impl std::future::Future<Output = ()>,
 ) -> Stop {
-    let (peer, mut connection, mut requests) = serve(transport, server_options(&host));
+    let max_handlers = max_handlers.max(1);
+    let mut options = server_options(&host);
+    options.request_capacity = max_handlers;
+    let (peer, mut connection, mut requests) = serve(transport, options);
     // The servers' sampling and elicitation requests may be passed on to this client.
     let _attached = relay.attach(peer.clone());
     tokio::pin!(stop);
@@ -99,7 +103,12 @@ pub(crate) async fn serve_connection(
             }
             if ready & Wakeups::REQUESTS != 0 {
                 let mut requests_cx = wakeups.context(Wakeups::REQUESTS);
-                while let Poll::Ready(request) = requests.poll_recv(&mut requests_cx) {
+                // At the limit, requests wait in the bounded stream (and the client's writes
+                // behind it): backpressure, not an unbounded set of handlers.
+                while handlers.len() < max_handlers {
+                    let Poll::Ready(request) = requests.poll_recv(&mut requests_cx) else {
+                        break;
+                    };
                     let Some(request) = request else {
                         return Poll::Ready(Stop::EndOfInput);
                     };
@@ -108,8 +117,13 @@ pub(crate) async fn serve_connection(
                 }
             }
             if ready & Wakeups::HANDLERS != 0 {
+                let was_full = handlers.len() >= max_handlers;
                 let mut handlers_cx = wakeups.context(Wakeups::HANDLERS);
                 while let Poll::Ready(Some(())) = handlers.poll_next_unpin(&mut handlers_cx) {}
+                if was_full && handlers.len() < max_handlers {
+                    // Room again: take the requests that waited.
+                    wakeups.mark(Wakeups::REQUESTS);
+                }
             }
             if ready & Wakeups::RELAY != 0 {
                 let _ = relaying.as_mut().poll(&mut wakeups.context(Wakeups::RELAY));
@@ -246,6 +260,10 @@ impl CatalogueView {
         .filter_map(|(changed, method)| changed.then_some(method))
     }
 }
+
+/// How many requests of one client are handled at once by default; more wait in the request
+/// stream (of the same capacity), then in the client's writes.
+pub(crate) const MAX_HANDLERS: usize = 256;
 
 /// How many rounds over its woken sources `serve_connection` makes in one poll before it yields.
 const MAX_ROUNDS: usize = 8;

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
@@ -39,7 +39,7 @@ use mcp_transport::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,8 +55,9 @@ pub const ENDPOINT: &str = "/mcp";
 
 /// The largest request body accepted (413 above it).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// How long a write into a session may wait for the gateway to read.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many client messages may wait for a session's gateway connection to read them.
+const INBOX_CAPACITY: usize = 64;
+
 /// How many server messages may wait for a slow GET stream before newer ones are dropped.
 const STANDALONE_CAPACITY: usize = 256;
 /// How many progress notifications may wait for a slow request stream before newer ones are dropped.
@@ -97,6 +98,16 @@ pub struct HttpOptions {
     /// Whether `/healthz` and `/readyz` answer without the bearer token (for orchestrators'
     /// probes); everything else still needs it.
     pub probes_without_auth: bool,
+    /// How many sessions one peer address may hold (503 above it); 0 means no limit of its
+    /// own. Behind a load balancer every request comes from the balancer: raise it there.
+    pub max_sessions_per_peer: usize,
+    /// How many requests one session may have in flight (429 above it).
+    pub max_requests_per_session: usize,
+    /// How long a POST may wait for its session to take the message; past it the message is
+    /// not sent and the POST gets 503.
+    pub write_timeout: Duration,
+    /// How long a session whose client has not sent `notifications/initialized` is kept.
+    pub initialize_timeout: Duration,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -109,12 +120,18 @@ impl std::fmt::Debug for HttpOptions {
             .field("max_sessions", &self.max_sessions)
             .field("idle_timeout", &self.idle_timeout)
             .field("probes_without_auth", &self.probes_without_auth)
+            .field("max_sessions_per_peer", &self.max_sessions_per_peer)
+            .field("max_requests_per_session", &self.max_requests_per_session)
+            .field("write_timeout", &self.write_timeout)
+            .field("initialize_timeout", &self.initialize_timeout)
             .finish()
     }
 }
 
 impl HttpOptions {
-    /// Options for `addr` with the default limits (256 sessions, 30 minutes idle).
+    /// Options for `addr` with the default limits: 256 sessions, 128 per peer address, 256
+    /// requests in flight per session, 30 minutes idle, 30 s to finish the handshake, 10 s to
+    /// take a message.
     pub fn new(addr: impl Into<String>) -> HttpOptions {
         HttpOptions {
             addr: addr.into(),
@@ -123,6 +140,10 @@ impl HttpOptions {
             max_sessions: 256,
             idle_timeout: Duration::from_secs(30 * 60),
             probes_without_auth: false,
+            max_sessions_per_peer: 128,
+            max_requests_per_session: 256,
+            write_timeout: Duration::from_secs(10),
+            initialize_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -240,13 +261,14 @@ pub(crate) async fn serve_observability(
 /// chunked body); with Nagle's algorithm on, each write after the first waits for the client's
 /// ACK of the previous one, which a kept-alive client delays by up to 40 ms. That made every
 /// sequential call of the TypeScript SDK client take ~44 ms instead of well under 1 ms.
-fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+fn no_delay(listener: TcpListener) -> axum::serve::TapIo<TcpListener, fn(&mut TcpStream)> {
     use axum::serve::ListenerExt as _;
-    listener.tap_io(|stream| {
+    fn set_no_delay(stream: &mut TcpStream) {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
         }
-    })
+    }
+    listener.tap_io(set_no_delay as fn(&mut TcpStream))
 }
 
 /// Serves the gateway on the bound listener until `stop` completes, then ends every session
@@ -255,6 +277,7 @@ pub(crate) async fn serve_http(
     bound: HttpListener,
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
+    max_handlers: usize,
     observer: Arc<Observer>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
@@ -265,6 +288,7 @@ pub(crate) async fn serve_http(
     let state = Arc::new(HttpState {
         host,
         relay,
+        max_handlers,
         observer: observer.clone(),
         options: bound.options,
         sessions: Mutex::new(HashMap::new()),
@@ -281,8 +305,11 @@ pub(crate) async fn serve_http(
         .merge(observe_routes(observer.clone()));
     let app = guarded(app, &state.options, observer);
     let server = std::future::IntoFuture::into_future(
-        axum::serve(no_delay(bound.listener), app)
-            .with_graceful_shutdown(root.clone().cancelled_owned()),
+        axum::serve(
+            no_delay(bound.listener),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(root.clone().cancelled_owned()),
     );
     tokio::pin!(server);
     tracing::info!(%local_addr, "serving MCP over Streamable HTTP");
@@ -315,6 +342,7 @@ pub(crate) async fn serve_http(
 struct HttpState {
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
+    max_handlers: usize,
     observer: Arc<Observer>,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
@@ -327,8 +355,15 @@ struct HttpSession {
     id: String,
     /// Cancelled when the session ends, for any reason.
     token: CancellationToken,
-    /// Lines to the gateway (what the client sent).
-    writer: tokio::sync::Mutex<FrameWriter<BoxedWrite>>,
+    /// Lines to the gateway (what the client sent): a message is sent once it is in here.
+    inbox: mpsc::Sender<Vec<u8>>,
+    /// The client's address.
+    peer: std::net::IpAddr,
+    /// Set by the client's `notifications/initialized`.
+    initialized: std::sync::atomic::AtomicBool,
+    created: Instant,
+    /// Gives progress tokens that are unique in the session (see [`Route`]).
+    next_progress_token: AtomicU64,
     routes: Mutex<Routes>,
     /// The GET stream, while one is open.
     standalone: Mutex<Option<mpsc::Sender<String>>>,
@@ -369,10 +404,13 @@ struct Routes {
     by_progress_token: HashMap<String, String>,
 }
 
+/// Where a request's answer goes. A request's progress token is replaced by one unique in
+/// the session (two requests may carry the same token), and restored in its notifications.
 struct Route {
     progress: mpsc::Sender<String>,
     response: oneshot::Sender<String>,
-    progress_token: Option<String>,
+    /// The JSON text of the token the gateway sees, and the client's own token.
+    progress_token: Option<(String, Value)>,
 }
 
 /// What one POSTed message is.
@@ -380,7 +418,6 @@ enum Kind {
     Request {
         id_key: String,
         method: String,
-        progress_key: Option<String>,
     },
     /// A notification or a response: nothing comes back on this POST.
     NoReply,
@@ -497,10 +534,11 @@ async fn check(state: Arc<Guard>, request: Request, next: Next) -> Response {
 
 async fn handle_post(
     State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let message: Value = match serde_json::from_slice(&body) {
+    let mut message: Value = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(_) => return rpc_error_response(StatusCode::BAD_REQUEST, -32700, "parse error"),
     };
@@ -529,10 +567,12 @@ async fn handle_post(
             None => return session_not_found(),
         },
         Ok(None) => match &kind {
-            Kind::Request { method, .. } if method == "initialize" => match state.open_session() {
-                Ok(session) => (session, true),
-                Err(refusal) => return refusal.response(),
-            },
+            Kind::Request { method, .. } if method == "initialize" => {
+                match state.open_session(peer.ip()) {
+                    Ok(session) => (session, true),
+                    Err(refusal) => return refusal.response(),
+                }
+            }
             _ => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
@@ -543,30 +583,50 @@ async fn handle_post(
         Err(refusal) => return refusal.response(),
     };
     session.touch();
-    let Kind::Request {
-        id_key,
-        progress_key,
-        ..
-    } = kind
-    else {
-        let sent = session.send(&message).await;
-        if message["method"] == "notifications/cancelled" {
-            // A cancelled request gets no response: its stream ends now.
-            session.forget(&message["params"]["requestId"]);
+    let write_timeout = state.options.write_timeout;
+    let Kind::Request { id_key, .. } = kind else {
+        let sent = session.send(&message, write_timeout).await;
+        if sent.is_ok() {
+            match message["method"].as_str() {
+                Some("notifications/initialized") => {
+                    session.initialized.store(true, Ordering::Relaxed);
+                }
+                Some("notifications/cancelled") => {
+                    // A cancelled request gets no response: its stream ends now.
+                    session.forget(&message["params"]["requestId"]);
+                }
+                _ => {}
+            }
         }
         return match sent {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             Err(refusal) => refusal.response(),
         };
     };
-    let Some(pending) = session.register(id_key, progress_key) else {
+    if session.n_in_flight() >= state.options.max_requests_per_session {
+        let mut response = rpc_error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            -32000,
+            &format!(
+                "too many requests in flight in this session (at most {})",
+                state.options.max_requests_per_session
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    let Some(mut pending) = session.register(id_key, &mut message) else {
         return rpc_error_response(
             StatusCode::CONFLICT,
             -32600,
             "a request with this id is already in flight",
         );
     };
-    if let Err(refusal) = session.send(&message).await {
+    if let Err(refusal) = session.send(&message, write_timeout).await {
+        // Not sent: nothing to cancel downstream.
+        pending.cancelled_by_client = true;
         if created {
             session.token.cancel();
         }
@@ -666,7 +726,10 @@ impl HttpState {
     }
 
     /// Creates a session and starts its gateway connection and router on the tracker.
-    fn open_session(self: &Arc<Self>) -> Result<Arc<HttpSession>, Refusal> {
+    fn open_session(
+        self: &Arc<Self>,
+        peer_ip: std::net::IpAddr,
+    ) -> Result<Arc<HttpSession>, Refusal> {
         let mut sessions = lock(&self.sessions);
         if self.root.is_cancelled() {
             return Err(Refusal(
@@ -678,6 +741,20 @@ impl HttpState {
             return Err(Refusal(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too many sessions",
+            ));
+        }
+        let per_peer = self.options.max_sessions_per_peer;
+        if per_peer > 0
+            && sessions
+                .values()
+                .filter(|session| session.peer == peer_ip)
+                .count()
+                >= per_peer
+        {
+            tracing::warn!(peer = %peer_ip, "refused a session: too many sessions from this address");
+            return Err(Refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many sessions from this address",
             ));
         }
         let Some(id) = new_session_id() else {
@@ -704,10 +781,15 @@ impl HttpState {
             &client_options,
         );
         let (reader, writer, _) = client_end.into_parts();
+        let (inbox, inbox_rx) = mpsc::channel(INBOX_CAPACITY);
         let session = Arc::new(HttpSession {
             id: id.clone(),
             token: self.root.child_token(),
-            writer: tokio::sync::Mutex::new(writer),
+            inbox,
+            peer: peer_ip,
+            initialized: std::sync::atomic::AtomicBool::new(false),
+            created: Instant::now(),
+            next_progress_token: AtomicU64::new(1),
             routes: Mutex::new(Routes::default()),
             standalone: Mutex::new(None),
             last_active: Mutex::new(Instant::now()),
@@ -716,8 +798,17 @@ impl HttpState {
         });
         sessions.insert(id, session.clone());
         let span = tracing::info_span!("http_session", session = %short(&session.id));
-        self.tracker
-            .spawn(run_session(self.clone(), session.clone(), transport, reader).instrument(span));
+        self.tracker.spawn(
+            run_session(
+                self.clone(),
+                session.clone(),
+                transport,
+                reader,
+                writer,
+                inbox_rx,
+            )
+            .instrument(span),
+        );
         tracing::info!(session = %short(&session.id), n_sessions = sessions.len(), "session started");
         Ok(session)
     }
@@ -729,6 +820,8 @@ async fn run_session(
     session: Arc<HttpSession>,
     transport: Transport,
     reader: FrameReader<BoxedRead>,
+    mut writer: FrameWriter<BoxedWrite>,
+    mut inbox: mpsc::Receiver<Vec<u8>>,
 ) {
     let token = session.token.clone();
     let _counted = state.observer.session_opened();
@@ -736,6 +829,7 @@ async fn run_session(
         serve_connection(
             state.host.clone(),
             state.relay.clone(),
+            state.max_handlers,
             transport,
             token.clone().cancelled_owned(),
         )
@@ -749,7 +843,28 @@ async fn run_session(
         }
         token.cancel();
     };
-    tokio::join!(serving, routing);
+    // What the client POSTs goes to the gateway in order, as the gateway reads it.
+    let writing = async {
+        let written = async {
+            while let Some(line) = inbox.recv().await {
+                writer.queue(&line);
+                // Write what else is waiting in the same system call.
+                while let Ok(line) = inbox.try_recv() {
+                    writer.queue(&line);
+                }
+                if let Err(error) = writer.flush().await {
+                    tracing::debug!(error = %error, "the gateway connection stopped reading");
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = written => {}
+            () = token.cancelled() => {}
+        }
+        token.cancel();
+    };
+    tokio::join!(serving, routing, writing);
     // Resumable requests hold the session; let both go.
     lock(&session.resumable).clear();
     let mut sessions = lock(&state.sessions);
@@ -785,7 +900,12 @@ impl HttpSession {
         *lock(&self.last_active) = Instant::now();
     }
 
-    fn is_idle(&self, idle_timeout: Duration) -> bool {
+    fn is_idle(&self, idle_timeout: Duration, initialize_timeout: Duration) -> bool {
+        // A session whose client never finished the handshake is not kept for long.
+        if !self.initialized.load(Ordering::Relaxed) && self.created.elapsed() >= initialize_timeout
+        {
+            return true;
+        }
         let quiet = lock(&self.last_active).elapsed() >= idle_timeout;
         let streaming = lock(&self.standalone)
             .as_ref()
@@ -793,52 +913,74 @@ impl HttpSession {
         quiet && !streaming && lock(&self.routes).by_id.is_empty()
     }
 
-    /// Writes one client message as a line into the gateway.
-    async fn send(&self, message: &Value) -> Result<(), Refusal> {
+    /// Hands one client message to the gateway. Either it is taken (and will be written, in
+    /// order) or, when the session does not take it within the write timeout, it is not sent
+    /// at all and the POST gets 503.
+    async fn send(&self, message: &Value, write_timeout: Duration) -> Result<(), Refusal> {
         let line = serde_json::to_vec(message).map_err(|_| {
             Refusal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cannot encode the message",
             )
         })?;
-        let write = async {
-            let mut writer = self.writer.lock().await;
-            writer.queue(&line);
-            writer.flush().await
-        };
         tokio::select! {
-            written = tokio::time::timeout(WRITE_TIMEOUT, write) => match written {
+            // `send` is cancel safe: a send given up on has not queued its message.
+            taken = tokio::time::timeout(write_timeout, self.inbox.send(line)) => match taken {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Refusal::SESSION_NOT_FOUND),
-                Err(_) => Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, "the session is not reading")),
+                Ok(Err(_)) => Err(Refusal::SESSION_ENDED),
+                Err(_) => Err(Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session is busy: the message was not sent; retry later",
+                )),
             },
-            () = self.token.cancelled() => Err(Refusal::SESSION_NOT_FOUND),
+            () = self.token.cancelled() => Err(Refusal::SESSION_ENDED),
         }
     }
 
-    /// Registers a request so that its progress and response reach its POST's answer.
-    fn register(
-        self: &Arc<Self>,
-        id_key: String,
-        progress_key: Option<String>,
-    ) -> Option<PendingRequest> {
+    /// Tells the gateway that the client of request `id_key` went away, so that its
+    /// downstream call is cancelled (best effort: a full inbox drops the notice).
+    fn cancel_downstream(&self, id_key: &str) {
+        let notice = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id_key},"reason":"the HTTP client went away"}}}}"#
+        );
+        if self.inbox.try_send(notice.into_bytes()).is_err() {
+            tracing::debug!("cannot pass a cancellation on: the session is busy or ended");
+        }
+    }
+
+    /// Registers a request so that its progress and response reach its POST's answer, and
+    /// gives it a progress token unique in the session (written into `message`). `None` when a
+    /// request with this id is in flight already.
+    fn register(self: &Arc<Self>, id_key: String, message: &mut Value) -> Option<PendingRequest> {
         let (progress_sender, progress) = mpsc::channel(PROGRESS_CAPACITY);
         let (response_sender, response) = oneshot::channel();
         let mut routes = lock(&self.routes);
         if routes.by_id.contains_key(&id_key) {
             return None;
         }
-        if let Some(progress_key) = &progress_key {
+        let progress_token = message
+            .get_mut("params")
+            .and_then(|params| params.get_mut("_meta"))
+            .and_then(|meta| meta.get_mut("progressToken"))
+            .map(|token| {
+                let unique = format!(
+                    "mcp-host-{}",
+                    self.next_progress_token.fetch_add(1, Ordering::Relaxed)
+                );
+                let original = std::mem::replace(token, Value::String(unique.clone()));
+                (Value::String(unique).to_string(), original)
+            });
+        if let Some((unique, _)) = &progress_token {
             routes
                 .by_progress_token
-                .insert(progress_key.clone(), id_key.clone());
+                .insert(unique.clone(), id_key.clone());
         }
         routes.by_id.insert(
             id_key.clone(),
             Route {
                 progress: progress_sender,
                 response: response_sender,
-                progress_token: progress_key,
+                progress_token,
             },
         );
         Some(PendingRequest {
@@ -847,7 +989,13 @@ impl HttpSession {
             progress,
             response,
             answered: false,
+            cancelled_by_client: false,
         })
+    }
+
+    /// How many requests are waiting for their response.
+    fn n_in_flight(&self) -> usize {
+        lock(&self.routes).by_id.len()
     }
 
     /// Forgets the route of a request (by its id), which ends its stream without a response.
@@ -858,8 +1006,8 @@ impl HttpSession {
     fn forget_key(&self, id_key: &str) {
         let mut routes = lock(&self.routes);
         if let Some(route) = routes.by_id.remove(id_key) {
-            if let Some(progress_token) = &route.progress_token {
-                routes.by_progress_token.remove(progress_token);
+            if let Some((unique, _)) = &route.progress_token {
+                routes.by_progress_token.remove(unique);
             }
         }
     }
@@ -892,11 +1040,11 @@ impl HttpSession {
                 let route = {
                     let mut routes = lock(&self.routes);
                     let route = routes.by_id.remove(&id_key);
-                    if let Some(progress_token) = route
+                    if let Some((unique, _)) = route
                         .as_ref()
                         .and_then(|route| route.progress_token.as_ref())
                     {
-                        routes.by_progress_token.remove(progress_token);
+                        routes.by_progress_token.remove(unique);
                     }
                     route
                 };
@@ -920,7 +1068,16 @@ impl HttpSession {
                         .get(&progress_key)
                         .and_then(|id_key| routes.by_id.get(id_key));
                     if let Some(route) = route {
-                        if route.progress.try_send(line.to_owned()).is_err() {
+                        // The client sees its own token again.
+                        let original = route.progress_token.as_ref().map(|(_, original)| original);
+                        let line = match (serde_json::from_str::<Value>(line), original) {
+                            (Ok(mut notification), Some(original)) => {
+                                notification["params"]["progressToken"] = original.clone();
+                                notification.to_string()
+                            }
+                            _ => line.to_owned(),
+                        };
+                        if route.progress.try_send(line).is_err() {
                             tracing::debug!("dropping a progress notification: its stream is slow");
                         }
                         return;
@@ -998,6 +1155,8 @@ struct PendingRequest {
     progress: mpsc::Receiver<String>,
     response: oneshot::Receiver<String>,
     answered: bool,
+    /// The client cancelled it itself: the gateway heard already.
+    cancelled_by_client: bool,
 }
 
 impl Drop for PendingRequest {
@@ -1005,7 +1164,13 @@ impl Drop for PendingRequest {
         if self.answered {
             return;
         }
+        // Nobody will read the answer: a JSON reply whose client disconnected, or a stream
+        // that was not resumed in time. Forget the route and stop the work downstream.
+        let was_routed = lock(&self.session.routes).by_id.contains_key(&self.id_key);
         self.session.forget_key(&self.id_key);
+        if was_routed && !self.cancelled_by_client && !self.session.token.is_cancelled() {
+            self.session.cancel_downstream(&self.id_key);
+        }
     }
 }
 
@@ -1187,7 +1352,10 @@ fn event_stream_response(body: Body) -> Response {
 /// Ends sessions that have been idle for longer than the configured timeout.
 async fn sweep_idle_sessions(state: Arc<HttpState>) {
     let idle_timeout = state.options.idle_timeout;
-    let period = (idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let initialize_timeout = state.options.initialize_timeout;
+    let period = (idle_timeout / 4)
+        .min(initialize_timeout / 2)
+        .clamp(Duration::from_millis(100), Duration::from_secs(60));
     let mut tick = tokio::time::interval(period);
     loop {
         tokio::select! {
@@ -1198,7 +1366,7 @@ async fn sweep_idle_sessions(state: Arc<HttpState>) {
             let mut sessions = lock(&state.sessions);
             let idle_ids: Vec<String> = sessions
                 .values()
-                .filter(|session| session.is_idle(idle_timeout))
+                .filter(|session| session.is_idle(idle_timeout, initialize_timeout))
                 .map(|session| session.id.clone())
                 .collect();
             idle_ids
@@ -1220,18 +1388,10 @@ fn classify(message: &Value) -> Option<Kind> {
         .get("id")
         .filter(|id| id.is_string() || id.is_number());
     match (object.get("method").and_then(Value::as_str), id) {
-        (Some(method), Some(id)) => {
-            let progress_key = object
-                .get("params")
-                .and_then(|params| params.get("_meta"))
-                .and_then(|meta| meta.get("progressToken"))
-                .map(Value::to_string);
-            Some(Kind::Request {
-                id_key: id.to_string(),
-                method: method.to_owned(),
-                progress_key,
-            })
-        }
+        (Some(method), Some(id)) => Some(Kind::Request {
+            id_key: id.to_string(),
+            method: method.to_owned(),
+        }),
         (Some(_), None) if !object.contains_key("id") => Some(Kind::NoReply),
         (None, Some(_)) if object.contains_key("result") || object.contains_key("error") => {
             Some(Kind::NoReply)
@@ -1346,7 +1506,11 @@ fn short(id: &str) -> &str {
 struct Refusal(StatusCode, &'static str);
 
 impl Refusal {
-    const SESSION_NOT_FOUND: Refusal = Refusal(StatusCode::NOT_FOUND, "session not found");
+    /// The session ended while the message was being handed over (its connection closed).
+    const SESSION_ENDED: Refusal = Refusal(
+        StatusCode::NOT_FOUND,
+        "session not found: it ended while the message was being sent",
+    );
 
     fn response(self) -> Response {
         error_response(self.0, self.1)
@@ -1423,11 +1587,7 @@ mod tests {
         let kind = match classify(&message) {
             None => "invalid".to_owned(),
             Some(Kind::NoReply) => "no-reply".to_owned(),
-            Some(Kind::Request {
-                id_key,
-                method,
-                progress_key,
-            }) => format!("request {id_key} {method} {progress_key:?}"),
+            Some(Kind::Request { id_key, method }) => format!("request {id_key} {method}"),
         };
         assert_eq!(kind, expect);
     }
@@ -1436,11 +1596,11 @@ mod tests {
     fn messages() {
         check_classify(
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
-            "request 1 tools/list None",
+            "request 1 tools/list",
         );
         check_classify(
             json!({"jsonrpc": "2.0", "id": "a", "method": "tools/call", "params": {"_meta": {"progressToken": 7}}}),
-            "request \"a\" tools/call Some(\"7\")",
+            "request \"a\" tools/call",
         );
         check_classify(
             json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),

@@ -84,6 +84,7 @@ pub struct Gateway {
     relay: Arc<ClientRelay>,
     reload: Option<Arc<reload::ReloadState>>,
     observer: Arc<observe::Observer>,
+    max_handlers: usize,
 }
 
 /// Sets up a [`Gateway`]; made by [`Gateway::builder`].
@@ -93,6 +94,7 @@ pub struct GatewayBuilder {
     host: Arc<McpHost>,
     relay: Option<Arc<ClientRelay>>,
     config_file: Option<PathBuf>,
+    max_handlers: usize,
 }
 
 impl Gateway {
@@ -102,6 +104,7 @@ impl Gateway {
             host,
             relay: None,
             config_file: None,
+            max_handlers: connection::MAX_HANDLERS,
         }
     }
 
@@ -153,6 +156,7 @@ impl Gateway {
         self.with_reloads(stdio::serve_stdio(
             self.host.clone(),
             self.relay.clone(),
+            self.max_handlers,
             stop,
         ))
         .await
@@ -172,7 +176,14 @@ impl Gateway {
         transport: Transport,
         stop: impl Future<Output = ()>,
     ) -> Stop {
-        connection::serve_connection(self.host.clone(), self.relay.clone(), transport, stop).await
+        connection::serve_connection(
+            self.host.clone(),
+            self.relay.clone(),
+            self.max_handlers,
+            transport,
+            stop,
+        )
+        .await
     }
 
     /// Serves MCP over Streamable HTTP at `http://<listener>/mcp` until `stop` completes, then
@@ -195,6 +206,7 @@ impl Gateway {
             listener,
             self.host.clone(),
             self.relay.clone(),
+            self.max_handlers,
             self.observer.clone(),
             stop,
         ))
@@ -239,6 +251,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// How many requests of one client (a stdio client, or one HTTP session) are handled at
+    /// once (default 256); more wait, and past that the client's writes wait: backpressure.
+    pub fn max_requests_in_flight(mut self, n: usize) -> GatewayBuilder {
+        self.max_handlers = n.max(1);
+        self
+    }
+
     /// The gateway.
     pub fn build(self) -> Gateway {
         let reload = self.config_file.map(reload::ReloadState::new);
@@ -247,6 +266,7 @@ impl GatewayBuilder {
             host: self.host,
             relay: self.relay.unwrap_or_default(),
             reload,
+            max_handlers: self.max_handlers,
         }
     }
 }

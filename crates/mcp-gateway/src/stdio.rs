@@ -21,6 +21,7 @@ const STOP_WAIT: Duration = Duration::from_secs(3);
 pub(crate) async fn serve_stdio(
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
+    max_handlers: usize,
     stop: impl Future<Output = ()>,
 ) -> Result<Stop, Error> {
     // The connection runs on a worker thread, where the I/O driver wakes it and where the
@@ -31,6 +32,7 @@ pub(crate) async fn serve_stdio(
     serving.spawn(serve_connection(
         host,
         relay,
+        max_handlers,
         stdio_transport(),
         stopping.clone().cancelled_owned(),
     ));
