@@ -312,6 +312,86 @@ impl Drop for TempDir {
     }
 }
 
+/// The environment variable that tells a copy of a test binary started by [`in_own_process`]
+/// to run the test's body.
+const OWN_PROCESS_VAR: &str = "MCP_TEST_OWN_PROCESS";
+/// The file that copy creates once the body has returned, so that a test name that matches
+/// nothing (and a copy that runs no test) is not taken for a success.
+const OWN_PROCESS_DONE_VAR: &str = "MCP_TEST_OWN_PROCESS_DONE";
+
+/// How long the copy of the test binary started by [`in_own_process`] may run.
+pub const OWN_PROCESS_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs `body`, the whole of the test `test_name` (its name as the test harness lists it, e.g.
+/// `orphans::sweep_reaches_escaped_helpers`), alone in a process of its own.
+///
+/// For tests that measure or change the whole process: its resident memory, its children, its
+/// process-wide settings (child subreaper). Under `cargo nextest` every test has its own process
+/// already and `body` runs at once; under `cargo test`, whose tests share one process, this
+/// runs the test binary again with `--exact test_name` and an environment variable that makes
+/// that copy run `body`, and fails when the copy fails or runs longer than
+/// [`OWN_PROCESS_TIMEOUT`].
+///
+/// # Panics
+/// Panics when the copy cannot be run, fails, or takes too long.
+pub fn in_own_process(test_name: &str, body: impl FnOnce()) {
+    let alone =
+        std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test");
+    if alone {
+        body();
+        return;
+    }
+    if std::env::var_os(OWN_PROCESS_VAR).is_some_and(|name| name == test_name) {
+        body();
+        if let Some(done) = std::env::var_os(OWN_PROCESS_DONE_VAR) {
+            if let Err(error) = std::fs::write(&done, test_name) {
+                fail(&format!(
+                    "cannot write {}: {error}",
+                    Path::new(&done).display()
+                ));
+            }
+        }
+        return;
+    }
+    if let Err(error) = run_test_alone(test_name) {
+        fail(&format!(
+            "test `{test_name}` in a process of its own: {error}"
+        ));
+    }
+}
+
+// Test support: the test binary is run again, not a server.
+#[allow(clippy::disallowed_methods)]
+fn run_test_alone(test_name: &str) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|error| format!("no current executable: {error}"))?;
+    let scratch = TempDir::new("own-process");
+    let done = scratch.path().join("done");
+    let mut child = std::process::Command::new(&exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(OWN_PROCESS_VAR, test_name)
+        .env(OWN_PROCESS_DONE_VAR, &done)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|error| format!("cannot run {}: {error}", exe.display()))?;
+    let deadline = Instant::now() + OWN_PROCESS_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() && done.is_file() => return Ok(()),
+            Ok(Some(status)) if status.success() => {
+                return Err(format!("{} ran no test of that name", exe.display()))
+            }
+            Ok(Some(status)) => return Err(format!("it failed ({status})")),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("it ran longer than {OWN_PROCESS_TIMEOUT:?}"));
+            }
+            Ok(None) => std::thread::sleep(LEAK_CHECK_INTERVAL),
+            Err(error) => return Err(format!("cannot wait for it: {error}")),
+        }
+    }
+}
+
 /// This process's resident memory in KiB (`VmRSS` of `/proc/self/status`).
 ///
 /// # Panics

@@ -475,7 +475,10 @@ mod tests {
                 assert_eq!(line, format!("{{\"i\":{idx}}}").as_bytes());
             }
             let kept = reader.buf.len();
-            assert!(kept <= 64 * 1024, "the buffer kept {kept} bytes after a big line");
+            assert!(
+                kept <= 64 * 1024,
+                "the buffer kept {kept} bytes after a big line"
+            );
         });
     }
 }

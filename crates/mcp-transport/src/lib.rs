@@ -17,6 +17,7 @@ mod diagnostics;
 mod error;
 mod framing;
 pub mod orphans;
+mod pidfd;
 mod process;
 mod server_name;
 mod stderr;
