@@ -20,6 +20,7 @@ pub mod orphans;
 mod pidfd;
 mod process;
 mod server_name;
+mod spawner;
 mod stderr;
 mod transport;
 

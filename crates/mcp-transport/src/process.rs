@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::pidfd::{PidFd, Presence};
-use crate::{stderr, Diagnostics, Error, ServerName, Transport, TransportOptions};
+use crate::{spawner, stderr, Diagnostics, Error, ServerName, Transport, TransportOptions};
 
 /// How long to wait for the kernel to report a SIGKILLed process as exited.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -140,6 +140,12 @@ pub struct ChildProcess {
 
 /// Starts `command` as a server: its own process group, stdio piped, stderr drained.
 ///
+/// The server is killed by the kernel if the host process dies (`PR_SET_PDEATHSIG`). Linux ties
+/// that signal to the thread that forks the server, so every server is forked by a thread
+/// that lives as long as the process, whatever thread calls this (a runtime worker, a blocking
+/// pool thread that ends later, a thread of the caller's own). The call blocks its thread until
+/// the program is executed, as `Command::spawn` does. It must be made inside a tokio runtime.
+///
 /// Two tasks are spawned on `tracker`: one drains stderr, one reaps the child. Both end when the
 /// process group is gone, or when the returned [`ChildProcess`] is closed or dropped.
 pub fn spawn(
@@ -175,8 +181,9 @@ pub fn spawn(
     unsafe {
         cmd.pre_exec(move || {
             // If the host dies, even by SIGKILL, the kernel kills the server. The signal follows
-            // the death of the spawning *thread*: tokio's worker threads live as long as the
-            // runtime, so this fires when the runtime or the process goes away.
+            // the death of the spawning *thread*: every server is spawned from threads that live
+            // as long as the process (`spawner.rs`), so this fires only when the process goes
+            // away.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
             if nix::unistd::getppid() != host_pid {
                 // The host died between fork and prctl: do not start an orphan.
@@ -187,7 +194,7 @@ pub fn spawn(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(spawn_error)?;
+    let mut child = spawner::spawn(cmd).map_err(spawn_error)?;
     let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
         child.id(),
         child.stdin.take(),

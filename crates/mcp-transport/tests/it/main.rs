@@ -291,3 +291,43 @@ async fn in_memory_transport_carries_frames_both_ways() {
     drop(peer_writer);
     assert_eq!(reader.next_frame().await.unwrap(), None);
 }
+
+#[test]
+fn a_server_spawned_from_a_thread_that_then_ends_stays_alive() {
+    // A blocking-pool thread that is idle for 10 ms ends.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::from_millis(10))
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (mut spawned, thread_id) = tokio::task::spawn_blocking(|| {
+            // SAFETY: gettid has no preconditions.
+            let thread_id = unsafe { libc::gettid() };
+            (
+                spawn(&FakeConfig::default(), &TransportOptions::default()),
+                thread_id,
+            )
+        })
+        .await
+        .unwrap();
+        let thread_ended = async {
+            let task = format!("/proc/self/task/{thread_id}");
+            while std::path::Path::new(&task).exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(PROMPTLY, thread_ended).await.unwrap();
+        // The thread that started the server is gone; the server is not.
+        spawned.send(INITIALIZE).await;
+        let reply = spawned.next().await.unwrap();
+        assert!(
+            reply.is_some_and(|reply| reply.contains("protocolVersion")),
+            "the server died with the thread that started it: {}",
+            spawned.diagnostics.stderr_tail()
+        );
+        let report = spawned.close(GRACE * 10).await;
+        assert_eq!(report.step, CloseStep::InputClosed);
+    });
+}
