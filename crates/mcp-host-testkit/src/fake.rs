@@ -4,6 +4,9 @@
 //! [`FakeConfig`] selects its misbehaviours; the `mcp-fake-server` binary takes the same settings as flags.
 //! Requests are handled concurrently (one task per request), so a slow tool call never blocks other requests.
 //! All output goes through one writer task, one JSON message per line.
+//! Besides the listed tools, two can be called by name: `flood_answers` (see `--request-flood`) and
+//! `close_input`, after which the server closes its input for real (the client's writes fail) but
+//! keeps running and answering.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -339,6 +342,7 @@ where
         n_calls: AtomicU64::new(0),
         n_client_requests: AtomicU64::new(0),
         stop_reading: std::sync::atomic::AtomicBool::new(false),
+        close_input: std::sync::atomic::AtomicBool::new(false),
         n_flood_answers: AtomicU64::new(0),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -353,7 +357,7 @@ where
             .await;
     }
 
-    let mut reader = BufReader::new(input);
+    let mut reader = Some(BufReader::new(input));
     let mut line = Vec::new();
     let mut reading = true;
     loop {
@@ -361,9 +365,18 @@ where
             reading = false;
             shared.log("fake-server: no longer reading stdin").await;
         }
+        if reader.is_some() && shared.close_input.load(Ordering::Relaxed) {
+            // Dropping the reader closes the input: the client's writes now fail (EPIPE).
+            reader = None;
+            reading = false;
+            shared.log("fake-server: input closed").await;
+        }
         tokio::select! {
             Some(exit) = exit_rx.recv() => return Ok(exit),
-            read = reader.read_until(b'\n', &mut line), if reading => match read? {
+            read = async { match reader.as_mut() {
+                Some(reader) => reader.read_until(b'\n', &mut line).await,
+                None => std::future::pending().await,
+            } }, if reading => match read? {
                 0 if shared.config.ignore_eof => {
                     reading = false;
                     let shared = shared.clone();
@@ -415,6 +428,8 @@ struct Shared {
     n_client_requests: AtomicU64,
     /// Set by `--stop-reading-after-init` once the client is initialized.
     stop_reading: std::sync::atomic::AtomicBool,
+    /// Set by the `close_input` tool: the reader loop drops the input (closing it for real).
+    close_input: std::sync::atomic::AtomicBool,
     /// Answers received to `--request-flood` requests.
     n_flood_answers: AtomicU64,
 }
@@ -953,6 +968,10 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
             Ok(text_result("ok"))
         }
         // Not listed, so that tool counts stay stable; callable by name in session tests.
+        "close_input" => {
+            shared.close_input.store(true, Ordering::Relaxed);
+            Ok(text_result("closing my input"))
+        }
         "flood_answers" => Ok(text_result(
             shared.n_flood_answers.load(Ordering::Relaxed).to_string(),
         )),

@@ -107,10 +107,17 @@ async fn drive(
             Some(write_timeout),
         )
         .await;
-        if end != WriteEnd::Stalled {
-            std::future::pending::<()>().await;
+        if let WriteEnd::Failed(cause) = &end {
+            // New requests fail at once from now on, with this cause.
+            shared.input_failed(cause.clone());
+        }
+        match end {
+            // Closed on request: the reader goes on until the output ends.
+            WriteEnd::Closed => std::future::pending().await,
+            end => end,
         }
     };
+    tokio::pin!(reading);
     // One timer for every request's deadline, instead of one per request.
     let deadlines = async {
         let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
@@ -119,15 +126,31 @@ async fn drive(
         std::future::poll_fn(|cx| shared.poll_deadlines(sleep.as_mut(), &mut set_for, cx)).await
     };
     let ended = tokio::select! {
-        ended = reading => ended,
+        ended = &mut reading => ended,
         () = answering => Ok(()),
         never = deadlines => match never {},
-        () = writing => {
-            shared.close(CloseReason::InputStalled { timeout: write_timeout });
-            let error = Error::InputStalled { server: shared.server.clone(), timeout: write_timeout };
-            tracing::error!(server = %shared.server, error = %error, "server stopped reading its input");
-            return Err(error);
-        }
+        end = writing => match end {
+            WriteEnd::Failed(cause) => {
+                // A server closes its input mostly because it is exiting; then its output ends
+                // too, and the reader explains the end best (exit status, stderr tail). One
+                // that keeps its output open can answer nothing sent to it any more.
+                match tokio::time::timeout(shared.options.exit_wait, &mut reading).await {
+                    Ok(ended) => ended,
+                    Err(_) => {
+                        shared.close(CloseReason::InputClosed { cause: cause.clone() });
+                        let error = Error::InputClosed { server: shared.server.clone(), source: cause };
+                        tracing::error!(server = %shared.server, error = %error, "server closed its input");
+                        return Err(error);
+                    }
+                }
+            }
+            _ => {
+                shared.close(CloseReason::InputStalled { timeout: write_timeout });
+                let error = Error::InputStalled { server: shared.server.clone(), timeout: write_timeout };
+                tracing::error!(server = %shared.server, error = %error, "server stopped reading its input");
+                return Err(error);
+            }
+        },
         () = shared.handles_gone.cancelled() => {
             shared.close(CloseReason::ShuttingDown);
             shared.outbox.close();

@@ -46,6 +46,16 @@ pub enum Error {
         /// The write timeout.
         timeout: Duration,
     },
+    /// The server closed its input (writing to it failed, with `EPIPE` say) while its output
+    /// stayed open: nothing sent to it can be answered, so the session ended.
+    #[error("server `{server}` closed its input")]
+    InputClosed {
+        /// The server.
+        server: ServerName,
+        /// The write error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// The host is shutting the session down; the request was not (or will not be) answered.
     #[error("the session with server `{server}` is shutting down")]
     ShuttingDown {
@@ -145,6 +155,7 @@ impl Error {
             Error::Transport { server, .. }
             | Error::ServerClosed { server, .. }
             | Error::InputStalled { server, .. }
+            | Error::InputClosed { server, .. }
             | Error::ShuttingDown { server }
             | Error::Timeout { server, .. }
             | Error::Rpc { server, .. }

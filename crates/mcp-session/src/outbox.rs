@@ -17,7 +17,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -44,12 +44,12 @@ struct State {
 }
 
 /// Why the writer stopped.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum WriteEnd {
     /// The input was closed on request, or by [`Outbox::close`].
     Closed,
-    /// A write failed (the peer closed its input).
-    Failed,
+    /// A write failed (the peer closed its input): the operating system's error.
+    Failed(Arc<std::io::Error>),
     /// A write made no progress for the write timeout.
     Stalled,
 }
@@ -197,7 +197,11 @@ pub(crate) async fn write_loop(
             Some(Ok(())) => {}
             Some(Err(error)) => {
                 tracing::debug!(server = %server, error = %error, "writing to the peer failed");
-                end = WriteEnd::Failed;
+                let cause = match error {
+                    mcp_transport::Error::Write { source, .. } => source,
+                    other => std::io::Error::other(other.to_string()),
+                };
+                end = WriteEnd::Failed(Arc::new(cause));
                 break;
             }
             None => {

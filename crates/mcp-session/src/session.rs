@@ -252,6 +252,8 @@ pub(crate) struct Shared {
     pending: Mutex<PendingMap>,
     pub(crate) outbox: Outbox,
     closed: OnceLock<CloseReason>,
+    /// Set when writing to the server failed: why nothing more can be sent.
+    input_failure: OnceLock<Arc<std::io::Error>>,
     initialized: OnceLock<InitializeResult>,
     /// Set when revision 2026-07-28 was agreed: what every request carries in its `_meta`.
     stateless: OnceLock<StatelessMeta>,
@@ -339,6 +341,9 @@ pub(crate) enum CloseReason {
     InputStalled {
         timeout: Duration,
     },
+    InputClosed {
+        cause: Arc<std::io::Error>,
+    },
 }
 
 impl CloseReason {
@@ -358,6 +363,10 @@ impl CloseReason {
             CloseReason::InputStalled { timeout } => Error::InputStalled {
                 server: server.clone(),
                 timeout: *timeout,
+            },
+            CloseReason::InputClosed { cause } => Error::InputClosed {
+                server: server.clone(),
+                source: cause.clone(),
             },
             CloseReason::LineTooLong { limit } => Error::Transport {
                 server: server.clone(),
@@ -390,6 +399,7 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
         }),
         outbox: Outbox::new(writer),
         closed: OnceLock::new(),
+        input_failure: OnceLock::new(),
         initialized: OnceLock::new(),
         stateless: OnceLock::new(),
         n_events_dropped: AtomicU64::new(0),
@@ -764,10 +774,14 @@ impl Session {
         }
         // Alone, the request is written by this task (no hand-off to the driver); among others
         // in flight, the driver batches it with them into one write.
-        if n_in_flight == 1 {
-            shared.outbox.send(line);
+        let sent = if n_in_flight == 1 {
+            shared.outbox.send(line)
         } else {
-            shared.outbox.send_batched(line);
+            shared.outbox.send_batched(line)
+        };
+        if !sent {
+            guard.forget();
+            return Err(shared.unsendable(method));
         }
         tracing::trace!(server = %shared.server, request_id = id, method, "request sent");
 
@@ -827,7 +841,9 @@ impl Session {
             method: method.to_owned(),
             source,
         })?;
-        shared.outbox.send(line);
+        if !shared.outbox.send(line) {
+            return Err(shared.unsendable(method));
+        }
         Ok(())
     }
 
@@ -1253,6 +1269,30 @@ impl Shared {
 
     pub(crate) fn close_reason(&self) -> Option<&CloseReason> {
         self.closed.get()
+    }
+
+    /// Records that writing to the server failed; later sends fail with `cause`.
+    pub(crate) fn input_failed(&self, cause: Arc<std::io::Error>) {
+        let _ = self.input_failure.set(cause);
+    }
+
+    /// Why a message could not be sent (the server's input is closed).
+    fn unsendable(&self, method: &str) -> Error {
+        if let Some(reason) = self.closed.get() {
+            return reason.to_error(&self.server);
+        }
+        match self.input_failure.get() {
+            Some(cause) => Error::InputClosed {
+                server: self.server.clone(),
+                source: cause.clone(),
+            },
+            None => {
+                tracing::debug!(server = %self.server, method, "the input is closed; not sent");
+                Error::ShuttingDown {
+                    server: self.server.clone(),
+                }
+            }
+        }
     }
 }
 
