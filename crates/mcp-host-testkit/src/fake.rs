@@ -100,6 +100,9 @@ pub struct FakeConfig {
     /// `--request-flood N`: after `notifications/initialized`, send N requests to the client
     /// (`ping` and `sampling/createMessage`, alternating); the `flood_answers` tool counts the answers.
     pub request_flood: u64,
+    /// `--request-flood-method M`: every `--request-flood` request is a request of method `M`
+    /// (instead of `ping` and `sampling/createMessage` alternating).
+    pub request_flood_method: Option<String>,
     /// `--spawn-escaped-grandchild`: start a sleeping copy of the binary in a new process group (binary only),
     /// escaping the host's process-group cleanup.
     pub spawn_escaped_grandchild: bool,
@@ -148,6 +151,7 @@ impl Default for FakeConfig {
             print_env: None,
             stop_reading_after_init: false,
             request_flood: 0,
+            request_flood_method: None,
             spawn_escaped_grandchild: false,
         }
     }
@@ -187,6 +191,7 @@ impl FakeConfig {
                 "--print-env" => config.print_env = Some(value(&flag, args)?),
                 "--stop-reading-after-init" => config.stop_reading_after_init = true,
                 "--request-flood" => config.request_flood = number(&flag, args)?,
+                "--request-flood-method" => config.request_flood_method = Some(value(&flag, args)?),
                 "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
                 "--marker" => {
                     value(&flag, args)?;
@@ -276,6 +281,9 @@ impl FakeConfig {
         }
         if self.request_flood != default.request_flood {
             flag("--request-flood", Some(self.request_flood.to_string()));
+        }
+        if let Some(method) = &self.request_flood_method {
+            flag("--request-flood-method", Some(method.clone()));
         }
         if self.spawn_escaped_grandchild {
             flag("--spawn-escaped-grandchild", None);
@@ -651,10 +659,10 @@ fn handle_notification(
                 shared.stop_reading.store(true, Ordering::Relaxed);
             }
             for flood_idx in 0..config.request_flood {
-                let method = if flood_idx % 2 == 0 {
-                    "ping"
-                } else {
-                    "sampling/createMessage"
+                let method = match &config.request_flood_method {
+                    Some(method) => method.as_str(),
+                    None if flood_idx % 2 == 0 => "ping",
+                    None => "sampling/createMessage",
                 };
                 shared.send(
                     json!({"jsonrpc": "2.0", "id": format!("flood-{flood_idx}"), "method": method}),
@@ -852,7 +860,12 @@ fn tool_list(config: &FakeConfig) -> Vec<Value> {
             "Sends a request to the client and returns its response.",
             json!({
                 "type": "object",
-                "properties": {"method": {"type": "string"}, "params": {"type": "object"}},
+                "properties": {
+                    "method": {"type": "string"},
+                    "params": {"type": "object"},
+                    "cancel_after_ms": {"type": "number"},
+                    "wait_ms": {"type": "number"},
+                },
                 "required": ["method"],
             }),
         ),
@@ -1050,12 +1063,30 @@ async fn ask_client(shared: &Shared, arguments: &Value) -> Result<Value, RpcErro
         request.insert("params".to_owned(), params.clone());
     }
     shared.send(Value::Object(request));
-    let response = tokio::time::timeout(ASK_CLIENT_TIMEOUT, response_rx).await;
+    // `cancel_after_ms`: give up on the request after that long and tell the client
+    // (`notifications/cancelled`); then wait `wait_ms` (default 1 s) for a response it must not send.
+    let cancel_after = arguments
+        .get("cancel_after_ms")
+        .and_then(Value::as_f64)
+        .map(millis);
+    let mut wait = ASK_CLIENT_TIMEOUT;
+    if let Some(cancel_after) = cancel_after {
+        tokio::time::sleep(cancel_after).await;
+        shared.notify(
+            "notifications/cancelled",
+            json!({"requestId": id, "reason": "the server gave up"}),
+        );
+        wait = arguments
+            .get("wait_ms")
+            .and_then(Value::as_f64)
+            .map_or(Duration::from_secs(1), millis);
+    }
+    let response = tokio::time::timeout(wait, response_rx).await;
     lock(&shared.pending_client).remove(&id.to_string());
     match response {
         Ok(Ok(response)) => Ok(text_result(response.to_string())),
         _ => Ok(json!({
-            "content": [{"type": "text", "text": format!("no response to {method} within {ASK_CLIENT_TIMEOUT:?}")}],
+            "content": [{"type": "text", "text": format!("no response to {method} within {wait:?}")}],
             "isError": true,
         })),
     }

@@ -53,9 +53,11 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + 
 /// client further up, as the gateway does).
 ///
 /// The session declares the capabilities the handler names in `initialize`, and runs each
-/// answer concurrently with the connection (at most [`MAX_CLIENT_REQUESTS`] at once, each
-/// bounded by the session's request timeout); a request of a method the handler does not take
-/// gets -32601.
+/// answer concurrently with the connection (at most [`MAX_CLIENT_REQUESTS`] at once: beyond
+/// that, requests get -32000 without the handler being called; each bounded by the session's
+/// request timeout); a request of a method the handler does not take gets -32601. When the
+/// server cancels a request (`notifications/cancelled`), the future of its answer is dropped
+/// and no answer is sent.
 pub trait ClientRequestHandler: Send + Sync + 'static {
     /// The client capabilities to declare, as members of `capabilities` (for example
     /// `{"sampling": {}, "elicitation": {}}`).
@@ -68,7 +70,8 @@ pub trait ClientRequestHandler: Send + Sync + 'static {
     fn handle(&self, server: &ServerName, method: &str, params: Option<Value>) -> HandlerFuture;
 }
 
-/// How many server requests a session answers through its [`ClientRequestHandler`] at once;
+/// How many server requests a session answers through its [`ClientRequestHandler`] at once
+/// (from the call of [`ClientRequestHandler::handle`] until its future ends or is dropped);
 /// more are refused with -32000 until one ends.
 pub const MAX_CLIENT_REQUESTS: usize = 32;
 
@@ -258,6 +261,8 @@ pub(crate) struct Shared {
     /// Set when revision 2026-07-28 was agreed: what every request carries in its `_meta`.
     stateless: OnceLock<StatelessMeta>,
     pub(crate) n_events_dropped: AtomicU64,
+    /// The server's requests being answered by the client-request handler.
+    pub(crate) server_requests: connection::ServerRequests,
     pub(crate) handles_gone: CancellationToken,
     events: Mutex<Option<mpsc::Receiver<Event>>>,
 }
@@ -403,6 +408,7 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
         initialized: OnceLock::new(),
         stateless: OnceLock::new(),
         n_events_dropped: AtomicU64::new(0),
+        server_requests: connection::ServerRequests::new(),
         handles_gone: handles_gone.clone(),
         events: Mutex::new(Some(events_rx)),
     });
