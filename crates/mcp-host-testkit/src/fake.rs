@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -97,6 +97,12 @@ pub struct FakeConfig {
     pub print_env: Option<String>,
     /// `--stop-reading-after-init`: stop reading stdin after `notifications/initialized`, but keep running.
     pub stop_reading_after_init: bool,
+    /// `--read-slowly-after-init MS`: after `notifications/initialized`, read at most 4 KiB of stdin
+    /// every MS milliseconds (and handle none of it), but keep running: a peer slow enough to let
+    /// the client's output pile up without ever making no progress at all. (A pipe takes a write
+    /// again only once a whole page of it has been read, so reading less than 4 KiB at a time
+    /// would look like no progress.)
+    pub read_slowly_after_init_ms: Option<u64>,
     /// `--request-flood N`: after `notifications/initialized`, send N requests to the client
     /// (`ping` and `sampling/createMessage`, alternating); the `flood_answers` tool counts the answers.
     pub request_flood: u64,
@@ -150,6 +156,7 @@ impl Default for FakeConfig {
             exit_after_ms: None,
             print_env: None,
             stop_reading_after_init: false,
+            read_slowly_after_init_ms: None,
             request_flood: 0,
             request_flood_method: None,
             spawn_escaped_grandchild: false,
@@ -190,6 +197,9 @@ impl FakeConfig {
                 "--exit-after-ms" => config.exit_after_ms = Some(number(&flag, args)?),
                 "--print-env" => config.print_env = Some(value(&flag, args)?),
                 "--stop-reading-after-init" => config.stop_reading_after_init = true,
+                "--read-slowly-after-init" => {
+                    config.read_slowly_after_init_ms = Some(number(&flag, args)?)
+                }
                 "--request-flood" => config.request_flood = number(&flag, args)?,
                 "--request-flood-method" => config.request_flood_method = Some(value(&flag, args)?),
                 "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
@@ -279,6 +289,9 @@ impl FakeConfig {
         if self.stop_reading_after_init {
             flag("--stop-reading-after-init", None);
         }
+        if let Some(ms) = self.read_slowly_after_init_ms {
+            flag("--read-slowly-after-init", Some(ms.to_string()));
+        }
         if self.request_flood != default.request_flood {
             flag("--request-flood", Some(self.request_flood.to_string()));
         }
@@ -351,6 +364,7 @@ where
         n_client_requests: AtomicU64::new(0),
         stop_reading: std::sync::atomic::AtomicBool::new(false),
         close_input: std::sync::atomic::AtomicBool::new(false),
+        read_slowly: std::sync::atomic::AtomicBool::new(false),
         n_flood_answers: AtomicU64::new(0),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -366,12 +380,21 @@ where
     }
 
     let mut reader = Some(BufReader::new(input));
+    let mut slow_input: Option<R> = None;
+    let slow_read_every =
+        Duration::from_millis(shared.config.read_slowly_after_init_ms.unwrap_or(0));
     let mut line = Vec::new();
     let mut reading = true;
     loop {
         if reading && shared.stop_reading.load(Ordering::Relaxed) {
             reading = false;
             shared.log("fake-server: no longer reading stdin").await;
+        }
+        if reader.is_some() && shared.read_slowly.load(Ordering::Relaxed) {
+            // A page at a time from the input itself: what the buffer holds is dropped unread.
+            slow_input = reader.take().map(BufReader::into_inner);
+            reading = false;
+            shared.log("fake-server: reading slowly").await;
         }
         if reader.is_some() && shared.close_input.load(Ordering::Relaxed) {
             // Dropping the reader closes the input: the client's writes now fail (EPIPE).
@@ -405,6 +428,17 @@ where
                     line.clear();
                 }
             },
+            read = async {
+                tokio::time::sleep(slow_read_every).await;
+                match slow_input.as_mut() {
+                    Some(input) => input.read(&mut [0_u8; 4096]).await,
+                    None => std::future::pending().await,
+                }
+            }, if slow_input.is_some() => {
+                if read? == 0 && !shared.config.ignore_eof {
+                    return Ok(Exit::Eof);
+                }
+            }
             Some(_) = tasks.join_next() => {}
         }
     }
@@ -438,6 +472,8 @@ struct Shared {
     stop_reading: std::sync::atomic::AtomicBool,
     /// Set by the `close_input` tool: the reader loop drops the input (closing it for real).
     close_input: std::sync::atomic::AtomicBool,
+    /// Set by `--read-slowly-after-init` once the client is initialized.
+    read_slowly: std::sync::atomic::AtomicBool,
     /// Answers received to `--request-flood` requests.
     n_flood_answers: AtomicU64,
 }
@@ -657,6 +693,9 @@ fn handle_notification(
             }
             if config.stop_reading_after_init {
                 shared.stop_reading.store(true, Ordering::Relaxed);
+            }
+            if config.read_slowly_after_init_ms.is_some() {
+                shared.read_slowly.store(true, Ordering::Relaxed);
             }
             for flood_idx in 0..config.request_flood {
                 let method = match &config.request_flood_method {

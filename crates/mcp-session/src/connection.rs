@@ -147,6 +147,12 @@ async fn drive(
                     }
                 }
             }
+            WriteEnd::Backlog { limit } => {
+                shared.close(CloseReason::InputBacklog { limit });
+                let error = Error::InputBacklog { server: shared.server.clone(), limit };
+                tracing::error!(server = %shared.server, error = %error, "server reads its input too slowly");
+                return Err(error);
+            }
             _ => {
                 shared.close(CloseReason::InputStalled { timeout: write_timeout });
                 let error = Error::InputStalled { server: shared.server.clone(), timeout: write_timeout };

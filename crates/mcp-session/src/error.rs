@@ -56,6 +56,15 @@ pub enum Error {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// The server reads its input so slowly that more than `limit` bytes waited to be written
+    /// to it (see `SessionOptions::max_input_backlog`).
+    #[error("server `{server}` reads its input too slowly (more than {limit} bytes waited to be written)")]
+    InputBacklog {
+        /// The server.
+        server: ServerName,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The host is shutting the session down; the request was not (or will not be) answered.
     #[error("the session with server `{server}` is shutting down")]
     ShuttingDown {
@@ -156,6 +165,7 @@ impl Error {
             | Error::ServerClosed { server, .. }
             | Error::InputStalled { server, .. }
             | Error::InputClosed { server, .. }
+            | Error::InputBacklog { server, .. }
             | Error::ShuttingDown { server }
             | Error::Timeout { server, .. }
             | Error::Rpc { server, .. }

@@ -75,6 +75,9 @@ pub trait ClientRequestHandler: Send + Sync + 'static {
 /// more are refused with -32000 until one ends.
 pub const MAX_CLIENT_REQUESTS: usize = 32;
 
+/// The default of [`SessionOptions::max_input_backlog`]: 16 MiB.
+pub const DEFAULT_MAX_INPUT_BACKLOG: usize = 16 * 1024 * 1024;
+
 /// Called with every progress report of one request.
 pub type ProgressCallback = Arc<dyn Fn(Progress) + Send + Sync>;
 
@@ -120,6 +123,11 @@ pub struct SessionOptions {
     /// How long a write to the server may make no progress before the server is considered
     /// stuck (it stopped reading its input) and the session ends (default 30 s).
     pub write_timeout: Duration,
+    /// How many bytes may wait to be written to the server (beyond the one batch being written)
+    /// before the server is considered too slow a reader and the session ends (default 16 MiB).
+    /// A server that reads a byte now and then makes progress, so only this bound stops it from
+    /// making the host queue an answer to each of its requests for good.
+    pub max_input_backlog: usize,
     /// Source of the answer to `roots/list`; when `None` the host does not offer roots.
     pub roots: Option<Arc<dyn RootsProvider>>,
     /// Answers the server's other requests (sampling, elicitation); when `None` they get
@@ -139,6 +147,7 @@ impl Default for SessionOptions {
             max_pages: 100,
             exit_wait: Duration::from_millis(500),
             write_timeout: Duration::from_secs(30),
+            max_input_backlog: DEFAULT_MAX_INPUT_BACKLOG,
             roots: None,
             client_requests: None,
         }
@@ -157,6 +166,7 @@ impl fmt::Debug for SessionOptions {
             .field("max_pages", &self.max_pages)
             .field("exit_wait", &self.exit_wait)
             .field("write_timeout", &self.write_timeout)
+            .field("max_input_backlog", &self.max_input_backlog)
             .field("roots", &self.roots.is_some())
             .field("client_requests", &self.client_requests.is_some())
             .finish()
@@ -349,6 +359,9 @@ pub(crate) enum CloseReason {
     InputClosed {
         cause: Arc<std::io::Error>,
     },
+    InputBacklog {
+        limit: usize,
+    },
 }
 
 impl CloseReason {
@@ -373,6 +386,10 @@ impl CloseReason {
                 server: server.clone(),
                 source: cause.clone(),
             },
+            CloseReason::InputBacklog { limit } => Error::InputBacklog {
+                server: server.clone(),
+                limit: *limit,
+            },
             CloseReason::LineTooLong { limit } => Error::Transport {
                 server: server.clone(),
                 source: mcp_transport::Error::LineTooLong {
@@ -391,6 +408,7 @@ impl CloseReason {
 pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Connection) {
     let (reader, writer, diagnostics) = transport.into_parts();
     let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
+    let max_input_backlog = options.max_input_backlog;
     let handles_gone = CancellationToken::new();
     let shared = Arc::new(Shared {
         server: diagnostics.server().clone(),
@@ -402,7 +420,7 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
             armed: None,
             timer: None,
         }),
-        outbox: Outbox::new(writer),
+        outbox: Outbox::new(writer, max_input_backlog),
         closed: OnceLock::new(),
         input_failure: OnceLock::new(),
         initialized: OnceLock::new(),
@@ -1286,6 +1304,12 @@ impl Shared {
     fn unsendable(&self, method: &str) -> Error {
         if let Some(reason) = self.closed.get() {
             return reason.to_error(&self.server);
+        }
+        if let Some(limit) = self.outbox.overflowed() {
+            return Error::InputBacklog {
+                server: self.server.clone(),
+                limit,
+            };
         }
         match self.input_failure.get() {
             Some(cause) => Error::InputClosed {

@@ -327,3 +327,43 @@ async fn a_server_that_closes_its_input_fails_new_and_pending_calls_at_once() {
     assert!(report.status.is_some());
     assert_no_process_left(&running.marker).await;
 }
+
+#[tokio::test]
+async fn a_server_that_reads_too_slowly_ends_the_session_when_the_backlog_is_full() {
+    // 20,000 pings make ~1 MB of answers; the server reads 4 KiB every 20 ms, so a write always
+    // makes progress within the write timeout and only the backlog bound can stop it.
+    let config = FakeConfig {
+        request_flood: 20_000,
+        request_flood_method: Some("ping".to_owned()),
+        read_slowly_after_init_ms: Some(20),
+        ..FakeConfig::default()
+    };
+    let options = SessionOptions {
+        write_timeout: Duration::from_secs(2),
+        max_input_backlog: 256 * 1024,
+        ..SessionOptions::default()
+    };
+    let running = start_with(config, options, TransportOptions::default()).await;
+    let ended = tokio::time::timeout(PROMPTLY, running.connection)
+        .await
+        .expect("the backlog grew without bound")
+        .unwrap();
+    match &ended {
+        Err(error @ Error::InputBacklog { limit, .. }) => {
+            assert_eq!(*limit, 256 * 1024);
+            assert!(error.to_string().contains("fake-server"), "{error}");
+        }
+        other => panic!("unexpected end: {other:?}"),
+    }
+    let err = running
+        .session
+        .ping(&RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InputBacklog { .. }), "{err:?}");
+    let report = tokio::time::timeout(PROMPTLY, running.process.close(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert!(report.status.is_some());
+    assert_no_process_left(&running.marker).await;
+}
