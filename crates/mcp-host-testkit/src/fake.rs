@@ -65,6 +65,9 @@ pub struct FakeConfig {
     pub repeat_cursor: bool,
     /// `--init-delay-ms N`: sleep this long before answering `initialize`.
     pub init_delay_ms: u64,
+    /// `--init-gate FILE`: answer `initialize` only once FILE exists (checked every 10 ms, for at most
+    /// a minute), so that a test decides when a server becomes ready.
+    pub init_gate: Option<String>,
     /// `--crash-at-init`: exit with code 3 on `initialize`, without answering.
     pub crash_at_init: bool,
     /// `--crash-on-call`: exit with code 4 on any `tools/call`, without answering.
@@ -140,6 +143,7 @@ impl Default for FakeConfig {
             page_size: 0,
             repeat_cursor: false,
             init_delay_ms: 0,
+            init_gate: None,
             crash_at_init: false,
             crash_on_call: false,
             crash_after: None,
@@ -181,6 +185,7 @@ impl FakeConfig {
                 "--page-size" => config.page_size = number(&flag, args)?,
                 "--repeat-cursor" => config.repeat_cursor = true,
                 "--init-delay-ms" => config.init_delay_ms = number(&flag, args)?,
+                "--init-gate" => config.init_gate = Some(value(&flag, args)?),
                 "--crash-at-init" => config.crash_at_init = true,
                 "--crash-on-call" => config.crash_on_call = true,
                 "--crash-after" => config.crash_after = Some(number(&flag, args)?),
@@ -237,6 +242,9 @@ impl FakeConfig {
         }
         if self.init_delay_ms != default.init_delay_ms {
             flag("--init-delay-ms", Some(self.init_delay_ms.to_string()));
+        }
+        if let Some(gate) = &self.init_gate {
+            flag("--init-gate", Some(gate.clone()));
         }
         if self.crash_at_init {
             flag("--crash-at-init", None);
@@ -824,6 +832,23 @@ async fn initialize(shared: &Shared, params: &Value) -> Outcome {
     }
     if config.init_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(config.init_delay_ms)).await;
+    }
+    if let Some(gate) = &config.init_gate {
+        let opened = async {
+            while !tokio::fs::try_exists(gate).await.unwrap_or(false) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(60), opened)
+            .await
+            .is_err()
+        {
+            shared
+                .log(&format!(
+                    "fake-server: {gate} did not appear; answering anyway"
+                ))
+                .await;
+        }
     }
     let requested = params.get("protocolVersion").and_then(Value::as_str);
     let protocol_version = match (&config.protocol_version, requested) {

@@ -322,6 +322,15 @@ const OWN_PROCESS_DONE_VAR: &str = "MCP_TEST_OWN_PROCESS_DONE";
 /// How long the copy of the test binary started by [`in_own_process`] may run.
 pub const OWN_PROCESS_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// [`in_own_process`] for a test that may run longer than [`OWN_PROCESS_TIMEOUT`]: its copy
+/// may run for `timeout`.
+///
+/// # Panics
+/// Panics when the copy cannot be run, fails, or takes too long.
+pub fn in_own_process_within(test_name: &str, timeout: Duration, body: impl FnOnce()) {
+    run_in_own_process(test_name, timeout, body);
+}
+
 /// Runs `body`, the whole of the test `test_name` (its name as the test harness lists it, e.g.
 /// `orphans::sweep_reaches_escaped_helpers`), alone in a process of its own.
 ///
@@ -335,6 +344,10 @@ pub const OWN_PROCESS_TIMEOUT: Duration = Duration::from_secs(300);
 /// # Panics
 /// Panics when the copy cannot be run, fails, or takes too long.
 pub fn in_own_process(test_name: &str, body: impl FnOnce()) {
+    run_in_own_process(test_name, OWN_PROCESS_TIMEOUT, body);
+}
+
+fn run_in_own_process(test_name: &str, timeout: Duration, body: impl FnOnce()) {
     let alone =
         std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test");
     if alone {
@@ -353,7 +366,7 @@ pub fn in_own_process(test_name: &str, body: impl FnOnce()) {
         }
         return;
     }
-    if let Err(error) = run_test_alone(test_name) {
+    if let Err(error) = run_test_alone(test_name, timeout) {
         fail(&format!(
             "test `{test_name}` in a process of its own: {error}"
         ));
@@ -362,7 +375,7 @@ pub fn in_own_process(test_name: &str, body: impl FnOnce()) {
 
 // Test support: the test binary is run again, not a server.
 #[allow(clippy::disallowed_methods)]
-fn run_test_alone(test_name: &str) -> Result<(), String> {
+fn run_test_alone(test_name: &str, timeout: Duration) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|error| format!("no current executable: {error}"))?;
     let scratch = TempDir::new("own-process");
     let done = scratch.path().join("done");
@@ -373,7 +386,7 @@ fn run_test_alone(test_name: &str) -> Result<(), String> {
         .stdin(std::process::Stdio::null())
         .spawn()
         .map_err(|error| format!("cannot run {}: {error}", exe.display()))?;
-    let deadline = Instant::now() + OWN_PROCESS_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() && done.is_file() => return Ok(()),
@@ -384,7 +397,7 @@ fn run_test_alone(test_name: &str) -> Result<(), String> {
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("it ran longer than {OWN_PROCESS_TIMEOUT:?}"));
+                return Err(format!("it ran longer than {timeout:?}"));
             }
             Ok(None) => std::thread::sleep(LEAK_CHECK_INTERVAL),
             Err(error) => return Err(format!("cannot wait for it: {error}")),

@@ -4,12 +4,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_host_testkit::FakeConfig;
+use mcp_host_testkit::{spawn_in_process, FakeConfig};
 use mcp_session::protocol::Root;
 use mcp_session::{Error, Event, RequestOptions, SessionOptions};
-use mcp_transport::TransportOptions;
+use mcp_transport::{ServerName, Transport, TransportOptions};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use crate::{args, start, start_with, PROMPTLY};
 
@@ -95,27 +96,56 @@ async fn dropping_the_call_tells_the_server() {
     running.finish().await;
 }
 
-#[tokio::test]
+/// Over the in-process fake in paused time: the fake's sleeps and the session's deadlines run
+/// on the same virtual clock, so the order of progress reports and deadlines is exact, however
+/// loaded the machine.
+#[tokio::test(start_paused = true)]
 async fn progress_is_reported_and_extends_the_timeout() {
-    let running = start(FakeConfig::default()).await;
+    let tracker = TaskTracker::new();
+    let fake = spawn_in_process(FakeConfig::default(), &tracker);
+    let transport = Transport::from_io(
+        ServerName::new("in-process"),
+        fake.client_read,
+        fake.client_write,
+        &TransportOptions::default(),
+    );
+    let (session, connection, _) = mcp_session::handshake(transport, SessionOptions::default())
+        .await
+        .unwrap();
+    let connection = tracker.spawn(connection);
     let n_reports = Arc::new(AtomicUsize::new(0));
     let counter = n_reports.clone();
     let options = RequestOptions {
-        // The call takes 2 s; progress every 400 ms keeps a 1 s timeout from firing.
+        // The call takes 2 s; a progress report every 400 ms keeps a 1 s timeout from firing.
         timeout: Some(Duration::from_secs(1)),
         on_progress: Some(Arc::new(move |progress| {
             assert!(progress.progress > 0.0);
             counter.fetch_add(1, Ordering::Relaxed);
         })),
     };
-    let result = running
-        .session
+    let started = tokio::time::Instant::now();
+    let result = session
         .call_tool("slow", args(json!({ "ms": 2_000 })), &options)
         .await
         .unwrap();
     assert!(!result.is_tool_error());
-    assert!(n_reports.load(Ordering::Relaxed) >= 2);
-    running.finish().await;
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(n_reports.load(Ordering::Relaxed), 5);
+    // Without progress reports, the same call times out at 1 s.
+    let err = session
+        .call_tool(
+            "slow",
+            args(json!({ "ms": 2_000 })),
+            &RequestOptions::with_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    drop(session);
+    assert!(connection.await.unwrap().is_ok());
+    fake.stop.cancel();
+    tracker.close();
+    tracker.wait().await;
 }
 
 #[tokio::test]
