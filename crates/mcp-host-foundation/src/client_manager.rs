@@ -191,7 +191,7 @@ impl ClientManager {
                     Ok(Ok(init)) => Ok(init),
                     Ok(Err(source)) => Err(Error::Session {
                         client: client.clone(),
-                        source: Box::new(mask_session_error(security, source)),
+                        source: Box::new(security.mask_session_error(source)),
                     }),
                     Err(_) => Err(Error::StartupTimeout {
                         client: client.clone(),
@@ -237,7 +237,7 @@ impl ClientManager {
                 () = cancel.cancelled() => ExitCause::Cancelled,
                 ended = &mut connection => {
                     connection_done = true;
-                    ExitCause::ServerExited { error: ended.err().map(|error| mask_session_error(security, error)) }
+                    ExitCause::ServerExited { error: ended.err().map(|error| security.mask_session_error(error)) }
                 }
             }
         };
@@ -353,35 +353,6 @@ async fn close_polling(
     };
     report.stderr_tail = security.mask(&report.stderr_tail).into_owned();
     report
-}
-
-/// Masks secrets in the parts of a session error that come from the server.
-fn mask_session_error(security: &SecurityManager, error: mcp_session::Error) -> mcp_session::Error {
-    match error {
-        mcp_session::Error::ServerClosed {
-            server,
-            status,
-            stderr_tail,
-        } => mcp_session::Error::ServerClosed {
-            server,
-            status,
-            stderr_tail: Arc::from(security.mask(&stderr_tail).as_ref()),
-        },
-        mcp_session::Error::Rpc {
-            server,
-            method,
-            code,
-            message,
-            data,
-        } => mcp_session::Error::Rpc {
-            server,
-            method,
-            code,
-            message: security.mask(&message).into_owned(),
-            data,
-        },
-        other => other,
-    }
 }
 
 /// An entry in `active_clients` that removes itself when dropped, on every exit path.

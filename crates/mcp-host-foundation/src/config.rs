@@ -5,7 +5,7 @@
 //! checked before the server is started and returns the client's [`ClientId`];
 //! [`validate_all`] does the same for a whole configuration and rejects repeated ids.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,20 +47,26 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Headers sent with every request to a `url` server (for example `Authorization`).
-    /// Values may contain `${env:NAME}` references; resolved values, and the whole values of
-    /// credential headers (`Authorization`, `Cookie`, names containing `token`, `key` or
-    /// `secret`), are treated as secrets. Default: none.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    /// Values may contain `${env:NAME}` references. A value may also be written
+    /// `{"value": "…", "secret": true}` to mark it a secret. The whole values of credential
+    /// headers (`Authorization`, `Cookie`, names containing `token`, `key`, `secret`,
+    /// `password` or `auth`) and of marked ones, and the resolved values that can be secrets,
+    /// are masked in every output. Default: none.
+    #[serde(default, skip_serializing_if = "ValueMap::has_none")]
+    pub headers: ValueMap,
     /// The program's arguments. They may contain `${env:NAME}` references to the host's
     /// environment. Default: none.
     #[serde(default)]
     pub args: Vec<String>,
     /// Variables to set in the server's environment, in addition to the allow-listed variables
     /// inherited from the host. Values may contain `${env:NAME}` references to the host's
-    /// environment; resolved values are treated as secrets. Default: none.
+    /// environment. A value may also be written `{"value": "…", "secret": true}` to mark it a
+    /// secret. Marked values, values of variables whose names say `token`, `key`, `secret`,
+    /// `password` or `auth`, and resolved values of 8 characters or more (other than absolute
+    /// paths) are masked in every output; a value of 1 to 3 characters never is.
+    /// Default: none.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: ValueMap,
     /// The server's working directory; an existing directory. Default: the host's.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
@@ -261,9 +267,9 @@ impl ClientConfig {
             id: id.into(),
             command: command.into(),
             url: None,
-            headers: BTreeMap::new(),
+            headers: ValueMap::new(),
             args: Vec::new(),
-            env: BTreeMap::new(),
+            env: ValueMap::new(),
             cwd: None,
             roots: Vec::new(),
             startup_timeout_ms: default_startup_timeout_ms(),
@@ -548,6 +554,156 @@ fn default_max_backoff_ms() -> u64 {
     30_000
 }
 
+/// Named values of a configuration (`env` variables, `headers`): each a text, or an object
+/// `{"value": "…", "secret": true}` that marks the value a secret whatever it looks like.
+///
+/// It derefs to the map of names to values, so it reads and changes like one; the secret marks
+/// are kept beside it ([`ValueMap::insert_secret`], [`ValueMap::is_secret`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValueMap {
+    values: BTreeMap<String, String>,
+    secret: BTreeSet<String>,
+}
+
+/// One value as it is written: a text, or a text with its secret mark.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum ConfigValue {
+    /// The value.
+    Text(String),
+    /// The value, marked a secret (or not).
+    Marked {
+        /// The value; it may contain `${env:NAME}` references.
+        value: String,
+        /// Whether the value is a secret, masked in every output whatever its length (from 4
+        /// characters). Default: `false`, which still treats values as secrets when they look
+        /// like one (see the security documentation).
+        #[serde(default)]
+        secret: bool,
+    },
+}
+
+impl ValueMap {
+    /// An empty map.
+    pub fn new() -> ValueMap {
+        ValueMap::default()
+    }
+
+    /// Sets `name` to `value` and marks the value a secret.
+    pub fn insert_secret(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        self.secret.insert(name.clone());
+        self.values.insert(name, value.into());
+    }
+
+    /// Whether the map is empty.
+    fn has_none(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Whether the value of `name` is marked a secret.
+    pub fn is_secret(&self, name: &str) -> bool {
+        self.secret.contains(name) && self.values.contains_key(name)
+    }
+}
+
+impl std::ops::Deref for ValueMap {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+}
+
+impl std::ops::DerefMut for ValueMap {
+    fn deref_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.values
+    }
+}
+
+impl<'a> IntoIterator for &'a ValueMap {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.values.iter()
+    }
+}
+
+impl FromIterator<(String, String)> for ValueMap {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> ValueMap {
+        ValueMap {
+            values: iter.into_iter().collect(),
+            secret: BTreeSet::new(),
+        }
+    }
+}
+
+impl From<BTreeMap<String, String>> for ValueMap {
+    fn from(values: BTreeMap<String, String>) -> ValueMap {
+        ValueMap {
+            values,
+            secret: BTreeSet::new(),
+        }
+    }
+}
+
+impl Serialize for ValueMap {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.values.len()))?;
+        for (name, value) in &self.values {
+            if self.is_secret(name) {
+                let marked = ConfigValue::Marked {
+                    value: value.clone(),
+                    secret: true,
+                };
+                map.serialize_entry(name, &marked)?;
+            } else {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ValueMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ValueMap, D::Error> {
+        let written = BTreeMap::<String, ConfigValue>::deserialize(deserializer)?;
+        let mut map = ValueMap::new();
+        for (name, value) in written {
+            match value {
+                ConfigValue::Text(value)
+                | ConfigValue::Marked {
+                    value,
+                    secret: false,
+                } => {
+                    map.values.insert(name, value);
+                }
+                ConfigValue::Marked {
+                    value,
+                    secret: true,
+                } => map.insert_secret(name, value),
+            }
+        }
+        Ok(map)
+    }
+}
+
+impl JsonSchema for ValueMap {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ValueMap".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <BTreeMap<String, ConfigValue>>::json_schema(generator)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -771,6 +927,21 @@ mod tests {
             assert_eq!(round_trip, expect);
         }
         check_json(r#"{"command":"x"}"#, ClientConfig::new("", "x"));
+        // A value marked secret, beside plain ones.
+        let mut marked = ClientConfig::new("", "x");
+        marked.env.insert("A".into(), "1".into());
+        marked.env.insert_secret("PIN", "${env:PIN}");
+        check_json(
+            r#"{"command":"x","env":{"A":"1","PIN":{"value":"${env:PIN}","secret":true}}}"#,
+            marked.clone(),
+        );
+        assert!(marked.env.is_secret("PIN") && !marked.env.is_secret("A"));
+        let unmarked: ClientConfig =
+            serde_json::from_str(r#"{"command":"x","env":{"A":{"value":"1"}}}"#).unwrap();
+        assert_eq!(unmarked.env["A"], "1");
+        assert!(!unmarked.env.is_secret("A"));
+        let bad = serde_json::from_str::<ClientConfig>(r#"{"command":"x","env":{"A":7}}"#);
+        assert!(bad.is_err());
         let mut full = ClientConfig::new("srv", "npx");
         full.args = vec!["-y".into()];
         full.env.insert("TOKEN".into(), "${env:GH}".into());
@@ -825,6 +996,7 @@ mod tests {
             "namespace",
             "2026-07-28",
             "Default: 30000.",
+            "\"secret\"",
         ] {
             assert!(schema.contains(expect), "{expect} not in {schema}");
         }

@@ -23,7 +23,9 @@ mod security;
 mod task_status;
 
 pub use client_manager::{ClientExit, ClientManager, ClientSession, ExitCause};
-pub use config::{validate_all, ClientConfig, ClientId, ProtocolChoice, RestartPolicy, ToolFilter};
+pub use config::{
+    validate_all, ClientConfig, ClientId, ProtocolChoice, RestartPolicy, ToolFilter, ValueMap,
+};
 pub use error::Error;
 pub use roots::RootManager;
 pub use security::{SecurityManager, DEFAULT_ENV_ALLOW_LIST};

@@ -2,19 +2,30 @@
 //!
 //! A server does not inherit the host's environment. [`SecurityManager::command_for`] builds its
 //! command from an allow-list of harmless host variables plus the variables its configuration
-//! sets, resolving `${env:NAME}` references against a snapshot of the host's environment. Every
-//! resolved value is registered as a secret, and [`SecurityManager::mask`] replaces secrets by
-//! `****` in any text before it is logged or put in an error.
+//! sets, resolving `${env:NAME}` references against a snapshot of the host's environment.
+//!
+//! Values that can be secrets are registered, for the client they were resolved for, and
+//! [`SecurityManager::mask`] replaces them by `****` in any text before it is logged or put in
+//! an error ([`SecurityManager::mask_value`], [`SecurityManager::mask_rpc_error`] and
+//! [`SecurityManager::mask_session_error`] do the same for JSON and errors). A value can be a
+//! secret when the configuration marks it (`{"value": "…", "secret": true}`), when the name of
+//! its variable or header, or of the host variable it came from, says so (`token`, `key`,
+//! `secret`, `password`, `auth`, …), or when it is a resolved value of at least 8 characters
+//! that is not an absolute path; a value of 1 to 3 characters never is (masking every `1` of
+//! every line helps nobody). [`SecurityManager::forget_client`] forgets the secrets of a client
+//! that was removed, unless another client or the host registered the same value.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use mcp_session::protocol::RpcError;
 use mcp_transport::ServerCommand;
+use serde_json::Value;
 
-use crate::{ClientConfig, Error};
+use crate::{ClientConfig, ClientId, Error};
 
 /// The host variables a server inherits when they are set.
 ///
@@ -51,8 +62,8 @@ pub const DEFAULT_ENV_ALLOW_LIST: &[&str] = &[
 ///
 /// Holds a snapshot of the host's environment taken when it is created, the allow-list of
 /// variables servers inherit ([`DEFAULT_ENV_ALLOW_LIST`] unless changed), and the registered
-/// secrets. Cheap to clone: clones share the snapshot and the secrets, so a secret registered
-/// through one clone is masked by all.
+/// secrets with the clients they belong to. Cheap to clone: clones share the snapshot and the
+/// secrets, so a secret registered through one clone is masked by all.
 ///
 /// Its `Debug` output shows counts and variable names, never values or secrets.
 #[derive(Clone)]
@@ -61,12 +72,64 @@ pub struct SecurityManager {
     host_env: Arc<HashMap<String, String>>,
     /// The names of the host variables servers inherit.
     allow_list: Arc<[String]>,
-    /// Every registered secret, longest first, without duplicates or empty strings.
-    secrets: Arc<RwLock<Vec<String>>>,
+    /// Every registered secret, longest first, without duplicate values.
+    secrets: Arc<RwLock<Vec<Secret>>>,
+}
+
+/// A registered secret and who registered it.
+struct Secret {
+    value: String,
+    /// The clients it was resolved for; it is forgotten when the last one is.
+    clients: BTreeSet<String>,
+    /// Registered by the host itself ([`SecurityManager::register_secret`]): never forgotten.
+    host: bool,
+}
+
+/// Who registers a secret.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    Host,
+    Client(&'a str),
 }
 
 /// What replaces a secret in masked text.
 const MASK: &str = "****";
+
+/// Values shorter than this (in characters) are never secrets.
+const MIN_SECRET_CHARS: usize = 4;
+
+/// Resolved values at least this long (in characters) are secrets even when nothing names them
+/// so (unless they are absolute paths).
+const SECRET_BY_LENGTH: usize = 8;
+
+/// Words that, in the name of a variable or header, say that its value is a secret.
+const SECRET_WORDS: &[&str] = &[
+    "token",
+    "key",
+    "secret",
+    "password",
+    "passwd",
+    "credential",
+    "auth",
+    "cookie",
+];
+
+/// Whether the name of a variable or header says that its value is a secret.
+fn says_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|word| name.contains(word))
+}
+
+/// Whether `value` can be a secret: never below [`MIN_SECRET_CHARS`] characters; otherwise when
+/// `named` (a name or the configuration says so), or when at least [`SECRET_BY_LENGTH`]
+/// characters long and not an absolute path (`${env:HOME}` is not a secret).
+fn can_be_secret(value: &str, named: bool) -> bool {
+    let n_chars = value.chars().count();
+    if n_chars < MIN_SECRET_CHARS {
+        return false;
+    }
+    named || (n_chars >= SECRET_BY_LENGTH && !std::path::Path::new(value).is_absolute())
+}
 
 impl SecurityManager {
     /// A manager with a snapshot of the host's environment (variables whose name or value is not
@@ -115,7 +178,7 @@ impl SecurityManager {
         let args = config
             .args
             .iter()
-            .map(|arg| self.resolve(client, arg))
+            .map(|arg| self.resolve(client, arg, false))
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut seen = HashSet::new();
@@ -129,7 +192,13 @@ impl SecurityManager {
             }
         }
         for (name, value) in &config.env {
-            env.push((name.into(), self.resolve(client, value)?.into()));
+            let named = config.env.is_secret(name) || says_secret(name);
+            let resolved = self.resolve(client, value, named)?;
+            if named && can_be_secret(&resolved, true) {
+                // The whole value, even when written literally.
+                self.register(&resolved, Owner::Client(client));
+            }
+            env.push((name.into(), resolved.into()));
         }
 
         let mut command = ServerCommand::new(&config.command).args(args);
@@ -143,9 +212,11 @@ impl SecurityManager {
     /// `url`).
     ///
     /// `${env:NAME}` references in the URL and in header values are resolved as for
-    /// [`SecurityManager::command_for`] and their values registered as secrets; so are the
-    /// whole values of credential headers (`Authorization`, `Proxy-Authorization`, `Cookie`,
-    /// and names containing `token`, `key` or `secret`), even when written literally.
+    /// [`SecurityManager::command_for`], and their values registered as secrets when they can be
+    /// ones; so are the whole values of credential headers (`Authorization`,
+    /// `Proxy-Authorization`, `Cookie`, names containing `token`, `key`, `secret`, `password` or
+    /// `auth`, and headers marked `"secret": true`), and the credential after a scheme
+    /// (`Bearer …`), even when written literally.
     ///
     /// Fails with [`Error::MissingSecret`] when a reference names a variable that is not set,
     /// and with [`Error::InvalidConfig`] when the configuration has no `url`.
@@ -158,20 +229,20 @@ impl SecurityManager {
                 reason: "is not set".to_owned(),
             });
         };
-        let mut options = mcp_http::HttpOptions::new(self.resolve(client, url)?);
+        let mut options = mcp_http::HttpOptions::new(self.resolve(client, url, false)?);
         for (name, value) in &config.headers {
-            let value = self.resolve(client, value)?;
-            let lower = name.to_ascii_lowercase();
-            let credential = ["authorization", "proxy-authorization", "cookie"]
-                .contains(&lower.as_str())
-                || ["token", "key", "secret"]
-                    .iter()
-                    .any(|word| lower.contains(word));
+            // `Authorization`, `Proxy-Authorization` and `Cookie` say it by their names too.
+            let credential = config.headers.is_secret(name) || says_secret(name);
+            let value = self.resolve(client, value, credential)?;
             if credential {
                 // `Bearer abc`: mask the credential itself too, wherever it shows up alone.
-                self.register_secret(&value);
+                if can_be_secret(&value, true) {
+                    self.register(&value, Owner::Client(client));
+                }
                 if let Some((_, credential)) = value.split_once(' ') {
-                    self.register_secret(credential.trim());
+                    if can_be_secret(credential.trim(), true) {
+                        self.register(credential.trim(), Owner::Client(client));
+                    }
                 }
             }
             options.headers.push((name.clone(), value));
@@ -179,19 +250,138 @@ impl SecurityManager {
         Ok(options)
     }
 
-    /// Registers `value` as a secret, so that [`SecurityManager::mask`] hides it from now on.
+    /// Registers `value` as a secret of the host, so that [`SecurityManager::mask`] hides it from
+    /// now on (it is never forgotten).
     ///
-    /// An empty value is ignored.
+    /// A value of fewer than 4 characters is ignored: it is not a secret anyone could keep, and
+    /// masking it would hide every occurrence of it in every line.
     pub fn register_secret(&self, value: &str) {
-        if value.is_empty() {
+        self.register(value, Owner::Host);
+    }
+
+    /// Forgets the secrets registered for `client` (a client that was removed), except values
+    /// that another client or the host registered too.
+    pub fn forget_client(&self, client: &ClientId) {
+        let mut secrets = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
+        secrets.retain_mut(|secret| {
+            secret.clients.remove(client.as_str());
+            secret.host || !secret.clients.is_empty()
+        });
+    }
+
+    /// How many secrets are registered.
+    pub fn n_secrets(&self) -> usize {
+        self.secrets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn register(&self, value: &str, owner: Owner<'_>) {
+        if value.chars().count() < MIN_SECRET_CHARS {
             return;
         }
         let mut secrets = self.secrets.write().unwrap_or_else(PoisonError::into_inner);
-        if secrets.iter().any(|secret| secret == value) {
-            return;
+        let secret = match secrets.iter_mut().position(|secret| secret.value == value) {
+            Some(secret_idx) => &mut secrets[secret_idx],
+            None => {
+                secrets.push(Secret {
+                    value: value.to_owned(),
+                    clients: BTreeSet::new(),
+                    host: false,
+                });
+                secrets.sort_by_key(|secret| std::cmp::Reverse(secret.value.len()));
+                let Some(secret_idx) = secrets.iter().position(|secret| secret.value == value)
+                else {
+                    return;
+                };
+                &mut secrets[secret_idx]
+            }
+        };
+        match owner {
+            Owner::Host => secret.host = true,
+            Owner::Client(client) => {
+                secret.clients.insert(client.to_owned());
+            }
         }
-        secrets.push(value.to_owned());
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    }
+
+    /// `value` with every string in it (object keys too, at any depth) masked as by
+    /// [`SecurityManager::mask`].
+    pub fn mask_value(&self, value: Value) -> Value {
+        match value {
+            Value::String(text) => Value::String(self.mask_owned(text)),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| self.mask_value(item))
+                    .collect(),
+            ),
+            Value::Object(members) => Value::Object(
+                members
+                    .into_iter()
+                    .map(|(key, member)| (self.mask_owned(key), self.mask_value(member)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// A JSON-RPC error with its `message` and its `data` masked: the one masking of an error
+    /// that came from a server (or was built from its words), for every path where it leaves
+    /// the host (a call's error, an error relayed by a gateway).
+    pub fn mask_rpc_error(&self, error: RpcError) -> RpcError {
+        RpcError {
+            code: error.code,
+            message: self.mask_owned(error.message),
+            data: error.data.map(|data| self.mask_value(data)),
+        }
+    }
+
+    /// A session error with everything in it that came from the server masked: the message and
+    /// data of a JSON-RPC error ([`SecurityManager::mask_rpc_error`]), the stderr tail of a
+    /// closed connection.
+    pub fn mask_session_error(&self, error: mcp_session::Error) -> mcp_session::Error {
+        match error {
+            mcp_session::Error::ServerClosed {
+                server,
+                status,
+                stderr_tail,
+            } => mcp_session::Error::ServerClosed {
+                server,
+                status,
+                stderr_tail: Arc::from(self.mask(&stderr_tail).as_ref()),
+            },
+            mcp_session::Error::Rpc {
+                server,
+                method,
+                code,
+                message,
+                data,
+            } => {
+                let masked = self.mask_rpc_error(RpcError {
+                    code,
+                    message,
+                    data,
+                });
+                mcp_session::Error::Rpc {
+                    server,
+                    method,
+                    code: masked.code,
+                    message: masked.message,
+                    data: masked.data,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// `text` masked, without a copy when there is nothing to mask.
+    fn mask_owned(&self, text: String) -> String {
+        match self.mask(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(masked) => masked,
+        }
     }
 
     /// `text` with every occurrence of every registered secret replaced by `****`.
@@ -202,8 +392,9 @@ impl SecurityManager {
         let secrets = self.secrets.read().unwrap_or_else(PoisonError::into_inner);
         let mut ranges = Vec::new();
         for secret in secrets.iter() {
+            let secret = secret.value.as_str();
             let mut from = 0;
-            while let Some(idx) = text.get(from..).and_then(|rest| rest.find(secret.as_str())) {
+            while let Some(idx) = text.get(from..).and_then(|rest| rest.find(secret)) {
                 let start = from + idx;
                 ranges.push((start, start + secret.len()));
                 // Search again from the next character, to find overlapping occurrences too.
@@ -235,8 +426,9 @@ impl SecurityManager {
         Cow::Owned(masked)
     }
 
-    /// `text` with its `${env:NAME}` references resolved and their values registered as secrets.
-    fn resolve(&self, client: &str, text: &str) -> Result<String, Error> {
+    /// `text` with its `${env:NAME}` references resolved, and their values registered as secrets
+    /// of `client` when they can be ones (`named`: the variable or header they are for says so).
+    fn resolve(&self, client: &str, text: &str, named: bool) -> Result<String, Error> {
         let mut resolved = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(idx) = rest.find('$') {
@@ -260,7 +452,9 @@ impl SecurityManager {
                         client: client.to_owned(),
                         variable: variable.to_owned(),
                     })?;
-                self.register_secret(value);
+                if can_be_secret(value, named || says_secret(variable)) {
+                    self.register(value, Owner::Client(client));
+                }
                 resolved.push_str(value);
                 rest = &after[end + 1..];
                 continue;
@@ -508,13 +702,15 @@ mod tests {
             "Bearer ****, again ****.",
         );
         // A secret inside a longer one, in either order.
-        check_mask(&["tok", "tok-123"], "tok-123 tok", "**** ****");
-        check_mask(&["tok-123", "tok"], "tok-123 tok", "**** ****");
+        check_mask(&["tok-", "tok-123"], "tok-123 tok-", "**** ****");
+        check_mask(&["tok-123", "tok-"], "tok-123 tok-", "**** ****");
         // Overlapping and touching secrets are masked as one.
         check_mask(&["abcd", "cdef"], "xabcdefx", "x****x");
-        check_mask(&["ab", "cd"], "abcd", "****");
-        check_mask(&["aa"], "aaa b", "**** b");
-        check_mask(&["é€"], "aé€é€b", "a****b");
+        check_mask(&["abcd", "efgh"], "abcdefgh", "****");
+        check_mask(&["aaaa"], "aaaaa b", "**** b");
+        check_mask(&["é€é€"], "aé€é€é€b", "a****b");
+        // Never a value of 1 to 3 characters.
+        check_mask(&["1", "ab", "é€x"], "1 ab é€x", "1 ab é€x");
 
         // Values resolved by command_for are registered; clones share the secrets.
         let security = manager();
@@ -522,13 +718,158 @@ mod tests {
         let mut config = ClientConfig::new("srv", "x");
         config
             .env
-            .insert("AUTH".into(), "Bearer ${env:TOKEN}".into());
+            .insert("HEADER".into(), "Bearer ${env:TOKEN}".into());
         security.command_for(&config).unwrap();
         assert_eq!(
             clone.mask("auth failed: Bearer tok-123"),
             "auth failed: Bearer ****"
         );
         assert_eq!(security.mask("other-456"), "other-456");
+        // A variable whose name says it is a secret is masked whole.
+        config
+            .env
+            .insert("AUTH".into(), "Bearer ${env:TOKEN}".into());
+        security.command_for(&config).unwrap();
+        assert_eq!(
+            clone.mask("auth failed: Bearer tok-123"),
+            "auth failed: ****"
+        );
+    }
+
+    #[test]
+    fn only_values_that_can_be_secrets_are_masked() {
+        let security = SecurityManager::with_host_env(
+            [
+                ("DEBUG", "1"),
+                ("HOME", "/home/user"),
+                ("PORT", "8080"),
+                ("GH_TOKEN", "abc"),
+                ("API_KEY", "abcd"),
+                ("UPSTREAM", "averylongvalue"),
+                ("PIN", "12345"),
+                ("SHORT_PIN", "123"),
+                ("PLAIN", "plain"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        let mut config = ClientConfig::new("srv", "x");
+        for (name, value) in [
+            ("DEBUG", "${env:DEBUG}"),
+            ("HOME_DIR", "${env:HOME}"),
+            ("PORT", "${env:PORT}"),
+            ("GITHUB_TOKEN", "${env:GH_TOKEN}"),
+            ("X", "${env:API_KEY}"),
+            ("Y", "${env:UPSTREAM}"),
+            // A literal value of a variable whose name says it is a secret.
+            ("DB_PASSWORD", "hunter2"),
+            ("Z", "literal-but-long"),
+        ] {
+            config.env.insert(name.to_owned(), value.to_owned());
+        }
+        config.env.insert_secret("P", "${env:PIN}");
+        config.env.insert_secret("Q", "${env:SHORT_PIN}");
+        config.env.insert_secret("R", "${env:PLAIN}");
+        config.args = vec!["--port=${env:PORT}".to_owned()];
+        security.command_for(&config).unwrap();
+        // Not secrets: short values, paths, short values nothing names a secret, literals.
+        let harmless = "step 1 of 10 in /home/user, port 8080, abc, 123, literal-but-long";
+        assert_eq!(security.mask(harmless), harmless);
+        // Secrets: named (from 4 characters), long, or marked.
+        assert_eq!(
+            security.mask("abcd averylongvalue 12345 hunter2 plain"),
+            "**** **** **** **** ****"
+        );
+    }
+
+    #[test]
+    fn secrets_of_a_removed_client_are_forgotten() {
+        let security = SecurityManager::with_host_env(
+            [
+                ("A_TOKEN", "token-of-a"),
+                ("B_TOKEN", "token-of-b"),
+                ("SHARED_TOKEN", "token-of-both"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        let client = |id: &str, variable: &str| {
+            let mut config = ClientConfig::new(id, "x");
+            config
+                .env
+                .insert("T".to_owned(), format!("${{env:{variable}}}"));
+            config
+                .env
+                .insert("S".to_owned(), "${env:SHARED_TOKEN}".to_owned());
+            security.command_for(&config).unwrap();
+            ClientId::new(id).unwrap()
+        };
+        let a = client("a", "A_TOKEN");
+        let b = client("b", "B_TOKEN");
+        security.register_secret("host-secret");
+        let text = "token-of-a token-of-b token-of-both host-secret";
+        assert_eq!(security.mask(text), "**** **** **** ****");
+        assert_eq!(security.n_secrets(), 4);
+        security.forget_client(&a);
+        assert_eq!(security.mask(text), "token-of-a **** **** ****");
+        // Registered again when the client comes back (a restart).
+        let a = client("a", "A_TOKEN");
+        assert_eq!(security.mask(text), "**** **** **** ****");
+        security.forget_client(&a);
+        security.forget_client(&b);
+        assert_eq!(
+            security.mask(text),
+            "token-of-a token-of-b token-of-both ****"
+        );
+        assert_eq!(security.n_secrets(), 1);
+    }
+
+    #[test]
+    fn errors_are_masked_in_message_and_data() {
+        let security = manager();
+        security.register_secret("tok-123");
+        let data = serde_json::json!({
+            "uri": "mem://tok-123",
+            "nested": [{"tok-123": "as a key"}, "again tok-123", 7, null],
+        });
+        let masked_data = serde_json::json!({
+            "uri": "mem://****",
+            "nested": [{"****": "as a key"}, "again ****", 7, null],
+        });
+        let rpc = RpcError {
+            code: -32002,
+            message: "no tok-123 here".to_owned(),
+            data: Some(data.clone()),
+        };
+        assert_eq!(
+            security.mask_rpc_error(rpc),
+            RpcError {
+                code: -32002,
+                message: "no **** here".to_owned(),
+                data: Some(masked_data.clone()),
+            }
+        );
+        let error = mcp_session::Error::Rpc {
+            server: mcp_transport::ServerName::new("srv"),
+            method: "resources/read".to_owned(),
+            code: -32002,
+            message: "no tok-123 here".to_owned(),
+            data: Some(data),
+        };
+        match security.mask_session_error(error) {
+            mcp_session::Error::Rpc { message, data, .. } => {
+                assert_eq!(message, "no **** here");
+                assert_eq!(data, Some(masked_data));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let closed = mcp_session::Error::ServerClosed {
+            server: mcp_transport::ServerName::new("srv"),
+            status: None,
+            stderr_tail: Arc::from("failed with tok-123"),
+        };
+        assert_eq!(
+            security.mask_session_error(closed).stderr_tail(),
+            Some("failed with ****")
+        );
     }
 
     #[test]

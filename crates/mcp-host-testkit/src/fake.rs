@@ -4,6 +4,9 @@
 //! [`FakeConfig`] selects its misbehaviours; the `mcp-fake-server` binary takes the same settings as flags.
 //! Requests are handled concurrently (one task per request), so a slow tool call never blocks other requests.
 //! All output goes through one writer task, one JSON message per line.
+//! Besides the listed tools, two can be called by name: `flood_answers` (see `--request-flood`) and
+//! `close_input`, after which the server closes its input for real (the client's writes fail) but
+//! keeps running and answering.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -12,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -62,6 +65,9 @@ pub struct FakeConfig {
     pub repeat_cursor: bool,
     /// `--init-delay-ms N`: sleep this long before answering `initialize`.
     pub init_delay_ms: u64,
+    /// `--init-gate FILE`: answer `initialize` only once FILE exists (checked every 10 ms, for at most
+    /// a minute), so that a test decides when a server becomes ready.
+    pub init_gate: Option<String>,
     /// `--crash-at-init`: exit with code 3 on `initialize`, without answering.
     pub crash_at_init: bool,
     /// `--crash-on-call`: exit with code 4 on any `tools/call`, without answering.
@@ -94,9 +100,18 @@ pub struct FakeConfig {
     pub print_env: Option<String>,
     /// `--stop-reading-after-init`: stop reading stdin after `notifications/initialized`, but keep running.
     pub stop_reading_after_init: bool,
+    /// `--read-slowly-after-init MS`: after `notifications/initialized`, read at most 4 KiB of stdin
+    /// every MS milliseconds (and handle none of it), but keep running: a peer slow enough to let
+    /// the client's output pile up without ever making no progress at all. (A pipe takes a write
+    /// again only once a whole page of it has been read, so reading less than 4 KiB at a time
+    /// would look like no progress.)
+    pub read_slowly_after_init_ms: Option<u64>,
     /// `--request-flood N`: after `notifications/initialized`, send N requests to the client
     /// (`ping` and `sampling/createMessage`, alternating); the `flood_answers` tool counts the answers.
     pub request_flood: u64,
+    /// `--request-flood-method M`: every `--request-flood` request is a request of method `M`
+    /// (instead of `ping` and `sampling/createMessage` alternating).
+    pub request_flood_method: Option<String>,
     /// `--spawn-escaped-grandchild`: start a sleeping copy of the binary in a new process group (binary only),
     /// escaping the host's process-group cleanup.
     pub spawn_escaped_grandchild: bool,
@@ -128,6 +143,7 @@ impl Default for FakeConfig {
             page_size: 0,
             repeat_cursor: false,
             init_delay_ms: 0,
+            init_gate: None,
             crash_at_init: false,
             crash_on_call: false,
             crash_after: None,
@@ -144,7 +160,9 @@ impl Default for FakeConfig {
             exit_after_ms: None,
             print_env: None,
             stop_reading_after_init: false,
+            read_slowly_after_init_ms: None,
             request_flood: 0,
+            request_flood_method: None,
             spawn_escaped_grandchild: false,
         }
     }
@@ -167,6 +185,7 @@ impl FakeConfig {
                 "--page-size" => config.page_size = number(&flag, args)?,
                 "--repeat-cursor" => config.repeat_cursor = true,
                 "--init-delay-ms" => config.init_delay_ms = number(&flag, args)?,
+                "--init-gate" => config.init_gate = Some(value(&flag, args)?),
                 "--crash-at-init" => config.crash_at_init = true,
                 "--crash-on-call" => config.crash_on_call = true,
                 "--crash-after" => config.crash_after = Some(number(&flag, args)?),
@@ -183,7 +202,11 @@ impl FakeConfig {
                 "--exit-after-ms" => config.exit_after_ms = Some(number(&flag, args)?),
                 "--print-env" => config.print_env = Some(value(&flag, args)?),
                 "--stop-reading-after-init" => config.stop_reading_after_init = true,
+                "--read-slowly-after-init" => {
+                    config.read_slowly_after_init_ms = Some(number(&flag, args)?)
+                }
                 "--request-flood" => config.request_flood = number(&flag, args)?,
+                "--request-flood-method" => config.request_flood_method = Some(value(&flag, args)?),
                 "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
                 "--marker" => {
                     value(&flag, args)?;
@@ -219,6 +242,9 @@ impl FakeConfig {
         }
         if self.init_delay_ms != default.init_delay_ms {
             flag("--init-delay-ms", Some(self.init_delay_ms.to_string()));
+        }
+        if let Some(gate) = &self.init_gate {
+            flag("--init-gate", Some(gate.clone()));
         }
         if self.crash_at_init {
             flag("--crash-at-init", None);
@@ -271,8 +297,14 @@ impl FakeConfig {
         if self.stop_reading_after_init {
             flag("--stop-reading-after-init", None);
         }
+        if let Some(ms) = self.read_slowly_after_init_ms {
+            flag("--read-slowly-after-init", Some(ms.to_string()));
+        }
         if self.request_flood != default.request_flood {
             flag("--request-flood", Some(self.request_flood.to_string()));
+        }
+        if let Some(method) = &self.request_flood_method {
+            flag("--request-flood-method", Some(method.clone()));
         }
         if self.spawn_escaped_grandchild {
             flag("--spawn-escaped-grandchild", None);
@@ -339,6 +371,8 @@ where
         n_calls: AtomicU64::new(0),
         n_client_requests: AtomicU64::new(0),
         stop_reading: std::sync::atomic::AtomicBool::new(false),
+        close_input: std::sync::atomic::AtomicBool::new(false),
+        read_slowly: std::sync::atomic::AtomicBool::new(false),
         n_flood_answers: AtomicU64::new(0),
         n_touches: AtomicU64::new(0),
     });
@@ -354,7 +388,10 @@ where
             .await;
     }
 
-    let mut reader = BufReader::new(input);
+    let mut reader = Some(BufReader::new(input));
+    let mut slow_input: Option<R> = None;
+    let slow_read_every =
+        Duration::from_millis(shared.config.read_slowly_after_init_ms.unwrap_or(0));
     let mut line = Vec::new();
     let mut reading = true;
     loop {
@@ -362,9 +399,24 @@ where
             reading = false;
             shared.log("fake-server: no longer reading stdin").await;
         }
+        if reader.is_some() && shared.read_slowly.load(Ordering::Relaxed) {
+            // A page at a time from the input itself: what the buffer holds is dropped unread.
+            slow_input = reader.take().map(BufReader::into_inner);
+            reading = false;
+            shared.log("fake-server: reading slowly").await;
+        }
+        if reader.is_some() && shared.close_input.load(Ordering::Relaxed) {
+            // Dropping the reader closes the input: the client's writes now fail (EPIPE).
+            reader = None;
+            reading = false;
+            shared.log("fake-server: input closed").await;
+        }
         tokio::select! {
             Some(exit) = exit_rx.recv() => return Ok(exit),
-            read = reader.read_until(b'\n', &mut line), if reading => match read? {
+            read = async { match reader.as_mut() {
+                Some(reader) => reader.read_until(b'\n', &mut line).await,
+                None => std::future::pending().await,
+            } }, if reading => match read? {
                 0 if shared.config.ignore_eof => {
                     reading = false;
                     let shared = shared.clone();
@@ -385,6 +437,17 @@ where
                     line.clear();
                 }
             },
+            read = async {
+                tokio::time::sleep(slow_read_every).await;
+                match slow_input.as_mut() {
+                    Some(input) => input.read(&mut [0_u8; 4096]).await,
+                    None => std::future::pending().await,
+                }
+            }, if slow_input.is_some() => {
+                if read? == 0 && !shared.config.ignore_eof {
+                    return Ok(Exit::Eof);
+                }
+            }
             Some(_) = tasks.join_next() => {}
         }
     }
@@ -416,6 +479,10 @@ struct Shared {
     n_client_requests: AtomicU64,
     /// Set by `--stop-reading-after-init` once the client is initialized.
     stop_reading: std::sync::atomic::AtomicBool,
+    /// Set by the `close_input` tool: the reader loop drops the input (closing it for real).
+    close_input: std::sync::atomic::AtomicBool,
+    /// Set by `--read-slowly-after-init` once the client is initialized.
+    read_slowly: std::sync::atomic::AtomicBool,
     /// Answers received to `--request-flood` requests.
     n_flood_answers: AtomicU64,
     /// Calls of the `touch` tool, which each change its description (so the list really changes).
@@ -638,11 +705,14 @@ fn handle_notification(
             if config.stop_reading_after_init {
                 shared.stop_reading.store(true, Ordering::Relaxed);
             }
+            if config.read_slowly_after_init_ms.is_some() {
+                shared.read_slowly.store(true, Ordering::Relaxed);
+            }
             for flood_idx in 0..config.request_flood {
-                let method = if flood_idx % 2 == 0 {
-                    "ping"
-                } else {
-                    "sampling/createMessage"
+                let method = match &config.request_flood_method {
+                    Some(method) => method.as_str(),
+                    None if flood_idx % 2 == 0 => "ping",
+                    None => "sampling/createMessage",
                 };
                 shared.send(
                     json!({"jsonrpc": "2.0", "id": format!("flood-{flood_idx}"), "method": method}),
@@ -766,6 +836,23 @@ async fn initialize(shared: &Shared, params: &Value) -> Outcome {
     if config.init_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(config.init_delay_ms)).await;
     }
+    if let Some(gate) = &config.init_gate {
+        let opened = async {
+            while !tokio::fs::try_exists(gate).await.unwrap_or(false) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(60), opened)
+            .await
+            .is_err()
+        {
+            shared
+                .log(&format!(
+                    "fake-server: {gate} did not appear; answering anyway"
+                ))
+                .await;
+        }
+    }
     let requested = params.get("protocolVersion").and_then(Value::as_str);
     let protocol_version = match (&config.protocol_version, requested) {
         (Some(version), _) => version.clone(),
@@ -840,7 +927,12 @@ fn tool_list(config: &FakeConfig, n_touches: u64) -> Vec<Value> {
             "Sends a request to the client and returns its response.",
             json!({
                 "type": "object",
-                "properties": {"method": {"type": "string"}, "params": {"type": "object"}},
+                "properties": {
+                    "method": {"type": "string"},
+                    "params": {"type": "object"},
+                    "cancel_after_ms": {"type": "number"},
+                    "wait_ms": {"type": "number"},
+                },
                 "required": ["method"],
             }),
         ),
@@ -963,6 +1055,10 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
             Ok(text_result("ok"))
         }
         // Not listed, so that tool counts stay stable; callable by name in session tests.
+        "close_input" => {
+            shared.close_input.store(true, Ordering::Relaxed);
+            Ok(text_result("closing my input"))
+        }
         "flood_answers" => Ok(text_result(
             shared.n_flood_answers.load(Ordering::Relaxed).to_string(),
         )),
@@ -1041,12 +1137,30 @@ async fn ask_client(shared: &Shared, arguments: &Value) -> Result<Value, RpcErro
         request.insert("params".to_owned(), params.clone());
     }
     shared.send(Value::Object(request));
-    let response = tokio::time::timeout(ASK_CLIENT_TIMEOUT, response_rx).await;
+    // `cancel_after_ms`: give up on the request after that long and tell the client
+    // (`notifications/cancelled`); then wait `wait_ms` (default 1 s) for a response it must not send.
+    let cancel_after = arguments
+        .get("cancel_after_ms")
+        .and_then(Value::as_f64)
+        .map(millis);
+    let mut wait = ASK_CLIENT_TIMEOUT;
+    if let Some(cancel_after) = cancel_after {
+        tokio::time::sleep(cancel_after).await;
+        shared.notify(
+            "notifications/cancelled",
+            json!({"requestId": id, "reason": "the server gave up"}),
+        );
+        wait = arguments
+            .get("wait_ms")
+            .and_then(Value::as_f64)
+            .map_or(Duration::from_secs(1), millis);
+    }
+    let response = tokio::time::timeout(wait, response_rx).await;
     lock(&shared.pending_client).remove(&id.to_string());
     match response {
         Ok(Ok(response)) => Ok(text_result(response.to_string())),
         _ => Ok(json!({
-            "content": [{"type": "text", "text": format!("no response to {method} within {ASK_CLIENT_TIMEOUT:?}")}],
+            "content": [{"type": "text", "text": format!("no response to {method} within {wait:?}")}],
             "isError": true,
         })),
     }

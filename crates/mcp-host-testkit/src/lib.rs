@@ -20,5 +20,6 @@ pub use fake::{serve, serve_with_log, Exit, FakeConfig};
 pub use in_process::{spawn_in_process, InProcessFake};
 pub use procs::{
     assert_no_process_left, assert_no_process_left_blocking, cmdline, fake_server_args,
-    fake_server_path, pid_alive, pids_with_marker, rss_kib, unique_marker, TempDir,
+    fake_server_path, in_own_process, in_own_process_within, pid_alive, pids_with_marker, rss_kib,
+    unique_marker, TempDir,
 };

@@ -31,19 +31,49 @@ pub fn unique_marker() -> String {
 }
 
 /// Pids of live (non-zombie) processes other than ours with an argv element exactly equal to `marker`.
+///
+/// # Panics
+/// Panics when `/proc` cannot be read, or does not show this very process: an empty list must
+/// mean that no process carries the marker, never that nobody could look.
 pub fn pids_with_marker(marker: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let own_pid = std::process::id();
-    let mut pids: Vec<u32> = entries
+    match scan_for_marker(Path::new(PROC), std::process::id(), marker) {
+        Ok(pids) => pids,
+        Err(error) => fail(&error),
+    }
+}
+
+/// Where the kernel shows its processes.
+const PROC: &str = "/proc";
+
+/// [`pids_with_marker`] over the process table at `proc_root`, seen by process `own_pid`.
+fn scan_for_marker(proc_root: &Path, own_pid: u32, marker: &str) -> Result<Vec<u32>, String> {
+    let entries = std::fs::read_dir(proc_root).map_err(|error| {
+        format!(
+            "cannot list processes: {} cannot be read ({error})",
+            proc_root.display()
+        )
+    })?;
+    let all: Vec<u32> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .collect();
+    // A process table that does not hold the process reading it (another pid namespace's
+    // `/proc`, or none mounted) would show no leak whatever is running.
+    if !all.contains(&own_pid) || read_cmdline(proc_root, own_pid).is_empty() {
+        return Err(format!(
+            "cannot list processes: {} does not show this process (pid {own_pid})",
+            proc_root.display()
+        ));
+    }
+    let mut pids: Vec<u32> = all
+        .into_iter()
         .filter(|&pid| pid != own_pid)
-        .filter(|&pid| cmdline(pid).iter().any(|arg| arg == marker))
-        .filter(|&pid| pid_alive(pid))
+        .filter(|&pid| read_cmdline(proc_root, pid).iter().any(|arg| arg == marker))
+        .filter(|&pid| {
+            matches!(read_state(proc_root, pid), Some(state) if state != 'Z' && state != 'X')
+        })
         .collect();
     pids.sort_unstable();
-    pids
+    Ok(pids)
 }
 
 /// Whether `pid` exists and is not a zombie.
@@ -116,7 +146,11 @@ pub fn fake_server_path() -> PathBuf {
 
 /// The argv of a process, from `/proc/<pid>/cmdline` (empty if it is gone).
 pub fn cmdline(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
+    read_cmdline(Path::new(PROC), pid)
+}
+
+fn read_cmdline(proc_root: &Path, pid: u32) -> Vec<String> {
+    std::fs::read(proc_root.join(pid.to_string()).join("cmdline"))
         .map(|bytes| {
             bytes
                 .split(|&byte| byte == 0)
@@ -129,7 +163,11 @@ pub fn cmdline(pid: u32) -> Vec<String> {
 
 /// The state letter from `/proc/<pid>/stat` (`R`, `S`, `Z`, ...), read after the `(comm)` field.
 fn process_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    read_state(Path::new(PROC), pid)
+}
+
+fn read_state(proc_root: &Path, pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
     let (_, after_comm) = stat.rsplit_once(')')?;
     after_comm.trim_start().chars().next()
 }
@@ -274,16 +312,161 @@ impl Drop for TempDir {
     }
 }
 
-/// This process's resident memory in KiB (`VmRSS` of `/proc/self/status`), or 0 if unreadable.
+/// The environment variable that tells a copy of a test binary started by [`in_own_process`]
+/// to run the test's body.
+const OWN_PROCESS_VAR: &str = "MCP_TEST_OWN_PROCESS";
+/// The file that copy creates once the body has returned, so that a test name that matches
+/// nothing (and a copy that runs no test) is not taken for a success.
+const OWN_PROCESS_DONE_VAR: &str = "MCP_TEST_OWN_PROCESS_DONE";
+
+/// How long the copy of the test binary started by [`in_own_process`] may run.
+pub const OWN_PROCESS_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// [`in_own_process`] for a test that may run longer than [`OWN_PROCESS_TIMEOUT`]: its copy
+/// may run for `timeout`.
+///
+/// # Panics
+/// Panics when the copy cannot be run, fails, or takes too long.
+pub fn in_own_process_within(test_name: &str, timeout: Duration, body: impl FnOnce()) {
+    run_in_own_process(test_name, timeout, body);
+}
+
+/// Runs `body`, the whole of the test `test_name` (its name as the test harness lists it, e.g.
+/// `orphans::sweep_reaches_escaped_helpers`), alone in a process of its own.
+///
+/// For tests that measure or change the whole process: its resident memory, its children, its
+/// process-wide settings (child subreaper). Under `cargo nextest` every test has its own process
+/// already and `body` runs at once; under `cargo test`, whose tests share one process, this
+/// runs the test binary again with `--exact test_name` and an environment variable that makes
+/// that copy run `body`, and fails when the copy fails or runs longer than
+/// [`OWN_PROCESS_TIMEOUT`].
+///
+/// # Panics
+/// Panics when the copy cannot be run, fails, or takes too long.
+pub fn in_own_process(test_name: &str, body: impl FnOnce()) {
+    run_in_own_process(test_name, OWN_PROCESS_TIMEOUT, body);
+}
+
+fn run_in_own_process(test_name: &str, timeout: Duration, body: impl FnOnce()) {
+    let alone =
+        std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test");
+    if alone {
+        body();
+        return;
+    }
+    if std::env::var_os(OWN_PROCESS_VAR).is_some_and(|name| name == test_name) {
+        body();
+        if let Some(done) = std::env::var_os(OWN_PROCESS_DONE_VAR) {
+            if let Err(error) = std::fs::write(&done, test_name) {
+                fail(&format!(
+                    "cannot write {}: {error}",
+                    Path::new(&done).display()
+                ));
+            }
+        }
+        return;
+    }
+    if let Err(error) = run_test_alone(test_name, timeout) {
+        fail(&format!(
+            "test `{test_name}` in a process of its own: {error}"
+        ));
+    }
+}
+
+// Test support: the test binary is run again, not a server.
+#[allow(clippy::disallowed_methods)]
+fn run_test_alone(test_name: &str, timeout: Duration) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|error| format!("no current executable: {error}"))?;
+    let scratch = TempDir::new("own-process");
+    let done = scratch.path().join("done");
+    let mut child = std::process::Command::new(&exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(OWN_PROCESS_VAR, test_name)
+        .env(OWN_PROCESS_DONE_VAR, &done)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|error| format!("cannot run {}: {error}", exe.display()))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() && done.is_file() => return Ok(()),
+            Ok(Some(status)) if status.success() => {
+                return Err(format!("{} ran no test of that name", exe.display()))
+            }
+            Ok(Some(status)) => return Err(format!("it failed ({status})")),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("it ran longer than {timeout:?}"));
+            }
+            Ok(None) => std::thread::sleep(LEAK_CHECK_INTERVAL),
+            Err(error) => return Err(format!("cannot wait for it: {error}")),
+        }
+    }
+}
+
+/// This process's resident memory in KiB (`VmRSS` of `/proc/self/status`).
+///
+/// # Panics
+/// Panics when it cannot be read: a memory check must not pass because it measured nothing.
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
+    match vm_rss_kib(Path::new("/proc/self/status")) {
+        Ok(kib) => kib,
+        Err(error) => fail(&error),
+    }
+}
+
+/// The `VmRSS` line of a `/proc/<pid>/status` file, in KiB.
+fn vm_rss_kib(status_file: &Path) -> Result<u64, String> {
+    let status = std::fs::read_to_string(status_file).map_err(|error| {
+        format!(
+            "cannot measure memory: {} cannot be read ({error})",
+            status_file.display()
+        )
+    })?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse::<u64>().ok());
+    match kib {
+        Some(kib) if kib > 0 => Ok(kib),
+        _ => Err(format!(
+            "cannot measure memory: {} has no VmRSS line with a size",
+            status_file.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_process_table_is_an_error_not_an_empty_list() {
+        let me = std::process::id();
+        let proc_root = Path::new(PROC);
+        // The real table shows us, and no process carries a marker nobody used.
+        assert_eq!(scan_for_marker(proc_root, me, &unique_marker()), Ok(vec![]));
+        // No table at all.
+        let missing = scan_for_marker(Path::new("/nonexistent-proc"), me, "m").unwrap_err();
+        assert!(missing.contains("cannot be read"), "{missing}");
+        // A table that does not show the process reading it (an empty directory).
+        let empty = TempDir::new("fake-proc");
+        let unseen = scan_for_marker(empty.path(), me, "m").unwrap_err();
+        assert!(unseen.contains("does not show this process"), "{unseen}");
+    }
+
+    #[test]
+    fn an_unreadable_rss_is_an_error_not_zero() {
+        assert!(vm_rss_kib(Path::new("/proc/self/status")).unwrap() > 0);
+        let missing = vm_rss_kib(Path::new("/nonexistent/status")).unwrap_err();
+        assert!(missing.contains("cannot be read"), "{missing}");
+        let dir = TempDir::new("fake-status");
+        let file = dir.path().join("status");
+        std::fs::write(&file, "Name:\tx\nVmRSS:\t  0 kB\n").unwrap();
+        assert!(vm_rss_kib(&file).unwrap_err().contains("no VmRSS"));
+        std::fs::write(&file, "Name:\tx\n").unwrap();
+        assert!(vm_rss_kib(&file).unwrap_err().contains("no VmRSS"));
+    }
 }

@@ -476,6 +476,8 @@ impl McpHost {
         if ended.is_cancelled() {
             lock(&inner.retiring).remove(id);
         }
+        // Its secrets need no masking any more (unless another client or the host has them).
+        inner.security.forget_client(id);
         result
     }
 
@@ -780,7 +782,7 @@ impl McpHost {
         let record = self.inner.stats.start(&client_id, &tool);
         let result = session.call_tool(&tool, arguments, options).await;
         record.finish(outcome_of(&result, CallToolResult::is_tool_error));
-        result.map_err(call_failed(&client_id))
+        result.map_err(self.inner.call_failed(&client_id))
     }
 
     /// Calls a tool by its namespaced name and returns its result undecoded, for forwarding it
@@ -800,7 +802,7 @@ impl McpHost {
         let record = self.inner.stats.start(&client_id, &tool);
         let result = session.call_tool_raw(&tool, arguments, options).await;
         record.finish(outcome_of(&result, |raw| raw_is_tool_error(raw)));
-        result.map_err(call_failed(&client_id))
+        result.map_err(self.inner.call_failed(&client_id))
     }
 
     /// Renders a prompt by its namespaced name.
@@ -826,7 +828,7 @@ impl McpHost {
             .session
             .get_prompt(&prompt, arguments, &RequestOptions::default())
             .await
-            .map_err(call_failed(&client_id))
+            .map_err(self.inner.call_failed(&client_id))
     }
 
     /// Reads a resource, routed to the client that listed it (or whose template matches it).
@@ -845,7 +847,7 @@ impl McpHost {
             .session
             .read_resource(uri, &RequestOptions::default())
             .await
-            .map_err(call_failed(&client_id))
+            .map_err(self.inner.call_failed(&client_id))
     }
 
     /// Forwards `completion/complete` to the client that owns the referenced prompt or resource
@@ -899,7 +901,7 @@ impl McpHost {
                 &RequestOptions::default(),
             )
             .await
-            .map_err(call_failed(&client_id))
+            .map_err(self.inner.call_failed(&client_id))
     }
 
     /// Subscribes to updates of the resource `uri`, at the client that serves it (routed as
@@ -939,7 +941,7 @@ impl McpHost {
             .await;
         if let Err(error) = forwarded {
             release_subscription(&mut lock(&inner.subscriptions), &key);
-            return Err(call_failed(&client_id)(error));
+            return Err(self.inner.call_failed(&client_id)(error));
         }
         Ok(())
     }
@@ -968,7 +970,7 @@ impl McpHost {
             )
             .await
             .map(drop)
-            .map_err(call_failed(&client_id))
+            .map_err(self.inner.call_failed(&client_id))
     }
 
     /// Asks every ready server that sends log messages to send them at `level` and above, all
@@ -997,7 +999,7 @@ impl McpHost {
             .filter_map(|(id, outcome)| {
                 outcome
                     .err()
-                    .map(|error| (id.clone(), call_failed(&id)(error)))
+                    .map(|error| (id.clone(), self.inner.call_failed(&id)(error)))
             })
             .collect()
     }
@@ -1013,7 +1015,7 @@ impl McpHost {
             client
                 .session
                 .notify_roots_changed()
-                .map_err(call_failed(id))?;
+                .map_err(self.inner.call_failed(id))?;
         }
         Ok(())
     }
@@ -1479,10 +1481,17 @@ fn release_subscription(
 }
 
 /// Wraps a session error from a request to `client`.
-fn call_failed(client: &ClientId) -> impl FnOnce(mcp_session::Error) -> Error + '_ {
-    move |source| Error::Call {
-        client: client.to_string(),
-        source: Box::new(source),
+impl Inner {
+    /// Wraps a session error from a request to `client`, with every secret masked in its
+    /// message and data (the one masking point of errors that leave the host).
+    fn call_failed<'a>(
+        &'a self,
+        client: &'a ClientId,
+    ) -> impl FnOnce(mcp_session::Error) -> Error + 'a {
+        move |source| Error::Call {
+            client: client.to_string(),
+            source: Box::new(self.security.mask_session_error(source)),
+        }
     }
 }
 

@@ -1,23 +1,25 @@
 //! The driver of a session: reads the server's messages, writes the host's, routes both.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use mcp_transport::{BoxedRead, FrameReader};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::envelope::{self, ResultMember};
 use crate::outbox::{write_loop, WriteEnd};
 use crate::protocol::RpcError;
 use crate::protocol::{LoggingMessage, Progress};
-use crate::session::{CloseReason, Event, Reply, Shared, MAX_CLIENT_REQUESTS};
+use crate::session::{lock, CloseReason, Event, Reply, Shared, MAX_CLIENT_REQUESTS};
 use crate::Error;
 
 /// The future that drives one session: poll it (spawn it on a tracker) for the session to work.
@@ -85,7 +87,8 @@ async fn drive(
     let (answering_tx, mut answering_rx) = mpsc::channel::<Answering>(MAX_CLIENT_REQUESTS);
     let reading = read_loop(&shared, reader, events, answering_tx);
     // The handler's answers run here, inside the driver, never as tasks of their own (this
-    // future never ends by itself).
+    // future never ends by itself). At most MAX_CLIENT_REQUESTS exist at once: each holds a
+    // slot of `server_requests`, taken before the handler is called.
     let answering = async {
         let mut running = futures::stream::FuturesUnordered::new();
         loop {
@@ -107,10 +110,17 @@ async fn drive(
             Some(write_timeout),
         )
         .await;
-        if end != WriteEnd::Stalled {
-            std::future::pending::<()>().await;
+        if let WriteEnd::Failed(cause) = &end {
+            // New requests fail at once from now on, with this cause.
+            shared.input_failed(cause.clone());
+        }
+        match end {
+            // Closed on request: the reader goes on until the output ends.
+            WriteEnd::Closed => std::future::pending().await,
+            end => end,
         }
     };
+    tokio::pin!(reading);
     // One timer for every request's deadline, instead of one per request.
     let deadlines = async {
         let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
@@ -119,15 +129,37 @@ async fn drive(
         std::future::poll_fn(|cx| shared.poll_deadlines(sleep.as_mut(), &mut set_for, cx)).await
     };
     let ended = tokio::select! {
-        ended = reading => ended,
+        ended = &mut reading => ended,
         () = answering => Ok(()),
         never = deadlines => match never {},
-        () = writing => {
-            shared.close(CloseReason::InputStalled { timeout: write_timeout });
-            let error = Error::InputStalled { server: shared.server.clone(), timeout: write_timeout };
-            tracing::error!(server = %shared.server, error = %error, "server stopped reading its input");
-            return Err(error);
-        }
+        end = writing => match end {
+            WriteEnd::Failed(cause) => {
+                // A server closes its input mostly because it is exiting; then its output ends
+                // too, and the reader explains the end best (exit status, stderr tail). One
+                // that keeps its output open can answer nothing sent to it any more.
+                match tokio::time::timeout(shared.options.exit_wait, &mut reading).await {
+                    Ok(ended) => ended,
+                    Err(_) => {
+                        shared.close(CloseReason::InputClosed { cause: cause.clone() });
+                        let error = Error::InputClosed { server: shared.server.clone(), source: cause };
+                        tracing::error!(server = %shared.server, error = %error, "server closed its input");
+                        return Err(error);
+                    }
+                }
+            }
+            WriteEnd::Backlog { limit } => {
+                shared.close(CloseReason::InputBacklog { limit });
+                let error = Error::InputBacklog { server: shared.server.clone(), limit };
+                tracing::error!(server = %shared.server, error = %error, "server reads its input too slowly");
+                return Err(error);
+            }
+            _ => {
+                shared.close(CloseReason::InputStalled { timeout: write_timeout });
+                let error = Error::InputStalled { server: shared.server.clone(), timeout: write_timeout };
+                tracing::error!(server = %shared.server, error = %error, "server stopped reading its input");
+                return Err(error);
+            }
+        },
         () = shared.handles_gone.cancelled() => {
             shared.close(CloseReason::ShuttingDown);
             shared.outbox.close();
@@ -285,7 +317,22 @@ fn deliver_notification(
             return;
         }
         "notifications/cancelled" => {
-            // The host answers server requests at once, so there is nothing to cancel.
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Cancelled {
+                request_id: Value,
+            }
+            // Requests answered inline (`ping`, `roots/list`) are answered already.
+            match params.map(|params| serde_json::from_str::<Cancelled>(params.get())) {
+                Some(Ok(cancelled)) => {
+                    if !shared.server_requests.cancel(&cancelled.request_id) {
+                        tracing::debug!(server = %shared.server, "ignoring a cancellation of a request not being answered");
+                    }
+                }
+                _ => {
+                    tracing::warn!(server = %shared.server, "skipping a malformed cancellation")
+                }
+            }
             return;
         }
         "notifications/tools/list_changed" => Event::ToolsListChanged,
@@ -342,39 +389,147 @@ fn answer_request(
             Some(provider) => Ok(serde_json::json!({ "roots": provider.roots() })),
             None => Err(RpcError::method_not_found(method)),
         },
-        _ => {
-            match &shared.options.client_requests {
-                Some(handler) if handler.handles(method) => {
-                    let params: Option<Value> =
-                        params.and_then(|params| serde_json::from_str(params.get()).ok());
-                    let answer = handler.handle(&shared.server, method, params);
-                    let timeout = shared.options.request_timeout;
-                    let shared = shared.clone();
-                    let id = id.to_owned();
-                    let method_name = method.to_owned();
-                    let answer: Answering = Box::pin(async move {
-                        let outcome = match tokio::time::timeout(timeout, answer).await {
-                            Ok(outcome) => outcome,
-                            Err(_) => Err(RpcError::internal(format!(
-                                "the host did not answer {method_name} within {} ms",
-                                timeout.as_millis()
-                            ))),
-                        };
-                        respond(&shared, &method_name, &id, outcome);
-                    });
-                    match answering.try_send(answer) {
-                    Ok(()) => return,
-                    Err(_) => Err(RpcError::new(
-                        -32000,
-                        format!("too many requests to the host at once (at most {MAX_CLIENT_REQUESTS})"),
-                    )),
+        _ => match &shared.options.client_requests {
+            Some(handler) if handler.handles(method) => {
+                match start_answer(shared, handler.as_ref(), method, id, params) {
+                    Ok(answer) => match answering.try_send(answer) {
+                        Ok(()) => return,
+                        // The channel holds at most as many answers as there are slots.
+                        Err(_) => Err(too_many_requests()),
+                    },
+                    Err(refused) => Err(refused),
                 }
-                }
-                _ => Err(RpcError::method_not_found(method)),
             }
-        }
+            _ => Err(RpcError::method_not_found(method)),
+        },
     };
     respond(shared, method, id, outcome);
+}
+
+/// The requests of the server that the client-request handler is answering: at most
+/// [`MAX_CLIENT_REQUESTS`] at once (a slot is taken before the handler is called and given back
+/// when its answer's future ends or is dropped), each cancellable by the server.
+pub(crate) struct ServerRequests {
+    slots: Arc<Semaphore>,
+    /// The cancellation of each answer in progress (and the answer's own number), by the
+    /// request's id as canonical JSON text.
+    running: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    next_number: AtomicU64,
+}
+
+impl ServerRequests {
+    pub(crate) fn new() -> ServerRequests {
+        ServerRequests {
+            slots: Arc::new(Semaphore::new(MAX_CLIENT_REQUESTS)),
+            running: Mutex::new(HashMap::new()),
+            next_number: AtomicU64::new(0),
+        }
+    }
+
+    /// Cancels the answer to request `id` (the server's `notifications/cancelled`); returns
+    /// false if no answer to it is in progress.
+    fn cancel(&self, id: &Value) -> bool {
+        match lock(&self.running).remove(&id.to_string()) {
+            Some((_, cancel)) => {
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Removes an answer's entry from [`ServerRequests::running`] when the answer ends, on every path.
+struct RunningEntry {
+    shared: Arc<Shared>,
+    key: String,
+    number: u64,
+}
+
+impl Drop for RunningEntry {
+    fn drop(&mut self) {
+        let mut running = lock(&self.shared.server_requests.running);
+        // Only our own entry: a cancelled answer's id may be in use by a newer request already.
+        if running
+            .get(&self.key)
+            .is_some_and(|(number, _)| *number == self.number)
+        {
+            running.remove(&self.key);
+        }
+    }
+}
+
+/// Calls the handler for one server request, if a slot is free, and returns the future that
+/// answers it (bounded by the request timeout, ended early by the server's cancellation).
+fn start_answer(
+    shared: &Arc<Shared>,
+    handler: &dyn crate::ClientRequestHandler,
+    method: &str,
+    id: &RawValue,
+    params: Option<&RawValue>,
+) -> Result<Answering, RpcError> {
+    let key = match serde_json::from_str::<Value>(id.get()) {
+        Ok(id) => id.to_string(),
+        Err(_) => return Err(RpcError::new(-32600, "the request id is not valid JSON")),
+    };
+    let Ok(slot) = shared.server_requests.slots.clone().try_acquire_owned() else {
+        return Err(too_many_requests());
+    };
+    let cancel = CancellationToken::new();
+    let number = shared
+        .server_requests
+        .next_number
+        .fetch_add(1, Ordering::Relaxed);
+    {
+        let mut running = lock(&shared.server_requests.running);
+        if running.contains_key(&key) {
+            return Err(RpcError::new(
+                -32600,
+                "a request with this id is still being answered",
+            ));
+        }
+        running.insert(key.clone(), (number, cancel.clone()));
+    }
+    let entry = RunningEntry {
+        shared: shared.clone(),
+        key,
+        number,
+    };
+    let params: Option<Value> = params.and_then(|params| serde_json::from_str(params.get()).ok());
+    let answer = handler.handle(&shared.server, method, params);
+    let timeout = shared.options.request_timeout;
+    let shared = shared.clone();
+    let id = id.to_owned();
+    let method = method.to_owned();
+    Ok(Box::pin(async move {
+        let _slot = slot;
+        let _entry = entry;
+        let outcome = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            outcome = tokio::time::timeout(timeout, answer) => Some(match outcome {
+                Ok(outcome) => outcome,
+                Err(_) => Err(RpcError::internal(format!(
+                    "the host did not answer {method} within {} ms",
+                    timeout.as_millis()
+                ))),
+            }),
+        };
+        match outcome {
+            Some(outcome) => respond(&shared, &method, &id, outcome),
+            // A cancelled request gets no answer.
+            None => {
+                tracing::debug!(server = %shared.server, method, "the server cancelled its request")
+            }
+        }
+    }))
+}
+
+fn too_many_requests() -> RpcError {
+    RpcError::new(
+        -32000,
+        format!("too many requests to the host at once (at most {MAX_CLIENT_REQUESTS})"),
+    )
 }
 
 /// Writes the answer to a server request.

@@ -46,6 +46,25 @@ pub enum Error {
         /// The write timeout.
         timeout: Duration,
     },
+    /// The server closed its input (writing to it failed, with `EPIPE` say) while its output
+    /// stayed open: nothing sent to it can be answered, so the session ended.
+    #[error("server `{server}` closed its input")]
+    InputClosed {
+        /// The server.
+        server: ServerName,
+        /// The write error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The server reads its input so slowly that more than `limit` bytes waited to be written
+    /// to it (see `SessionOptions::max_input_backlog`).
+    #[error("server `{server}` reads its input too slowly (more than {limit} bytes waited to be written)")]
+    InputBacklog {
+        /// The server.
+        server: ServerName,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The host is shutting the session down; the request was not (or will not be) answered.
     #[error("the session with server `{server}` is shutting down")]
     ShuttingDown {
@@ -145,6 +164,8 @@ impl Error {
             Error::Transport { server, .. }
             | Error::ServerClosed { server, .. }
             | Error::InputStalled { server, .. }
+            | Error::InputClosed { server, .. }
+            | Error::InputBacklog { server, .. }
             | Error::ShuttingDown { server }
             | Error::Timeout { server, .. }
             | Error::Rpc { server, .. }

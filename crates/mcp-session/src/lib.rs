@@ -31,5 +31,6 @@ pub use error::Error;
 pub use mcp_transport::ServerName;
 pub use session::{
     connect, handshake, ClientRequestHandler, Event, HandlerFuture, Handshake, ProgressCallback,
-    RequestOptions, RootsProvider, Session, SessionOptions, MAX_CLIENT_REQUESTS,
+    RequestOptions, RootsProvider, Session, SessionOptions, DEFAULT_MAX_INPUT_BACKLOG,
+    MAX_CLIENT_REQUESTS,
 };

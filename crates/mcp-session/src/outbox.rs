@@ -14,15 +14,23 @@
 //! backlog is empty, both checked under the lock; otherwise it goes to the back of the backlog,
 //! which the driver moves into the writer only once the writer is empty. So lines reach the peer
 //! in the order their `send` calls returned.
+//!
+//! Bound: the backlog holds at most a configured number of bytes (a line is taken whatever its
+//! size when nothing waits). A line that would take it beyond that is refused, the outbox is
+//! given up, and the driver stops, even in the middle of a write, reporting
+//! [`WriteEnd::Backlog`]: a peer that reads a page now and then makes progress, so the write
+//! timeout alone would let answers to its requests pile up for good.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::sync::{Mutex, TryLockError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use mcp_transport::{BoxedWrite, Diagnostics, FrameWriter, ServerName};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::session::lock;
 
@@ -34,6 +42,14 @@ pub(crate) struct Outbox {
     state: Mutex<State>,
     /// Lines that could not be written at once, in order; read by the driver only.
     backlog: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes in `backlog`: counted in when a line enters, out when the driver takes it.
+    n_backlog_bytes: AtomicUsize,
+    /// Most bytes `backlog` may hold (a single line is taken whatever its size when the backlog
+    /// is empty).
+    max_backlog: usize,
+    /// Cancelled when a line would have taken the backlog beyond `max_backlog`: the peer reads
+    /// too slowly, and the input is given up (the driver stops even in the middle of a write).
+    overflowed: CancellationToken,
 }
 
 struct State {
@@ -44,18 +60,21 @@ struct State {
 }
 
 /// Why the writer stopped.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum WriteEnd {
     /// The input was closed on request, or by [`Outbox::close`].
     Closed,
-    /// A write failed (the peer closed its input).
-    Failed,
+    /// A write failed (the peer closed its input): the operating system's error.
+    Failed(Arc<std::io::Error>),
     /// A write made no progress for the write timeout.
     Stalled,
+    /// More than this many bytes waited in the backlog: the peer reads too slowly.
+    Backlog { limit: usize },
 }
 
 impl Outbox {
-    pub(crate) fn new(writer: FrameWriter<BoxedWrite>) -> Outbox {
+    /// An outbox writing through `writer`, whose backlog holds at most `max_backlog` bytes.
+    pub(crate) fn new(writer: FrameWriter<BoxedWrite>, max_backlog: usize) -> Outbox {
         let (backlog, backlog_rx) = mpsc::unbounded_channel();
         Outbox {
             state: Mutex::new(State {
@@ -64,7 +83,32 @@ impl Outbox {
                 driver: None,
             }),
             backlog,
+            n_backlog_bytes: AtomicUsize::new(0),
+            max_backlog,
+            overflowed: CancellationToken::new(),
         }
+    }
+
+    /// The backlog's limit, once a line would have taken the backlog beyond it.
+    pub(crate) fn overflowed(&self) -> Option<usize> {
+        self.overflowed.is_cancelled().then_some(self.max_backlog)
+    }
+
+    /// Queues a line for the driver; false (and the outbox given up) when the backlog would
+    /// grow beyond its limit, or when the input is closed.
+    fn push_backlog(&self, line: Vec<u8>) -> bool {
+        let len = line.len();
+        let before = self.n_backlog_bytes.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(len) > self.max_backlog {
+            self.n_backlog_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.overflowed.cancel();
+            return false;
+        }
+        if self.backlog.send(line).is_err() {
+            self.n_backlog_bytes.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     /// Sends one line (without its newline). Returns false if the input is closed.
@@ -76,7 +120,7 @@ impl Outbox {
             Ok(state) => state,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             // Another task is writing: queue behind it.
-            Err(TryLockError::WouldBlock) => return self.backlog.send(line).is_ok(),
+            Err(TryLockError::WouldBlock) => return self.push_backlog(line),
         };
         if state.writer.is_closed() {
             return false;
@@ -86,7 +130,7 @@ impl Outbox {
         // from outside one, e.g. a drop after the runtime is gone, is left to the driver.
         if !idle || tokio::runtime::Handle::try_current().is_err() {
             drop(state);
-            return self.backlog.send(line).is_ok();
+            return self.push_backlog(line);
         }
         state.writer.queue(&line);
         // One poll: a write that would block is finished by the driver, which registers its own
@@ -106,7 +150,7 @@ impl Outbox {
     /// is one of many in flight, where one write for the batch beats one per line. Returns false
     /// if the input is closed.
     pub(crate) fn send_batched(&self, line: Vec<u8>) -> bool {
-        self.backlog.send(line).is_ok()
+        self.push_backlog(line)
     }
 
     /// Closes the input: the peer sees end of file, and later sends return false.
@@ -121,7 +165,7 @@ impl Outbox {
     /// with false when the input is closed.
     fn poll_work(&self, cx: &mut Context<'_>) -> Poll<bool> {
         let mut state = lock(&self.state);
-        if state.writer.is_closed() {
+        if state.writer.is_closed() || self.overflowed().is_some() {
             return Poll::Ready(false);
         }
         if state.writer.n_pending() > 0 {
@@ -130,7 +174,10 @@ impl Outbox {
         let state = &mut *state;
         while state.writer.n_pending() < MAX_BATCH {
             match state.backlog.poll_recv(cx) {
-                Poll::Ready(Some(line)) => state.writer.queue(&line),
+                Poll::Ready(Some(line)) => {
+                    self.n_backlog_bytes.fetch_sub(line.len(), Ordering::AcqRel);
+                    state.writer.queue(&line);
+                }
                 // The sender lives in `self`, so the backlog closes only with the input.
                 Poll::Ready(None) => return Poll::Ready(state.writer.n_pending() > 0),
                 Poll::Pending => break,
@@ -174,10 +221,13 @@ pub(crate) async fn write_loop(
     // Created once: re-creating the cancellation future per batch costs more than the batch.
     let close_requested = diagnostics.input_close_requested();
     tokio::pin!(close_requested);
+    let overflowed = outbox.overflowed.cancelled();
+    tokio::pin!(overflowed);
     loop {
         let has_work = tokio::select! {
             biased;
             () = &mut close_requested => break,
+            () = &mut overflowed => break,
             has_work = poll_fn(|cx| outbox.poll_work(cx)) => has_work,
         };
         if !has_work {
@@ -192,12 +242,17 @@ pub(crate) async fn write_loop(
         let flushed = tokio::select! {
             flushed = flush => flushed,
             () = &mut close_requested => break,
+            () = &mut overflowed => break,
         };
         match flushed {
             Some(Ok(())) => {}
             Some(Err(error)) => {
                 tracing::debug!(server = %server, error = %error, "writing to the peer failed");
-                end = WriteEnd::Failed;
+                let cause = match error {
+                    mcp_transport::Error::Write { source, .. } => source,
+                    other => std::io::Error::other(other.to_string()),
+                };
+                end = WriteEnd::Failed(Arc::new(cause));
                 break;
             }
             None => {
@@ -205,6 +260,9 @@ pub(crate) async fn write_loop(
                 break;
             }
         }
+    }
+    if let Some(limit) = outbox.overflowed() {
+        end = WriteEnd::Backlog { limit };
     }
     outbox.close();
     tracing::debug!(server = %server, "output to the peer closed");
@@ -251,7 +309,7 @@ mod tests {
             let transport =
                 Transport::from_io(server.clone(), read, write, &TransportOptions::default());
             let (_reader, writer, diagnostics) = transport.into_parts();
-            let outbox = Outbox::new(writer);
+            let outbox = Outbox::new(writer, usize::MAX);
             let mut expected = Vec::new();
             for line_idx in 0..n_lines {
                 let line = format!(
@@ -283,6 +341,48 @@ mod tests {
             outbox.close();
             assert!(!outbox.send(b"{}".to_vec()));
             assert!(!outbox.send_batched(b"{}".to_vec()));
+        });
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_in_bytes() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let server = ServerName::new("t");
+            // A peer that never reads.
+            let (write, _peer) = tokio::io::duplex(64);
+            let (_unused, read) = tokio::io::duplex(16);
+            let transport =
+                Transport::from_io(server.clone(), read, write, &TransportOptions::default());
+            let (_reader, writer, diagnostics) = transport.into_parts();
+            let outbox = Outbox::new(writer, 1000);
+            // One line bigger than the limit is taken when nothing waits.
+            assert!(outbox.send_batched(vec![b'x'; 2000]));
+            assert_eq!(outbox.overflowed(), None);
+            // The driver moves it into the writer, which cannot get rid of it.
+            let writing = write_loop(&server, &diagnostics, &outbox, None);
+            tokio::pin!(writing);
+            assert!(
+                tokio::time::timeout(Duration::from_millis(50), &mut writing)
+                    .await
+                    .is_err()
+            );
+            let mut n_accepted = 0;
+            while outbox.send_batched(vec![b'y'; 100]) {
+                n_accepted += 1;
+                assert!(n_accepted <= 10, "the backlog took more than 1000 bytes");
+            }
+            assert_eq!(n_accepted, 10);
+            assert_eq!(outbox.overflowed(), Some(1000));
+            // Given up: later lines are refused, and the driver ends saying why.
+            assert!(!outbox.send(b"{}".to_vec()));
+            let end = tokio::time::timeout(Duration::from_secs(5), writing)
+                .await
+                .unwrap();
+            assert!(matches!(end, WriteEnd::Backlog { limit: 1000 }), "{end:?}");
         });
     }
 

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::envelope::{self, ResultMember};
-use crate::outbox::{write_loop, Outbox};
+use crate::outbox::{write_loop, Outbox, WriteEnd};
 use crate::protocol::{
     Implementation, Progress, RpcError, ServerCapabilities, LATEST_PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -40,6 +40,9 @@ pub struct ServerOptions {
     pub instructions: Option<String>,
     /// How many requests may wait in the stream before the reader waits (default 256).
     pub request_capacity: usize,
+    /// How many bytes may wait to be written to the client (beyond the batch being written)
+    /// before it is considered too slow a reader and the connection ends (default 16 MiB).
+    pub max_output_backlog: usize,
 }
 
 impl ServerOptions {
@@ -50,6 +53,7 @@ impl ServerOptions {
             capabilities: ServerCapabilities::default(),
             instructions: None,
             request_capacity: 256,
+            max_output_backlog: crate::DEFAULT_MAX_INPUT_BACKLOG,
         }
     }
 }
@@ -388,10 +392,11 @@ pub fn serve(
 ) {
     let (reader, writer, diagnostics) = transport.into_parts();
     let (requests_tx, requests_rx) = mpsc::channel(options.request_capacity.max(1));
+    let max_output_backlog = options.max_output_backlog;
     let shared = Arc::new(ServerShared {
         peer: diagnostics.server().clone(),
         options,
-        outbox: Outbox::new(writer),
+        outbox: Outbox::new(writer, max_output_backlog),
         hello: OnceLock::new(),
         in_flight: Mutex::new(HashMap::new()),
         outgoing: Mutex::new(HashMap::new()),
@@ -405,18 +410,31 @@ pub fn serve(
     let driver = async move {
         let reading = read_loop(&driver_peer, reader, requests_tx);
         let writing = async {
-            write_loop(
+            let end = write_loop(
                 &driver_peer.shared.peer,
                 &diagnostics,
                 &driver_peer.shared.outbox,
                 None,
             )
             .await;
-            std::future::pending::<()>().await;
+            match end {
+                WriteEnd::Backlog { limit } => limit,
+                // The reader goes on until the client's input ends.
+                _ => std::future::pending().await,
+            }
         };
         let outcome = tokio::select! {
             outcome = reading => outcome,
-            () = writing => Ok(()),
+            limit = writing => {
+                let peer = driver_peer.shared.peer.clone();
+                tracing::error!(peer = %peer, limit, "the client reads too slowly; ending the connection");
+                Err(mcp_transport::Error::Write {
+                    server: peer,
+                    source: std::io::Error::other(format!(
+                        "the peer reads too slowly (more than {limit} bytes waited to be written)"
+                    )),
+                })
+            }
         };
         end(&driver_peer.shared);
         outcome

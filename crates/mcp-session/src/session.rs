@@ -53,9 +53,11 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + 
 /// client further up, as the gateway does).
 ///
 /// The session declares the capabilities the handler names in `initialize`, and runs each
-/// answer concurrently with the connection (at most [`MAX_CLIENT_REQUESTS`] at once, each
-/// bounded by the session's request timeout); a request of a method the handler does not take
-/// gets -32601.
+/// answer concurrently with the connection (at most [`MAX_CLIENT_REQUESTS`] at once: beyond
+/// that, requests get -32000 without the handler being called; each bounded by the session's
+/// request timeout); a request of a method the handler does not take gets -32601. When the
+/// server cancels a request (`notifications/cancelled`), the future of its answer is dropped
+/// and no answer is sent.
 pub trait ClientRequestHandler: Send + Sync + 'static {
     /// The client capabilities to declare, as members of `capabilities` (for example
     /// `{"sampling": {}, "elicitation": {}}`).
@@ -68,9 +70,13 @@ pub trait ClientRequestHandler: Send + Sync + 'static {
     fn handle(&self, server: &ServerName, method: &str, params: Option<Value>) -> HandlerFuture;
 }
 
-/// How many server requests a session answers through its [`ClientRequestHandler`] at once;
+/// How many server requests a session answers through its [`ClientRequestHandler`] at once
+/// (from the call of [`ClientRequestHandler::handle`] until its future ends or is dropped);
 /// more are refused with -32000 until one ends.
 pub const MAX_CLIENT_REQUESTS: usize = 32;
+
+/// The default of [`SessionOptions::max_input_backlog`]: 16 MiB.
+pub const DEFAULT_MAX_INPUT_BACKLOG: usize = 16 * 1024 * 1024;
 
 /// Called with every progress report of one request.
 pub type ProgressCallback = Arc<dyn Fn(Progress) + Send + Sync>;
@@ -117,6 +123,11 @@ pub struct SessionOptions {
     /// How long a write to the server may make no progress before the server is considered
     /// stuck (it stopped reading its input) and the session ends (default 30 s).
     pub write_timeout: Duration,
+    /// How many bytes may wait to be written to the server (beyond the one batch being written)
+    /// before the server is considered too slow a reader and the session ends (default 16 MiB).
+    /// A server that reads a byte now and then makes progress, so only this bound stops it from
+    /// making the host queue an answer to each of its requests for good.
+    pub max_input_backlog: usize,
     /// Source of the answer to `roots/list`; when `None` the host does not offer roots.
     pub roots: Option<Arc<dyn RootsProvider>>,
     /// Answers the server's other requests (sampling, elicitation); when `None` they get
@@ -136,6 +147,7 @@ impl Default for SessionOptions {
             max_pages: 100,
             exit_wait: Duration::from_millis(500),
             write_timeout: Duration::from_secs(30),
+            max_input_backlog: DEFAULT_MAX_INPUT_BACKLOG,
             roots: None,
             client_requests: None,
         }
@@ -154,6 +166,7 @@ impl fmt::Debug for SessionOptions {
             .field("max_pages", &self.max_pages)
             .field("exit_wait", &self.exit_wait)
             .field("write_timeout", &self.write_timeout)
+            .field("max_input_backlog", &self.max_input_backlog)
             .field("roots", &self.roots.is_some())
             .field("client_requests", &self.client_requests.is_some())
             .finish()
@@ -252,10 +265,14 @@ pub(crate) struct Shared {
     pending: Mutex<PendingMap>,
     pub(crate) outbox: Outbox,
     closed: OnceLock<CloseReason>,
+    /// Set when writing to the server failed: why nothing more can be sent.
+    input_failure: OnceLock<Arc<std::io::Error>>,
     initialized: OnceLock<InitializeResult>,
     /// Set when revision 2026-07-28 was agreed: what every request carries in its `_meta`.
     stateless: OnceLock<StatelessMeta>,
     pub(crate) n_events_dropped: AtomicU64,
+    /// The server's requests being answered by the client-request handler.
+    pub(crate) server_requests: connection::ServerRequests,
     pub(crate) handles_gone: CancellationToken,
     events: Mutex<Option<mpsc::Receiver<Event>>>,
 }
@@ -339,6 +356,12 @@ pub(crate) enum CloseReason {
     InputStalled {
         timeout: Duration,
     },
+    InputClosed {
+        cause: Arc<std::io::Error>,
+    },
+    InputBacklog {
+        limit: usize,
+    },
 }
 
 impl CloseReason {
@@ -359,6 +382,14 @@ impl CloseReason {
                 server: server.clone(),
                 timeout: *timeout,
             },
+            CloseReason::InputClosed { cause } => Error::InputClosed {
+                server: server.clone(),
+                source: cause.clone(),
+            },
+            CloseReason::InputBacklog { limit } => Error::InputBacklog {
+                server: server.clone(),
+                limit: *limit,
+            },
             CloseReason::LineTooLong { limit } => Error::Transport {
                 server: server.clone(),
                 source: mcp_transport::Error::LineTooLong {
@@ -377,6 +408,7 @@ impl CloseReason {
 pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Connection) {
     let (reader, writer, diagnostics) = transport.into_parts();
     let (events_tx, events_rx) = mpsc::channel(options.event_capacity.max(1));
+    let max_input_backlog = options.max_input_backlog;
     let handles_gone = CancellationToken::new();
     let shared = Arc::new(Shared {
         server: diagnostics.server().clone(),
@@ -388,11 +420,13 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
             armed: None,
             timer: None,
         }),
-        outbox: Outbox::new(writer),
+        outbox: Outbox::new(writer, max_input_backlog),
         closed: OnceLock::new(),
+        input_failure: OnceLock::new(),
         initialized: OnceLock::new(),
         stateless: OnceLock::new(),
         n_events_dropped: AtomicU64::new(0),
+        server_requests: connection::ServerRequests::new(),
         handles_gone: handles_gone.clone(),
         events: Mutex::new(Some(events_rx)),
     });
@@ -764,10 +798,14 @@ impl Session {
         }
         // Alone, the request is written by this task (no hand-off to the driver); among others
         // in flight, the driver batches it with them into one write.
-        if n_in_flight == 1 {
-            shared.outbox.send(line);
+        let sent = if n_in_flight == 1 {
+            shared.outbox.send(line)
         } else {
-            shared.outbox.send_batched(line);
+            shared.outbox.send_batched(line)
+        };
+        if !sent {
+            guard.forget();
+            return Err(shared.unsendable(method));
         }
         tracing::trace!(server = %shared.server, request_id = id, method, "request sent");
 
@@ -827,7 +865,9 @@ impl Session {
             method: method.to_owned(),
             source,
         })?;
-        shared.outbox.send(line);
+        if !shared.outbox.send(line) {
+            return Err(shared.unsendable(method));
+        }
         Ok(())
     }
 
@@ -1253,6 +1293,36 @@ impl Shared {
 
     pub(crate) fn close_reason(&self) -> Option<&CloseReason> {
         self.closed.get()
+    }
+
+    /// Records that writing to the server failed; later sends fail with `cause`.
+    pub(crate) fn input_failed(&self, cause: Arc<std::io::Error>) {
+        let _ = self.input_failure.set(cause);
+    }
+
+    /// Why a message could not be sent (the server's input is closed).
+    fn unsendable(&self, method: &str) -> Error {
+        if let Some(reason) = self.closed.get() {
+            return reason.to_error(&self.server);
+        }
+        if let Some(limit) = self.outbox.overflowed() {
+            return Error::InputBacklog {
+                server: self.server.clone(),
+                limit,
+            };
+        }
+        match self.input_failure.get() {
+            Some(cause) => Error::InputClosed {
+                server: self.server.clone(),
+                source: cause.clone(),
+            },
+            None => {
+                tracing::debug!(server = %self.server, method, "the input is closed; not sent");
+                Error::ShuttingDown {
+                    server: self.server.clone(),
+                }
+            }
+        }
     }
 }
 

@@ -9,12 +9,18 @@ use crate::{Error, ServerName};
 const INITIAL_READ_CAPACITY: usize = 8 * 1024;
 /// Grow (or compact) when less than this is free after the buffered bytes.
 const MIN_SPARE: usize = 4 * 1024;
+/// A buffer grown beyond this by a big line is given back once the bytes it holds fit in a
+/// quarter of it (as [`FrameWriter`] does), so a server that sent one big answer does not keep
+/// up to the line limit allocated for the rest of its life. Lines below about half of it never
+/// cause a shrink, so ordinary answers do not make the buffer grow and shrink again and again.
+const SHRINK_ABOVE: usize = 256 * 1024;
 
 /// Reads newline-delimited messages from a server's output.
 ///
 /// Blank lines are skipped. Lines that cannot be JSON (their first non-blank byte is neither `{`
 /// nor `[`) are logged with the server's name and skipped. A line longer than the configured
-/// maximum is an [`Error::LineTooLong`]; the reader never buffers more than about that maximum.
+/// maximum is an [`Error::LineTooLong`]; the reader never buffers more than about that maximum,
+/// and gives back the memory a big line made it grow once that line is consumed.
 pub struct FrameReader<R> {
     inner: R,
     server: ServerName,
@@ -126,6 +132,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     async fn fill(&mut self) -> Result<(), Error> {
+        let n_buffered = self.end - self.start;
+        if self.buf.len() > SHRINK_ABOVE && n_buffered <= self.buf.len() / 4 {
+            let mut smaller = vec![0; (n_buffered * 2).max(INITIAL_READ_CAPACITY)];
+            smaller[..n_buffered].copy_from_slice(&self.buf[self.start..self.end]);
+            self.buf = smaller;
+            self.scanned -= self.start;
+            self.end = n_buffered;
+            self.start = 0;
+        }
         if self.start > 0 && (self.start == self.end || self.buf.len() - self.end < MIN_SPARE) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -429,6 +444,41 @@ mod tests {
             assert!(writer.flush().await.is_err());
             drop(writer);
             assert_eq!(out, b"{}\n[1]\n");
+        });
+    }
+
+    #[test]
+    fn the_buffer_shrinks_back_after_a_big_line() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut tx, rx) = tokio::io::duplex(64 * 1024);
+            let mut reader = FrameReader::new(ServerName::new("t"), rx, 16 * 1024 * 1024);
+            let big = format!("{{\"x\":\"{}\"}}\n", "a".repeat(8 * 1024 * 1024));
+            let writing = async {
+                tx.write_all(big.as_bytes()).await.unwrap();
+            };
+            let reading = async {
+                let line = reader.next_frame().await.unwrap().unwrap();
+                assert_eq!(line.len(), big.len() - 1);
+            };
+            tokio::join!(writing, reading);
+            let grown = reader.buf.len();
+            assert!(grown >= 8 * 1024 * 1024, "{grown}");
+            // Small lines follow, as after any big answer.
+            for idx in 0..3 {
+                tx.write_all(format!("{{\"i\":{idx}}}\n").as_bytes())
+                    .await
+                    .unwrap();
+                let line = reader.next_frame().await.unwrap().unwrap();
+                assert_eq!(line, format!("{{\"i\":{idx}}}").as_bytes());
+            }
+            let kept = reader.buf.len();
+            assert!(
+                kept <= 64 * 1024,
+                "the buffer kept {kept} bytes after a big line"
+            );
         });
     }
 }

@@ -17,8 +17,10 @@ mod diagnostics;
 mod error;
 mod framing;
 pub mod orphans;
+mod pidfd;
 mod process;
 mod server_name;
+mod spawner;
 mod stderr;
 mod transport;
 

@@ -2,8 +2,10 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -12,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::{stderr, Diagnostics, Error, ServerName, Transport, TransportOptions};
+use crate::pidfd::{PidFd, Presence};
+use crate::{spawner, stderr, Diagnostics, Error, ServerName, Transport, TransportOptions};
 
 /// How long to wait for the kernel to report a SIGKILLed process as exited.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -124,6 +127,9 @@ impl fmt::Display for ExitReport {
 pub struct ChildProcess {
     server: ServerName,
     pid: u32,
+    /// The leader, pinned while it was certainly ours (before the reaper started), where the
+    /// kernel has pidfds.
+    leader: Option<Arc<PidFd>>,
     diagnostics: Diagnostics,
     /// Cancelled to make the reaper task kill and reap the child at once.
     kill_now: CancellationToken,
@@ -133,6 +139,12 @@ pub struct ChildProcess {
 }
 
 /// Starts `command` as a server: its own process group, stdio piped, stderr drained.
+///
+/// The server is killed by the kernel if the host process dies (`PR_SET_PDEATHSIG`). Linux ties
+/// that signal to the thread that forks the server, so every server is forked by a thread
+/// that lives as long as the process, whatever thread calls this (a runtime worker, a blocking
+/// pool thread that ends later, a thread of the caller's own). The call blocks its thread until
+/// the program is executed, as `Command::spawn` does. It must be made inside a tokio runtime.
 ///
 /// Two tasks are spawned on `tracker`: one drains stderr, one reaps the child. Both end when the
 /// process group is gone, or when the returned [`ChildProcess`] is closed or dropped.
@@ -169,8 +181,9 @@ pub fn spawn(
     unsafe {
         cmd.pre_exec(move || {
             // If the host dies, even by SIGKILL, the kernel kills the server. The signal follows
-            // the death of the spawning *thread*: tokio's worker threads live as long as the
-            // runtime, so this fires when the runtime or the process goes away.
+            // the death of the spawning *thread*: every server is spawned from threads that live
+            // as long as the process (`spawner.rs`), so this fires only when the process goes
+            // away.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
             if nix::unistd::getppid() != host_pid {
                 // The host died between fork and prctl: do not start an orphan.
@@ -181,7 +194,7 @@ pub fn spawn(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(spawn_error)?;
+    let mut child = spawner::spawn(cmd).map_err(spawn_error)?;
     let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
         child.id(),
         child.stdin.take(),
@@ -213,25 +226,16 @@ pub fn spawn(
         .instrument(span.clone()),
     );
 
-    let reaper_diagnostics = diagnostics.clone();
-    let kill = kill_now.clone();
-    tracker.spawn(
-        async move {
-            let status = tokio::select! {
-                status = child.wait() => status.ok(),
-                () = kill.cancelled() => {
-                    let _ = child.start_kill();
-                    match tokio::time::timeout(KILL_WAIT, child.wait()).await {
-                        Ok(status) => status.ok(),
-                        Err(_) => None,
-                    }
-                }
-            };
-            tracing::debug!(?status, "server process reaped");
-            reaper_diagnostics.set_exited(status);
+    // Pinned before the reaper runs, so the id is still our child's.
+    let leader = match PidFd::open(pid) {
+        Ok(leader) => Some(Arc::new(leader)),
+        Err(error) => {
+            tracing::debug!(parent: &span, error = %error, "no pidfd for the server; relying on the reaper alone");
+            None
         }
-        .instrument(span),
-    );
+    };
+    tracker
+        .spawn(reap(child, kill_now.clone(), leader.clone(), diagnostics.clone()).instrument(span));
 
     let transport = Transport::new(
         diagnostics.clone(),
@@ -242,6 +246,7 @@ pub fn spawn(
     let process = ChildProcess {
         server,
         pid,
+        leader,
         diagnostics,
         kill_now,
         stop_stderr,
@@ -252,11 +257,16 @@ pub fn spawn(
 
 /// A handle that can SIGKILL a server's process group from anywhere, without owning the process.
 ///
-/// It does nothing once the server has been reaped, so that a reused process id is never
-/// signalled. Used by owners that must stop everything at once (a host dropped without shutdown).
+/// It does nothing once the group leader has been reaped, so that a reused process id is never
+/// signalled: where the kernel has pidfds, the leader is pinned by one and the kernel says
+/// whether it is still there (running, or exited and not yet reaped); elsewhere the reaper's
+/// word is taken. A leader the reaper could not reap (it did not die within seconds of SIGKILL)
+/// is still there, and is signalled. Used by owners that must stop everything at once (a host
+/// dropped without shutdown).
 #[derive(Clone, Debug)]
 pub struct GroupKiller {
     pid: u32,
+    leader: Option<Arc<PidFd>>,
     diagnostics: Diagnostics,
 }
 
@@ -264,7 +274,7 @@ impl GroupKiller {
     /// Sends SIGKILL to the process group if its leader has not been reaped yet.
     /// Returns whether a signal was sent.
     pub fn kill(&self) -> bool {
-        if self.diagnostics.has_exited() {
+        if !leader_present(self.leader.as_deref(), &self.diagnostics) {
             return false;
         }
         signal_group(self.pid, Signal::SIGKILL);
@@ -277,11 +287,86 @@ impl GroupKiller {
     }
 }
 
+/// Whether the group leader is still there (so its process group id is still its own).
+fn leader_present(leader: Option<&PidFd>, diagnostics: &Diagnostics) -> bool {
+    match leader.map(PidFd::presence) {
+        Some(Ok(Presence::Present)) => true,
+        Some(Ok(Presence::Reaped)) => false,
+        Some(Err(_)) | None => !diagnostics.has_exited(),
+    }
+}
+
+/// What reaps a server process: tokio's `Child`, or a stand-in in tests.
+trait Reap: Send + 'static {
+    /// Waits for the process to exit and reaps it.
+    fn wait(&mut self) -> impl Future<Output = std::io::Result<ExitStatus>> + Send;
+    /// Sends SIGKILL to the process.
+    fn start_kill(&mut self) -> std::io::Result<()>;
+}
+
+impl Reap for tokio::process::Child {
+    fn wait(&mut self) -> impl Future<Output = std::io::Result<ExitStatus>> + Send {
+        tokio::process::Child::wait(self)
+    }
+
+    fn start_kill(&mut self) -> std::io::Result<()> {
+        tokio::process::Child::start_kill(self)
+    }
+}
+
+/// Reaps the server when it exits (or kills it first when `kill` is cancelled) and publishes
+/// the exit through `diagnostics`.
+///
+/// Only a process that is known to be gone counts as exited: reaped here with its status, or
+/// reaped by someone else (`wait` fails, and the pidfd, where there is one, says it is gone).
+/// A process still there seconds after SIGKILL (stuck in the kernel) does not: it is left to
+/// the runtime's reaper, and [`GroupKiller`] and [`ChildProcess::close`] go on signalling it.
+async fn reap(
+    mut child: impl Reap,
+    kill: CancellationToken,
+    leader: Option<Arc<PidFd>>,
+    diagnostics: Diagnostics,
+) {
+    let waited = tokio::select! {
+        status = child.wait() => Some(status),
+        () = kill.cancelled() => {
+            let _ = child.start_kill();
+            tokio::time::timeout(KILL_WAIT, child.wait()).await.ok()
+        }
+    };
+    match waited {
+        Some(Ok(status)) => {
+            tracing::debug!(%status, "server process reaped");
+            diagnostics.set_exited(Some(status));
+        }
+        Some(Err(error)) => {
+            // `waitpid` fails (ECHILD) when someone else reaped the child; where a pidfd can
+            // tell, make sure it is gone.
+            let still_there = leader
+                .as_deref()
+                .is_some_and(|leader| matches!(leader.presence(), Ok(Presence::Present)));
+            if still_there {
+                tracing::error!(error = %error, "cannot reap the server process, which is still there");
+            } else {
+                tracing::warn!(error = %error, "the server process was reaped elsewhere; its exit status is lost");
+                diagnostics.set_exited(None);
+            }
+        }
+        None => {
+            tracing::error!(
+                timeout_ms = KILL_WAIT.as_millis(),
+                "the server process did not end after SIGKILL; it stays counted as running"
+            );
+        }
+    }
+}
+
 impl ChildProcess {
     /// A handle that can kill this process group without owning it.
     pub fn killer(&self) -> GroupKiller {
         GroupKiller {
             pid: self.pid,
+            leader: self.leader.clone(),
             diagnostics: self.diagnostics.clone(),
         }
     }
@@ -389,5 +474,73 @@ impl Drop for ChildProcess {
             self.kill_now.cancel();
             self.stop_stderr.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+
+    use mcp_host_testkit::{
+        assert_no_process_left, fake_server_args, fake_server_path, FakeConfig,
+    };
+
+    use super::*;
+
+    /// A process the reaper cannot reap: `wait` never finishes, as for a process stuck in the
+    /// kernel that SIGKILL does not end in time.
+    struct Stuck;
+
+    impl Reap for Stuck {
+        fn wait(&mut self) -> impl Future<Output = std::io::Result<ExitStatus>> + Send {
+            std::future::pending()
+        }
+
+        fn start_kill(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_process_the_reaper_gave_up_on_still_counts_as_running_and_is_killed() {
+        let marker = mcp_host_testkit::unique_marker();
+        let config = FakeConfig {
+            ignore_eof: true,
+            ..FakeConfig::default()
+        };
+        // A real process, which the stand-in reaper fails to reap.
+        #[allow(clippy::disallowed_methods)]
+        let mut process = std::process::Command::new(fake_server_path())
+            .args(fake_server_args(&config, &marker))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = process.id();
+        let leader = PidFd::open(pid).ok().map(Arc::new);
+        let diagnostics =
+            Diagnostics::new(ServerName::new("stuck"), &TransportOptions::default(), true);
+        let kill = CancellationToken::new();
+        kill.cancel();
+        // Ends after KILL_WAIT (virtual time) without having reaped anything.
+        reap(Stuck, kill, leader.clone(), diagnostics.clone()).await;
+        assert!(
+            !diagnostics.has_exited(),
+            "a process the reaper could not reap counts as exited"
+        );
+        let killer = GroupKiller {
+            pid,
+            leader,
+            diagnostics,
+        };
+        assert!(killer.kill(), "the group killer did nothing");
+        let status = process.wait().unwrap();
+        assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+        // Reaped now: its id may be someone else's, and is never signalled again.
+        if killer.leader.is_some() {
+            assert!(!killer.kill());
+        }
+        assert_no_process_left(&marker).await;
     }
 }

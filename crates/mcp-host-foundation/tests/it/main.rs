@@ -196,16 +196,58 @@ async fn environment_is_isolated_and_secrets_are_resolved() {
     assert_eq!(env["PATH"], path.as_str());
     assert!(env.get("AWS_SECRET_ACCESS_KEY").is_none(), "{env}");
     assert!(env.get("MY_TOKEN").is_none(), "{env}");
+    // The variable's name says it is a secret: the whole value, and the token alone.
     assert_eq!(
         security.mask("token is Bearer s3cr3t-t0ken"),
-        "token is Bearer ****"
+        "token is ****"
     );
+    assert_eq!(security.mask("token is s3cr3t-t0ken"), "token is ****");
     started.token.cancel();
     tokio::time::timeout(PROMPTLY, lifecycle)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test]
+async fn a_servers_error_is_masked_in_its_message_and_its_data() {
+    let marker = unique_marker();
+    let started = Started::new();
+    let security =
+        SecurityManager::with_host_env([("MY_TOKEN".to_owned(), "s3cr3t-t0ken".to_owned())]);
+    let mut config = fake_client("zeta", &FakeConfig::default(), &marker);
+    config
+        .env
+        .insert("TOKEN".to_owned(), "${env:MY_TOKEN}".to_owned());
+    let (client, lifecycle) = started.start(config, security.clone()).await.unwrap();
+    // The server echoes what it was asked for in its error's data (`{"uri": …}`).
+    let error = client
+        .session
+        .read_resource("mem://nothing/s3cr3t-t0ken", &RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(format!("{error:?}").contains("s3cr3t-t0ken"), "{error:?}");
+    let masked = security.mask_session_error(error);
+    let shown = format!("{masked:?} {masked}");
+    assert!(!shown.contains("s3cr3t-t0ken"), "{shown}");
+    match &masked {
+        mcp_session::Error::Rpc { code, data, .. } => {
+            assert_eq!(*code, -32002);
+            assert_eq!(data, &Some(json!({"uri": "mem://nothing/****"})));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    started.token.cancel();
+    tokio::time::timeout(PROMPTLY, lifecycle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // The client is gone: its secrets can be forgotten.
+    security.forget_client(&mcp_host_foundation::ClientId::new("zeta").unwrap());
+    assert_eq!(security.mask("s3cr3t-t0ken"), "s3cr3t-t0ken");
     assert_no_process_left(&marker).await;
 }
 

@@ -6,6 +6,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use mcp_host_testkit::fake::{serve, FakeConfig};
+use tokio::io::AsyncRead;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 fn main() {
@@ -65,8 +66,15 @@ async fn run(config: FakeConfig) -> i32 {
             return 1;
         }
     };
+    let stdin = match own_stdin() {
+        Ok(stdin) => stdin,
+        Err(error) => {
+            log(&format!("fake-server: cannot take stdin: {error}"));
+            return 1;
+        }
+    };
     tokio::select! {
-        served = serve(config, tokio::io::stdin(), stdout) => match served {
+        served = serve(config, stdin, stdout) => match served {
             Ok(exit) => exit.code(),
             Err(error) => {
                 log(&format!("fake-server: stdin failed: {error}"));
@@ -85,6 +93,23 @@ fn own_stdout() -> std::io::Result<tokio::fs::File> {
     let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
     nix::unistd::dup2_stdout(&null)?;
     Ok(tokio::fs::File::from_std(std::fs::File::from(stdout)))
+}
+
+/// Takes the only descriptor of the real stdin when it is a pipe, read without blocking, so that
+/// dropping the reader really closes it (a blocking read of `tokio::io::stdin` would keep it
+/// open); anything else (a terminal, `/dev/null`) is read through `tokio::io::stdin`.
+///
+/// Fd 0 itself is pointed at `/dev/null` in the pipe case.
+fn own_stdin() -> std::io::Result<Box<dyn AsyncRead + Unpin + Send>> {
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned()?;
+    match tokio::net::unix::pipe::Receiver::from_owned_fd(stdin) {
+        Ok(pipe) => {
+            let null = std::fs::File::open("/dev/null")?;
+            nix::unistd::dup2_stdin(&null)?;
+            Ok(Box::new(pipe))
+        }
+        Err(_) => Ok(Box::new(tokio::io::stdin())),
+    }
 }
 
 /// Logs each SIGTERM and otherwise ignores it; pends forever when `sigterm` is `None`.

@@ -75,6 +75,29 @@ fn round_trip() {
 }
 
 #[test]
+fn round_trip_of_the_hardening_flags() {
+    check_round_trip(
+        FakeConfig {
+            init_gate: Some("/tmp/gate".to_owned()),
+            read_slowly_after_init_ms: Some(20),
+            request_flood: 3,
+            request_flood_method: Some("sampling/createMessage".to_owned()),
+            ..FakeConfig::default()
+        },
+        &[
+            "--init-gate",
+            "/tmp/gate",
+            "--read-slowly-after-init",
+            "20",
+            "--request-flood",
+            "3",
+            "--request-flood-method",
+            "sampling/createMessage",
+        ],
+    );
+}
+
+#[test]
 fn marker_is_ignored() {
     let args = ["--marker", "m-1", "--tools", "1"].map(str::to_owned);
     let config = FakeConfig::from_args(args).unwrap();

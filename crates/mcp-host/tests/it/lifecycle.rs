@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use mcp_host::{AgentScope, ClientState, Error, HostOptions, McpHost};
 use mcp_host_foundation::{ClientConfig, SecurityManager};
 use mcp_host_testkit::{
-    assert_no_process_left, assert_no_process_left_blocking, pid_alive, unique_marker, FakeConfig,
+    assert_no_process_left, assert_no_process_left_blocking, pid_alive, pids_with_marker,
+    unique_marker, FakeConfig, TempDir,
 };
 use mcp_transport::CloseStep;
 
@@ -252,20 +253,32 @@ async fn cancelling_a_client_token_unregisters_before_killing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_start_concurrently() {
     let marker = unique_marker();
-    let slow = FakeConfig {
-        init_delay_ms: 300,
+    // No server answers `initialize` before the gate file exists.
+    let scratch = TempDir::new("start-gate");
+    let gate = scratch.path().join("open");
+    let gated = FakeConfig {
+        init_gate: Some(gate.to_string_lossy().into_owned()),
         ..FakeConfig::default()
     };
     let configs = (0..10)
-        .map(|idx| fake_client(&format!("slow{idx}"), &slow, &marker))
+        .map(|idx| fake_client(&format!("gated{idx}"), &gated, &marker))
         .collect();
     let host = McpHost::new(configs).unwrap();
-    let started = Instant::now();
-    let report = host.initialize().await.unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!(report.ready.len(), 10);
-    // Serial startup would take at least 10 × 300 ms.
-    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    let opening = async {
+        // All ten are running while none can be ready: started one after the other, the
+        // second would wait for the first to be ready, which never comes.
+        eventually("ten servers running at once", || {
+            pids_with_marker(&marker).len() == 10
+        })
+        .await;
+        assert!(host.client_manager().active_clients().is_empty());
+        std::fs::write(&gate, "open").unwrap();
+    };
+    let (report, ()) =
+        tokio::time::timeout(PROMPTLY, async { tokio::join!(host.initialize(), opening) })
+            .await
+            .expect("the servers did not start at once");
+    assert_eq!(report.unwrap().ready.len(), 10);
     host.shutdown().await;
     assert_no_process_left(&marker).await;
 }
@@ -280,22 +293,33 @@ async fn shutdown_is_bounded_and_parallel() {
     };
     let configs = (0..3)
         .map(|idx| ClientConfig {
-            shutdown_grace_ms: 200,
+            shutdown_grace_ms: 500,
             ..fake_client(&format!("stubborn{idx}"), &stubborn, &marker)
         })
         .collect();
     let host = McpHost::new(configs).unwrap();
     host.initialize().await.unwrap();
     let started = Instant::now();
-    let report = host.shutdown().await;
+    let report = tokio::time::timeout(PROMPTLY, host.shutdown())
+        .await
+        .expect("shutdown is not bounded");
     let elapsed = started.elapsed();
     assert_eq!(report.exits.len(), 3);
     assert!(report
         .exits
         .iter()
         .all(|exit| exit.step == CloseStep::Killed));
-    // Each needs two grace periods (400 ms); one after the other would take 1.2 s or more.
-    assert!(elapsed < Duration::from_millis(1150), "took {elapsed:?}");
+    // Each close waited out both grace periods; closes one after the other would take at least
+    // the sum of their times, so a shutdown that took less ran them at the same time.
+    assert!(report
+        .exits
+        .iter()
+        .all(|exit| exit.elapsed >= Duration::from_millis(1000)));
+    let sum: Duration = report.exits.iter().map(|exit| exit.elapsed).sum();
+    assert!(
+        elapsed < sum,
+        "the closes did not overlap: shutdown took {elapsed:?}, the closes {sum:?} in all"
+    );
     assert_no_process_left(&marker).await;
 }
 

@@ -48,13 +48,29 @@ struct Tally {
     timed_out_in_test: AtomicU64,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::print_stderr)] // The soak figures are the point of the run.
-async fn soak_with_random_kills() {
+/// It measures the resident memory of the whole process, so it runs in a process of its own.
+#[test]
+fn soak_with_random_kills() {
     let seconds: u64 = std::env::var("MCP_HOST_SOAK_SECONDS")
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(5);
+    mcp_host_testkit::in_own_process_within(
+        "soak::soak_with_random_kills",
+        Duration::from_secs(seconds + 300),
+        || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(soak_with_random_kills_alone(seconds));
+        },
+    );
+}
+
+#[allow(clippy::print_stderr)] // The soak figures are the point of the run.
+async fn soak_with_random_kills_alone(seconds: u64) {
     let marker = unique_marker();
     let restart = RestartPolicy {
         max_restarts: u32::MAX,

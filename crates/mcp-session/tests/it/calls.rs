@@ -4,12 +4,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_host_testkit::FakeConfig;
+use mcp_host_testkit::{spawn_in_process, FakeConfig};
 use mcp_session::protocol::Root;
 use mcp_session::{Error, Event, RequestOptions, SessionOptions};
-use mcp_transport::TransportOptions;
+use mcp_transport::{ServerName, Transport, TransportOptions};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use crate::{args, start, start_with, PROMPTLY};
 
@@ -95,27 +96,56 @@ async fn dropping_the_call_tells_the_server() {
     running.finish().await;
 }
 
-#[tokio::test]
+/// Over the in-process fake in paused time: the fake's sleeps and the session's deadlines run
+/// on the same virtual clock, so the order of progress reports and deadlines is exact, however
+/// loaded the machine.
+#[tokio::test(start_paused = true)]
 async fn progress_is_reported_and_extends_the_timeout() {
-    let running = start(FakeConfig::default()).await;
+    let tracker = TaskTracker::new();
+    let fake = spawn_in_process(FakeConfig::default(), &tracker);
+    let transport = Transport::from_io(
+        ServerName::new("in-process"),
+        fake.client_read,
+        fake.client_write,
+        &TransportOptions::default(),
+    );
+    let (session, connection, _) = mcp_session::handshake(transport, SessionOptions::default())
+        .await
+        .unwrap();
+    let connection = tracker.spawn(connection);
     let n_reports = Arc::new(AtomicUsize::new(0));
     let counter = n_reports.clone();
     let options = RequestOptions {
-        // The call takes 2 s; progress every 400 ms keeps a 1 s timeout from firing.
+        // The call takes 2 s; a progress report every 400 ms keeps a 1 s timeout from firing.
         timeout: Some(Duration::from_secs(1)),
         on_progress: Some(Arc::new(move |progress| {
             assert!(progress.progress > 0.0);
             counter.fetch_add(1, Ordering::Relaxed);
         })),
     };
-    let result = running
-        .session
+    let started = tokio::time::Instant::now();
+    let result = session
         .call_tool("slow", args(json!({ "ms": 2_000 })), &options)
         .await
         .unwrap();
     assert!(!result.is_tool_error());
-    assert!(n_reports.load(Ordering::Relaxed) >= 2);
-    running.finish().await;
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(n_reports.load(Ordering::Relaxed), 5);
+    // Without progress reports, the same call times out at 1 s.
+    let err = session
+        .call_tool(
+            "slow",
+            args(json!({ "ms": 2_000 })),
+            &RequestOptions::with_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    drop(session);
+    assert!(connection.await.unwrap().is_ok());
+    fake.stop.cancel();
+    tracker.close();
+    tracker.wait().await;
 }
 
 #[tokio::test]
@@ -366,5 +396,178 @@ async fn server_requests_are_answered_by_the_handler_without_blocking_the_sessio
         .unwrap()
         .text();
     assert!(refused.contains("-32601"), "{refused}");
+    running.finish().await;
+}
+
+/// Answers `sampling/createMessage` after `delay` (or never, with `None`), counting the runs
+/// that exist at once (from `handle` until the answer's future is finished or dropped).
+struct CountingSampler {
+    delay: Option<Duration>,
+    n_running: Arc<AtomicUsize>,
+    max_running: Arc<AtomicUsize>,
+    n_ended: Arc<AtomicUsize>,
+}
+
+impl CountingSampler {
+    fn new(delay: Option<Duration>) -> CountingSampler {
+        CountingSampler {
+            delay,
+            n_running: Arc::new(AtomicUsize::new(0)),
+            max_running: Arc::new(AtomicUsize::new(0)),
+            n_ended: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn counters(&self) -> (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        (
+            self.n_running.clone(),
+            self.max_running.clone(),
+            self.n_ended.clone(),
+        )
+    }
+}
+
+/// Counts a run as ended when dropped (answered, or its future dropped unfinished).
+struct RunGuard {
+    n_running: Arc<AtomicUsize>,
+    n_ended: Arc<AtomicUsize>,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.n_running.fetch_sub(1, Ordering::SeqCst);
+        self.n_ended.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl mcp_session::ClientRequestHandler for CountingSampler {
+    fn capabilities(&self) -> serde_json::Map<String, Value> {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("sampling".to_owned(), json!({}));
+        capabilities
+    }
+
+    fn handles(&self, method: &str) -> bool {
+        method == "sampling/createMessage"
+    }
+
+    fn handle(
+        &self,
+        _server: &mcp_session::ServerName,
+        _method: &str,
+        _params: Option<Value>,
+    ) -> mcp_session::HandlerFuture {
+        let n_running = self.n_running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(n_running, Ordering::SeqCst);
+        let guard = RunGuard {
+            n_running: self.n_running.clone(),
+            n_ended: self.n_ended.clone(),
+        };
+        let delay = self.delay;
+        Box::pin(async move {
+            let _guard = guard;
+            match delay {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => std::future::pending().await,
+            }
+            Ok(json!({
+                "role": "assistant", "model": "test",
+                "content": {"type": "text", "text": "sampled"},
+            }))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampling_flood_runs_at_most_32_handlers_at_once_and_calls_still_answer() {
+    const N_REQUESTS: u64 = 10_000;
+    let sampler = CountingSampler::new(Some(Duration::from_millis(20)));
+    let (n_running, max_running, n_ended) = sampler.counters();
+    let options = SessionOptions {
+        client_requests: Some(Arc::new(sampler)),
+        ..SessionOptions::default()
+    };
+    let config = FakeConfig {
+        request_flood: N_REQUESTS,
+        request_flood_method: Some("sampling/createMessage".to_owned()),
+        ..FakeConfig::default()
+    };
+    let running = start_with(config, options, TransportOptions::default()).await;
+    // The host's own calls are answered during the flood.
+    let result = running
+        .session
+        .call_tool(
+            "echo",
+            args(json!({ "text": "meanwhile" })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.text(), "meanwhile");
+    // Every request gets an answer: a result, or -32000 while 32 are running.
+    let answered = async {
+        loop {
+            let result = running
+                .session
+                .call_tool("flood_answers", None, &RequestOptions::default())
+                .await
+                .unwrap();
+            if result.text() == N_REQUESTS.to_string() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, answered).await.unwrap();
+    let max_running = max_running.load(Ordering::SeqCst);
+    assert!(
+        max_running <= mcp_session::MAX_CLIENT_REQUESTS,
+        "{max_running} handler runs at once"
+    );
+    assert!(max_running > 0);
+    assert!(n_ended.load(Ordering::SeqCst) >= 1);
+    assert_eq!(n_running.load(Ordering::SeqCst), 0);
+    assert_eq!(running.session.n_pending(), 0);
+    running.finish().await;
+}
+
+#[tokio::test]
+async fn a_request_the_server_cancels_ends_its_handler_run_without_an_answer() {
+    // The handler never answers by itself; only the server's cancellation can end the run.
+    let sampler = CountingSampler::new(None);
+    let (n_running, _max_running, n_ended) = sampler.counters();
+    let options = SessionOptions {
+        client_requests: Some(Arc::new(sampler)),
+        // Far beyond the test's bound: the run must end because the server cancelled it.
+        request_timeout: Duration::from_secs(300),
+        ..SessionOptions::default()
+    };
+    let running = start_with(FakeConfig::default(), options, TransportOptions::default()).await;
+    let result = running
+        .session
+        .call_tool(
+            "ask_client",
+            args(json!({
+                "method": "sampling/createMessage",
+                "params": {"messages": [], "maxTokens": 5},
+                "cancel_after_ms": 50,
+                "wait_ms": 500,
+            })),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    // No answer to a cancelled request.
+    assert!(result.is_tool_error(), "{}", result.text());
+    assert!(result.text().contains("no response"), "{}", result.text());
+    let ended = async {
+        while n_ended.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, ended)
+        .await
+        .expect("the cancelled handler run goes on");
+    assert_eq!(n_running.load(Ordering::SeqCst), 0);
     running.finish().await;
 }

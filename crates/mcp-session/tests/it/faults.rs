@@ -253,3 +253,117 @@ async fn request_flood_from_the_server_is_answered_and_bounded() {
     assert_eq!(running.session.n_pending(), 0);
     running.finish().await;
 }
+
+#[tokio::test]
+async fn a_server_that_closes_its_input_fails_new_and_pending_calls_at_once() {
+    let running = start(FakeConfig::default()).await;
+    // Far beyond the test's bound: the calls must end because the input is gone.
+    let long = RequestOptions::with_timeout(Duration::from_secs(300));
+    let session = running.session.clone();
+    let options = long.clone();
+    let pending = running.tracker.spawn(async move {
+        session
+            .call_tool("slow", args(json!({ "ms": 60_000 })), &options)
+            .await
+    });
+    let in_flight = async {
+        while running.session.n_pending() < 1 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, in_flight).await.unwrap();
+    // The server closes its input (for real: writes to it fail) but keeps running and answering.
+    let closing = running
+        .session
+        .call_tool("close_input", None, &RequestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(closing.text(), "closing my input");
+    let closed = async {
+        while !running
+            .session
+            .diagnostics()
+            .stderr_tail()
+            .contains("input closed")
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PROMPTLY, closed).await.unwrap();
+    let err = tokio::time::timeout(
+        PROMPTLY,
+        running
+            .session
+            .call_tool("echo", args(json!({ "text": "lost" })), &long),
+    )
+    .await
+    .expect("a call written into a closed input waited for its timeout")
+    .unwrap_err();
+    assert!(matches!(err, Error::InputClosed { .. }), "{err:?}");
+    assert!(err.to_string().contains("fake-server"), "{err}");
+    let err = tokio::time::timeout(PROMPTLY, pending)
+        .await
+        .expect("a pending call waited for its timeout")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, Error::InputClosed { .. }), "{err:?}");
+    // And the session is over: later calls fail at once with the same cause.
+    assert!(running.session.is_closed());
+    let err = running
+        .session
+        .ping(&RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InputClosed { .. }), "{err:?}");
+    let ended = tokio::time::timeout(PROMPTLY, running.connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ended, Err(Error::InputClosed { .. })), "{ended:?}");
+    // The server still runs; close stops it.
+    let report = tokio::time::timeout(PROMPTLY, running.process.close(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert!(report.status.is_some());
+    assert_no_process_left(&running.marker).await;
+}
+
+#[tokio::test]
+async fn a_server_that_reads_too_slowly_ends_the_session_when_the_backlog_is_full() {
+    // 20,000 pings make ~1 MB of answers; the server reads 4 KiB every 20 ms, so a write always
+    // makes progress within the write timeout and only the backlog bound can stop it.
+    let config = FakeConfig {
+        request_flood: 20_000,
+        request_flood_method: Some("ping".to_owned()),
+        read_slowly_after_init_ms: Some(20),
+        ..FakeConfig::default()
+    };
+    let options = SessionOptions {
+        write_timeout: Duration::from_secs(2),
+        max_input_backlog: 256 * 1024,
+        ..SessionOptions::default()
+    };
+    let running = start_with(config, options, TransportOptions::default()).await;
+    let ended = tokio::time::timeout(PROMPTLY, running.connection)
+        .await
+        .expect("the backlog grew without bound")
+        .unwrap();
+    match &ended {
+        Err(error @ Error::InputBacklog { limit, .. }) => {
+            assert_eq!(*limit, 256 * 1024);
+            assert!(error.to_string().contains("fake-server"), "{error}");
+        }
+        other => panic!("unexpected end: {other:?}"),
+    }
+    let err = running
+        .session
+        .ping(&RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InputBacklog { .. }), "{err:?}");
+    let report = tokio::time::timeout(PROMPTLY, running.process.close(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert!(report.status.is_some());
+    assert_no_process_left(&running.marker).await;
+}

@@ -1,5 +1,6 @@
 //! Integration tests of the stdio transport against the real fake-server process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod orphans;
 mod props;
 
 use std::time::Duration;
@@ -14,21 +15,21 @@ use mcp_transport::{
 };
 use tokio_util::task::TaskTracker;
 
-const PROMPTLY: Duration = Duration::from_secs(20);
+pub(crate) const PROMPTLY: Duration = Duration::from_secs(20);
 const GRACE: Duration = Duration::from_millis(500);
 
-const INITIALIZE: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+pub(crate) const INITIALIZE: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
 
-struct Spawned {
-    process: ChildProcess,
+pub(crate) struct Spawned {
+    pub(crate) process: ChildProcess,
     reader: FrameReader<BoxedRead>,
     writer: Option<FrameWriter<BoxedWrite>>,
     diagnostics: Diagnostics,
-    marker: String,
-    tracker: TaskTracker,
+    pub(crate) marker: String,
+    pub(crate) tracker: TaskTracker,
 }
 
-fn spawn(config: &FakeConfig, options: &TransportOptions) -> Spawned {
+pub(crate) fn spawn(config: &FakeConfig, options: &TransportOptions) -> Spawned {
     let marker = unique_marker();
     let tracker = TaskTracker::new();
     let command = ServerCommand::new(fake_server_path()).args(fake_server_args(config, &marker));
@@ -46,21 +47,37 @@ fn spawn(config: &FakeConfig, options: &TransportOptions) -> Spawned {
 }
 
 impl Spawned {
-    async fn send(&mut self, frame: &[u8]) {
+    pub(crate) async fn send(&mut self, frame: &[u8]) {
         let writer = self.writer.as_mut().unwrap();
         writer.queue(frame);
         writer.flush().await.unwrap();
     }
 
-    async fn next(&mut self) -> Result<Option<String>, Error> {
+    pub(crate) async fn next(&mut self) -> Result<Option<String>, Error> {
         let frame = tokio::time::timeout(PROMPTLY, self.reader.next_frame())
             .await
             .expect("no frame in time")?;
         Ok(frame.map(|frame| String::from_utf8_lossy(frame).into_owned()))
     }
 
+    /// Closes the process the way a session would, then checks that nothing is left.
+    async fn close(self, grace: Duration) -> mcp_transport::ExitReport {
+        let tracker = self.tracker.clone();
+        let marker = self.marker.clone();
+        let report = self.close_keeping_leftovers(grace).await;
+        tracker.close();
+        tokio::time::timeout(PROMPTLY, tracker.wait())
+            .await
+            .expect("transport tasks did not end");
+        assert_no_process_left(&marker).await;
+        report
+    }
+
     /// Closes the process the way a session would: the writer is dropped when asked.
-    async fn close(mut self, grace: Duration) -> mcp_transport::ExitReport {
+    pub(crate) async fn close_keeping_leftovers(
+        mut self,
+        grace: Duration,
+    ) -> mcp_transport::ExitReport {
         let mut writer = self.writer.take();
         let diagnostics = self.diagnostics.clone();
         let input = async move {
@@ -70,20 +87,14 @@ impl Spawned {
             }
             std::future::pending::<()>().await;
         };
-        let report = tokio::time::timeout(PROMPTLY, async {
+        tokio::time::timeout(PROMPTLY, async {
             tokio::select! {
                 report = self.process.close(grace) => report,
                 () = input => unreachable!(),
             }
         })
         .await
-        .expect("close took too long");
-        self.tracker.close();
-        tokio::time::timeout(PROMPTLY, self.tracker.wait())
-            .await
-            .expect("transport tasks did not end");
-        assert_no_process_left(&self.marker).await;
-        report
+        .expect("close took too long")
     }
 }
 
@@ -279,4 +290,44 @@ async fn in_memory_transport_carries_frames_both_ways() {
     );
     drop(peer_writer);
     assert_eq!(reader.next_frame().await.unwrap(), None);
+}
+
+#[test]
+fn a_server_spawned_from_a_thread_that_then_ends_stays_alive() {
+    // A blocking-pool thread that is idle for 10 ms ends.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::from_millis(10))
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (mut spawned, thread_id) = tokio::task::spawn_blocking(|| {
+            // SAFETY: gettid has no preconditions.
+            let thread_id = unsafe { libc::gettid() };
+            (
+                spawn(&FakeConfig::default(), &TransportOptions::default()),
+                thread_id,
+            )
+        })
+        .await
+        .unwrap();
+        let thread_ended = async {
+            let task = format!("/proc/self/task/{thread_id}");
+            while std::path::Path::new(&task).exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(PROMPTLY, thread_ended).await.unwrap();
+        // The thread that started the server is gone; the server is not.
+        spawned.send(INITIALIZE).await;
+        let reply = spawned.next().await.unwrap();
+        assert!(
+            reply.is_some_and(|reply| reply.contains("protocolVersion")),
+            "the server died with the thread that started it: {}",
+            spawned.diagnostics.stderr_tail()
+        );
+        let report = spawned.close(GRACE * 10).await;
+        assert_eq!(report.step, CloseStep::InputClosed);
+    });
 }
