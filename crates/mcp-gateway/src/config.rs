@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use mcp_host_foundation::ClientConfig;
 use serde_json::{Map, Value};
 
+use crate::policy::GatewaySettings;
+
 /// The fields a server entry may have; anything else is reported as unknown.
 const KNOWN_FIELDS: &[&str] = &[
     "command",
@@ -42,6 +44,8 @@ const KNOWN_FIELDS: &[&str] = &[
 pub struct ConfigFile {
     /// The servers, validated, in the file's order.
     pub servers: Vec<ClientConfig>,
+    /// The `"gateway"` object: the gateway's clients and their policies.
+    pub gateway: GatewaySettings,
     /// What was ignored (unknown fields, disabled servers), one sentence each.
     pub warnings: Vec<String>,
 }
@@ -162,7 +166,22 @@ pub fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
             ))
         }
     };
-    for other in root.keys().filter(|name| *name != key) {
+    let gateway = match root.get("gateway") {
+        None => GatewaySettings::default(),
+        Some(gateway) => serde_path_to_error::deserialize(gateway).map_err(|error| {
+            let field = error.path().to_string();
+            let path = if field == "." {
+                "gateway".to_owned()
+            } else {
+                format!("gateway.{field}")
+            };
+            ConfigError::new(format!("`{path}`: {}", error.into_inner()))
+        })?,
+    };
+    for other in root
+        .keys()
+        .filter(|name| *name != key && name.as_str() != "gateway")
+    {
         warnings.push(format!(
             "unknown field `{other}` at the top level is ignored"
         ));
@@ -225,6 +244,7 @@ pub fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
     }
     Ok(ConfigFile {
         servers: clients,
+        gateway,
         warnings,
     })
 }
@@ -245,6 +265,7 @@ mod tests {
         let ConfigFile {
             servers: clients,
             warnings,
+            ..
         } = parse(
             r#"{"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"], "startupTimeoutMs": 5000, "colour": "red"}}}"#,
         )
@@ -262,6 +283,7 @@ mod tests {
         let ConfigFile {
             servers: clients,
             warnings,
+            ..
         } = parse(
             r#"{"servers": {"remote": {"type": "http", "url": "https://example.com/mcp", "headers": {"Authorization": "Bearer ${env:TOKEN}"}}}}"#,
         )
@@ -309,5 +331,13 @@ mod tests {
             "`args` applies to `command` servers only",
         );
         check_error(r#"{"mcpServers": {"a b": {"command": "x"}}}"#, "a b");
+        check_error(
+            r#"{"mcpServers": {}, "gateway": {"clients": {"bot": {"readonly": true}}}}"#,
+            "`gateway.clients.bot.readonly`: unknown field `readonly`",
+        );
+        check_error(
+            r#"{"mcpServers": {}, "gateway": {"clients": {"bot": {"quota": {"callsPerMinute": "many"}}}}}"#,
+            "`gateway.clients.bot.quota.callsPerMinute`",
+        );
     }
 }

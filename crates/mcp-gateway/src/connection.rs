@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt as _};
 use futures::task::AtomicWaker;
@@ -31,6 +31,9 @@ use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 
+use crate::audit::{AuditLog, AuditRecord};
+use crate::auth::{Caller, PolicyStore};
+use crate::policy::{ClientPolicy, Quotas};
 use crate::relay::ClientRelay;
 
 /// Why the gateway stopped serving a client.
@@ -57,6 +60,7 @@ pub(crate) async fn serve_connection(
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
     max_handlers: usize,
+    client: Client,
     transport: Transport,
     stop: impl std::future::Future<Output = ()>,
 ) -> Stop {
@@ -67,12 +71,18 @@ pub(crate) async fn serve_connection(
     // The servers' sampling and elicitation requests may be passed on to this client.
     let _attached = relay.attach(peer.clone());
     tokio::pin!(stop);
-    let state = Arc::new(ConnectionState::default());
+    let policies_changed = client.policies.subscribe();
+    let state = Arc::new(ConnectionState {
+        client,
+        log_level: Mutex::new(None),
+        subscriptions: Mutex::new(BTreeSet::new()),
+    });
     let relaying = relay_notifications(
         &host,
         &peer,
         &state,
         host.subscribe_catalogue(),
+        policies_changed,
         host.subscribe_notifications(),
     );
     tokio::pin!(relaying);
@@ -146,7 +156,8 @@ pub(crate) async fn serve_connection(
     drop(handlers);
     let subscriptions = std::mem::take(&mut *lock(&state.subscriptions));
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        // This client's subscriptions end with it (others' stay: the host counts them).
+        // This client's subscriptions end with it (others' stay: the host counts them). They
+        // were made within its scope; undoing them needs no scope.
         let scope = AgentScope::all();
         let unsubscribes = subscriptions
             .iter()
@@ -157,9 +168,32 @@ pub(crate) async fn serve_connection(
     stop
 }
 
+/// Who a connection serves, and what applies to it.
+#[derive(Clone, Debug)]
+pub(crate) struct Client {
+    /// The client, as it authenticated.
+    pub(crate) caller: Caller,
+    /// Its policy is looked up here at every request (a reload may change it).
+    pub(crate) policies: Arc<PolicyStore>,
+    pub(crate) quotas: Arc<Quotas>,
+    pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The session's label in the audit log.
+    pub(crate) session: String,
+}
+
+impl Client {
+    /// The client's policy now, or the error for a client no longer configured.
+    fn policy(&self) -> Result<Arc<ClientPolicy>, RpcError> {
+        self.policies
+            .policy_of(&self.caller)
+            .ok_or_else(|| RpcError::new(-32000, "this client is no longer allowed by the gateway"))
+    }
+}
+
 /// What one client of the gateway asked for that outlives a request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ConnectionState {
+    client: Client,
     /// The level set with `logging/setLevel`; log messages below it are not relayed.
     log_level: Mutex<Option<LoggingLevel>>,
     /// The URIs subscribed to with `resources/subscribe`.
@@ -174,23 +208,39 @@ async fn relay_notifications(
     peer: &ServerPeer,
     state: &ConnectionState,
     mut catalogue: watch::Receiver<u64>,
+    mut policies: watch::Receiver<u64>,
     mut notifications: broadcast::Receiver<ServerNotification>,
 ) {
-    let scope = AgentScope::all();
-    let mut seen = CatalogueView::of(host, &scope);
-    let (mut catalogue_open, mut notifications_open) = (true, true);
+    // A client no longer configured sees nothing.
+    let view = || {
+        let scope = state.client.policy().map(|policy| policy.scope.clone());
+        CatalogueView::of(host, scope.as_ref().ok())
+    };
+    let mut seen = view();
+    let (mut catalogue_open, mut policies_open, mut notifications_open) = (true, true, true);
     loop {
         tokio::select! {
             changed = catalogue.changed(), if catalogue_open => match changed {
                 Ok(()) => {
                     catalogue.borrow_and_update();
-                    let now = CatalogueView::of(host, &scope);
+                    let now = view();
                     for method in seen.changed_lists(&now) {
                         peer.notify(method, None);
                     }
                     seen = now;
                 }
                 Err(_) => catalogue_open = false,
+            },
+            changed = policies.changed(), if policies_open => match changed {
+                Ok(()) => {
+                    policies.borrow_and_update();
+                    let now = view();
+                    for method in seen.changed_lists(&now) {
+                        peer.notify(method, None);
+                    }
+                    seen = now;
+                }
+                Err(_) => policies_open = false,
             },
             notification = notifications.recv(), if notifications_open => match notification {
                 Ok(notification) => relay(peer, state, notification),
@@ -213,7 +263,8 @@ struct CatalogueView {
 }
 
 impl CatalogueView {
-    fn of(host: &McpHost, scope: &AgentScope) -> CatalogueView {
+    /// The view through `scope`; `None` sees nothing.
+    fn of(host: &McpHost, scope: Option<&AgentScope>) -> CatalogueView {
         fn fingerprint(items: &impl serde::Serialize) -> u64 {
             use std::hash::{Hash as _, Hasher as _};
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -222,6 +273,13 @@ impl CatalogueView {
                 .hash(&mut hasher);
             hasher.finish()
         }
+        let Some(scope) = scope else {
+            return CatalogueView {
+                tools: 0,
+                prompts: 0,
+                resources: 0,
+            };
+        };
         let tools: Vec<(String, Tool)> = host
             .list_tools(scope)
             .into_iter()
@@ -408,15 +466,64 @@ fn server_options(host: &McpHost) -> ServerOptions {
 }
 
 async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: IncomingRequest) {
-    let scope = AgentScope::all();
+    let started = Instant::now();
     let params = request.take_params().unwrap_or(Value::Null);
     let cancelled = request.cancellation().clone();
+    let client = &state.client;
+    let auditing =
+        client.audit.is_some() || tracing::enabled!(target: "audit", tracing::Level::INFO);
+    let policy = match client.policy() {
+        Ok(policy) => policy,
+        Err(error) => {
+            request.respond(Err(error));
+            return;
+        }
+    };
+    let scope = &policy.scope;
     if request.method() == "tools/call" {
+        let name = params["name"].as_str().unwrap_or_default().to_owned();
+        let quota = client.quotas.of(&policy);
+        let _permit = match quota.start_call() {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                if auditing {
+                    audit(
+                        &host, client, &policy, &request, &params, None, "quota", started,
+                    );
+                }
+                request.respond(Err(RpcError {
+                    code: -32000,
+                    message: refusal.to_string(),
+                    data: Some(json!({ "retryAfterSeconds": refusal.retry_after_secs() })),
+                }));
+                return;
+            }
+        };
         // The hot path: the downstream result is forwarded as it came, without decoding it.
         let outcome = tokio::select! {
-            outcome = call_tool(&host, &scope, &request, &params) => outcome,
-            () = cancelled.cancelled() => return,
+            outcome = call_tool(&host, scope, &request, &params) => outcome,
+            () = cancelled.cancelled() => {
+                if auditing {
+                    audit(&host, client, &policy, &request, &params, None, "cancelled", started);
+                }
+                return;
+            }
         };
+        if auditing {
+            let server = host
+                .tool_route(&name, scope)
+                .map(|(server, _)| server.to_string());
+            let label = match &outcome {
+                Ok(raw) if mcp_host::raw_is_tool_error(raw) => "tool_error",
+                Ok(_) => "ok",
+                Err(Ok(_)) => "tool_error",
+                Err(Err(error)) if error.code == NOT_AVAILABLE => "denied",
+                Err(Err(_)) => "error",
+            };
+            audit(
+                &host, client, &policy, &request, &params, server, label, started,
+            );
+        }
         match outcome {
             Ok(raw) => request.respond_raw(raw),
             Err(outcome) => request.respond(outcome),
@@ -424,10 +531,83 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
         return;
     }
     let outcome = tokio::select! {
-        outcome = dispatch(&host, &state, &scope, &request, params) => outcome,
+        outcome = dispatch(&host, &state, scope, &request, params.clone()) => outcome,
         () = cancelled.cancelled() => return,
     };
+    if auditing && AUDITED.contains(&request.method()) {
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(error) if error.code == NOT_AVAILABLE || error.code == -32002 => "denied",
+            Err(_) => "error",
+        };
+        audit(
+            &host, client, &policy, &request, &params, None, label, started,
+        );
+    }
     request.respond(outcome);
+}
+
+/// The methods besides `tools/call` that the audit log records.
+const AUDITED: [&str; 5] = [
+    "prompts/get",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+];
+
+/// The JSON-RPC code of "no such component, or not allowed": the same answer for both, so a
+/// client cannot learn what exists outside its scope.
+const NOT_AVAILABLE: i64 = -32602;
+
+/// Writes the audit line of one request.
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    host: &McpHost,
+    client: &Client,
+    policy: &ClientPolicy,
+    request: &IncomingRequest,
+    params: &Value,
+    server: Option<String>,
+    outcome: &'static str,
+    started: Instant,
+) {
+    let arguments = params.get("arguments");
+    let argument_bytes = arguments
+        .map(|arguments| serde_json::to_string(arguments).map_or(0, |text| text.len()))
+        .unwrap_or(0);
+    let target = params["name"]
+        .as_str()
+        .or_else(|| params["uri"].as_str())
+        .or_else(|| params["ref"]["name"].as_str())
+        .map(str::to_owned);
+    let record = AuditRecord {
+        time: crate::audit::now_rfc3339(),
+        client: policy.name.clone(),
+        session: client.session.clone(),
+        method: request.method().to_owned(),
+        server,
+        target,
+        outcome,
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+        argument_bytes,
+        arguments: policy
+            .audit_arguments
+            .then(|| {
+                arguments
+                    .cloned()
+                    .map(|arguments| host.mask_json(arguments))
+            })
+            .flatten(),
+    };
+    match &client.audit {
+        Some(log) => log.record(&record),
+        None => {
+            if let Ok(line) = serde_json::to_string(&record) {
+                tracing::info!(target: "audit", "{line}");
+            }
+        }
+    }
 }
 
 /// Forwards `tools/call`: `Ok` carries the downstream result undecoded; `Err` carries the answer
@@ -630,12 +810,21 @@ fn rpc_failure(error: Error) -> RpcError {
             },
             other => RpcError::internal(mcp_host::error_chain(&other)),
         },
-        Error::UnknownTool { .. }
-        | Error::UnknownPrompt { .. }
-        | Error::UnknownResourceTemplate { .. } => RpcError::invalid_params(error.to_string()),
+        Error::UnknownTool { name } => RpcError::new(
+            NOT_AVAILABLE,
+            format!("tool `{name}` is not available: it does not exist, or this client may not use it"),
+        ),
+        Error::UnknownPrompt { name } => RpcError::new(
+            NOT_AVAILABLE,
+            format!("prompt `{name}` is not available: it does not exist, or this client may not use it"),
+        ),
+        Error::UnknownResourceTemplate { uri_template } => RpcError::new(
+            NOT_AVAILABLE,
+            format!("resource template `{uri_template}` is not available: it does not exist, or this client may not use it"),
+        ),
         Error::UnknownResource { uri } => RpcError {
             code: -32002,
-            message: "resource not found".to_owned(),
+            message: "resource not found, or this client may not read it".to_owned(),
             data: Some(json!({ "uri": uri })),
         },
         other => RpcError::internal(mcp_host::error_chain(&other)),

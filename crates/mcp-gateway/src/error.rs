@@ -58,6 +58,12 @@ pub enum Error {
     /// The task serving stdio ended abnormally.
     #[error("the gateway task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// The named client to serve on stdio is not in the policies.
+    #[error("no client `{name}` is configured in the `gateway.clients` of the configuration")]
+    UnknownClient {
+        /// The name asked for.
+        name: String,
+    },
     /// The stdio connection did not unwind in time after being asked to stop.
     #[error("the gateway did not stop within {0:?} of being asked to")]
     StopTimeout(Duration),

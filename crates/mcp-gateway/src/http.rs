@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
@@ -45,8 +45,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::connection::serve_connection;
+use crate::audit::AuditLog;
+use crate::auth::{Caller, PolicyStore};
+use crate::connection::{serve_connection, Client};
 use crate::observe::{self, Observer};
+use crate::policy::{QuotaPermit, QuotaRefusal, Quotas};
 use crate::relay::ClientRelay;
 use crate::Error;
 
@@ -87,8 +90,13 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 pub struct HttpOptions {
     /// `PORT` or `HOST:PORT`; a bare port binds 127.0.0.1.
     pub addr: String,
-    /// The token every request must carry as `Authorization: Bearer <token>`, if any.
+    /// The token every request must carry as `Authorization: Bearer <token>`, if any: the
+    /// credential of a client named `default` that may use everything.
     pub bearer_token: Option<String>,
+    /// Whether the gateway's policies give every client a credential (`gateway.clients` with
+    /// tokens, or `gateway.oauth`): then, as with a `bearer_token`, a non-loopback address may
+    /// be bound.
+    pub authenticated: bool,
     /// Origins accepted besides the loopback ones, compared whole (`https://app.example.com`).
     pub allowed_origins: Vec<String>,
     /// How many sessions may exist at once (503 above it).
@@ -116,6 +124,7 @@ impl std::fmt::Debug for HttpOptions {
         f.debug_struct("HttpOptions")
             .field("addr", &self.addr)
             .field("bearer_token", &self.bearer_token.is_some())
+            .field("authenticated", &self.authenticated)
             .field("allowed_origins", &self.allowed_origins)
             .field("max_sessions", &self.max_sessions)
             .field("idle_timeout", &self.idle_timeout)
@@ -136,6 +145,7 @@ impl HttpOptions {
         HttpOptions {
             addr: addr.into(),
             bearer_token: None,
+            authenticated: false,
             allowed_origins: Vec::new(),
             max_sessions: 256,
             idle_timeout: Duration::from_secs(30 * 60),
@@ -168,7 +178,10 @@ impl HttpListener {
     /// Dropping the future drops whatever it bound.
     pub async fn bind(options: HttpOptions) -> Result<HttpListener, Error> {
         let addrs = resolve(&options.addr).await?;
-        if options.bearer_token.is_none() && !addrs.iter().all(|addr| addr.ip().is_loopback()) {
+        if options.bearer_token.is_none()
+            && !options.authenticated
+            && !addrs.iter().all(|addr| addr.ip().is_loopback())
+        {
             return Err(Error::Unauthenticated { addr: options.addr });
         }
         let listener = TcpListener::bind(&addrs[..])
@@ -228,11 +241,46 @@ fn observe_routes(observer: Arc<Observer>) -> Router {
         .with_state(observer)
 }
 
+/// Where the protected resource metadata (RFC 9728) of `/mcp` is served.
+const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The protected resource metadata, when the gateway is an OAuth resource server.
+fn metadata_routes(policies: Arc<PolicyStore>) -> Router {
+    let metadata = |State(policies): State<Arc<PolicyStore>>| async move {
+        match policies.current().oauth() {
+            Some(oauth) => {
+                let mut response = crate::auth::resource_metadata(oauth)
+                    .to_string()
+                    .into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            None => StatusCode::NOT_FOUND.into_response(),
+        }
+    };
+    Router::new()
+        .route(RESOURCE_METADATA_PATH, get(metadata))
+        .route(
+            &format!("{RESOURCE_METADATA_PATH}{ENDPOINT}"),
+            get(metadata),
+        )
+        .with_state(policies)
+}
+
 /// Puts the origin, token and size checks (and the response count) in front of `app`.
-fn guarded(app: Router, options: &HttpOptions, observer: Arc<Observer>) -> Router {
+fn guarded(
+    app: Router,
+    options: &HttpOptions,
+    observer: Arc<Observer>,
+    policies: Arc<PolicyStore>,
+) -> Router {
     let guard = Arc::new(Guard {
         options: options.clone(),
         observer,
+        policies,
     });
     app.layer(axum::middleware::from_fn_with_state(guard, count_responses))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -243,10 +291,19 @@ fn guarded(app: Router, options: &HttpOptions, observer: Arc<Observer>) -> Route
 pub(crate) async fn serve_observability(
     bound: HttpListener,
     observer: Arc<Observer>,
+    policies: Arc<PolicyStore>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
     let local_addr = bound.local_addr()?;
-    let app = guarded(observe_routes(observer.clone()), &bound.options, observer);
+    if let Some(token) = &bound.options.bearer_token {
+        policies.set_default_token(token.clone());
+    }
+    let app = guarded(
+        observe_routes(observer.clone()),
+        &bound.options,
+        observer,
+        policies,
+    );
     tracing::info!(%local_addr, "serving probes, metrics and the status page");
     let server = std::future::IntoFuture::into_future(axum::serve(no_delay(bound.listener), app));
     tokio::select! {
@@ -279,9 +336,18 @@ pub(crate) async fn serve_http(
     relay: Arc<ClientRelay>,
     max_handlers: usize,
     observer: Arc<Observer>,
+    clients: Clients,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), Error> {
     let local_addr = bound.local_addr()?;
+    if let Some(token) = &bound.options.bearer_token {
+        clients.policies.set_default_token(token.clone());
+    }
+    if !local_addr.ip().is_loopback() && !clients.policies.current().requires_credentials() {
+        return Err(Error::Unauthenticated {
+            addr: bound.options.addr.clone(),
+        });
+    }
     let root = CancellationToken::new();
     let _end_sessions_on_drop = root.clone().drop_guard();
     let tracker = TaskTracker::new();
@@ -289,6 +355,7 @@ pub(crate) async fn serve_http(
         host,
         relay,
         max_handlers,
+        clients: clients.clone(),
         observer: observer.clone(),
         options: bound.options,
         sessions: Mutex::new(HashMap::new()),
@@ -302,8 +369,9 @@ pub(crate) async fn serve_http(
             post(handle_post).get(handle_get).delete(handle_delete),
         )
         .with_state(state.clone())
-        .merge(observe_routes(observer.clone()));
-    let app = guarded(app, &state.options, observer);
+        .merge(observe_routes(observer.clone()))
+        .merge(metadata_routes(clients.policies.clone()));
+    let app = guarded(app, &state.options, observer, clients.policies.clone());
     let server = std::future::IntoFuture::into_future(
         axum::serve(
             no_delay(bound.listener),
@@ -338,11 +406,20 @@ pub(crate) async fn serve_http(
     outcome
 }
 
+/// The gateway's clients: who they are, their quotas, the audit log.
+#[derive(Clone, Debug)]
+pub(crate) struct Clients {
+    pub(crate) policies: Arc<PolicyStore>,
+    pub(crate) quotas: Arc<Quotas>,
+    pub(crate) audit: Option<Arc<AuditLog>>,
+}
+
 /// State shared by every handler.
 struct HttpState {
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
     max_handlers: usize,
+    clients: Clients,
     observer: Arc<Observer>,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
@@ -357,6 +434,8 @@ struct HttpSession {
     token: CancellationToken,
     /// Lines to the gateway (what the client sent): a message is sent once it is in here.
     inbox: mpsc::Sender<Vec<u8>>,
+    /// The client it belongs to; to any other it does not exist.
+    caller: Caller,
     /// The client's address.
     peer: std::net::IpAddr,
     /// Set by the client's `notifications/initialized`.
@@ -462,6 +541,7 @@ async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, Error> {
 struct Guard {
     options: HttpOptions,
     observer: Arc<Observer>,
+    policies: Arc<PolicyStore>,
 }
 
 /// Counts every response by status code, then applies [`guard`].
@@ -485,17 +565,22 @@ async fn check(state: Arc<Guard>, request: Request, next: Next) -> Response {
             return error_response(StatusCode::FORBIDDEN, "origin not allowed");
         }
     }
-    let open_probe =
-        state.options.probes_without_auth && observe::PROBES.contains(&request.uri().path());
-    if let (Some(expected), false) = (&state.options.bearer_token, open_probe) {
-        if !bearer_matches(headers, expected) {
-            let mut response = error_response(StatusCode::UNAUTHORIZED, "unauthorized");
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
+    let path = request.uri().path();
+    let open = (state.options.probes_without_auth && observe::PROBES.contains(&path))
+        || path.starts_with(RESOURCE_METADATA_PATH);
+    let mut request = request;
+    if !open {
+        match state.policies.authenticate(request.headers()).await {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+            }
+            Err(refused) => {
+                tracing::debug!(?refused, "refused a request's credential");
+                return refused.response(state.policies.current().oauth());
+            }
         }
     }
+    let headers = request.headers();
     if let Some(version) = headers.get(VERSION_HEADER) {
         let supported = version
             .to_str()
@@ -535,6 +620,7 @@ async fn check(state: Arc<Guard>, request: Request, next: Next) -> Response {
 async fn handle_post(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -562,15 +648,15 @@ async fn handle_post(
         Kind::NoReply => None,
     };
     let (session, created) = match session_header(&headers) {
-        Ok(Some(id)) => match state.session(id) {
+        Ok(Some(id)) => match state.session(id, &caller) {
             Some(session) => (session, false),
             None => return session_not_found(),
         },
         Ok(None) => match &kind {
             Kind::Request { method, .. } if method == "initialize" => {
-                match state.open_session(peer.ip()) {
+                match state.open_session(peer.ip(), caller) {
                     Ok(session) => (session, true),
-                    Err(refusal) => return refusal.response(),
+                    Err(refused) => return *refused,
                 }
             }
             _ => {
@@ -644,7 +730,11 @@ async fn handle_post(
     response
 }
 
-async fn handle_get(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+async fn handle_get(
+    State(state): State<Arc<HttpState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
     if !accepts(&headers, "text/event-stream") {
         return error_response(
             StatusCode::NOT_ACCEPTABLE,
@@ -652,7 +742,7 @@ async fn handle_get(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> 
         );
     }
     let session = match session_header(&headers) {
-        Ok(Some(id)) => match state.session(id) {
+        Ok(Some(id)) => match state.session(id, &caller) {
             Some(session) => session,
             None => return session_not_found(),
         },
@@ -701,7 +791,11 @@ async fn handle_get(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> 
     event_stream_response(Body::from_stream(body))
 }
 
-async fn handle_delete(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+async fn handle_delete(
+    State(state): State<Arc<HttpState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
     let id = match session_header(&headers) {
         Ok(Some(id)) => id,
         Ok(None) => {
@@ -709,6 +803,9 @@ async fn handle_delete(State(state): State<Arc<HttpState>>, headers: HeaderMap) 
         }
         Err(refusal) => return refusal.response(),
     };
+    if state.session(id, &caller).is_none() {
+        return session_not_found();
+    }
     let Some(session) = lock(&state.sessions).remove(id) else {
         return session_not_found();
     };
@@ -718,10 +815,13 @@ async fn handle_delete(State(state): State<Arc<HttpState>>, headers: HeaderMap) 
 }
 
 impl HttpState {
-    fn session(&self, id: &str) -> Option<Arc<HttpSession>> {
+    /// The session `id`, if it is alive and belongs to `caller` (to anyone else it does not
+    /// exist).
+    fn session(&self, id: &str, caller: &Caller) -> Option<Arc<HttpSession>> {
         lock(&self.sessions)
             .get(id)
             .filter(|session| !session.token.is_cancelled())
+            .filter(|session| session.caller.policy.name == caller.policy.name)
             .cloned()
     }
 
@@ -729,18 +829,30 @@ impl HttpState {
     fn open_session(
         self: &Arc<Self>,
         peer_ip: std::net::IpAddr,
-    ) -> Result<Arc<HttpSession>, Refusal> {
+        caller: Caller,
+    ) -> Result<Arc<HttpSession>, Box<Response>> {
+        let quota = match self.clients.policies.policy_of(&caller) {
+            Some(policy) => self
+                .clients
+                .quotas
+                .of(&policy)
+                .start_session()
+                .map_err(|refusal| Box::new(quota_response(&refusal)))?,
+            None => return Err(Box::new(Refusal::SESSION_ENDED.response())),
+        };
         let mut sessions = lock(&self.sessions);
         if self.root.is_cancelled() {
-            return Err(Refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the gateway is shutting down",
+            return Err(Box::new(
+                Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gateway is shutting down",
+                )
+                .response(),
             ));
         }
         if sessions.len() >= self.options.max_sessions {
-            return Err(Refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many sessions",
+            return Err(Box::new(
+                Refusal(StatusCode::SERVICE_UNAVAILABLE, "too many sessions").response(),
             ));
         }
         let per_peer = self.options.max_sessions_per_peer;
@@ -752,15 +864,21 @@ impl HttpState {
                 >= per_peer
         {
             tracing::warn!(peer = %peer_ip, "refused a session: too many sessions from this address");
-            return Err(Refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many sessions from this address",
+            return Err(Box::new(
+                Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many sessions from this address",
+                )
+                .response(),
             ));
         }
         let Some(id) = new_session_id() else {
-            return Err(Refusal(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot create a session id",
+            return Err(Box::new(
+                Refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot create a session id",
+                )
+                .response(),
             ));
         };
         // The in-memory pair is named from an in-process server's point of view; here the
@@ -786,6 +904,7 @@ impl HttpState {
             id: id.clone(),
             token: self.root.child_token(),
             inbox,
+            caller: caller.clone(),
             peer: peer_ip,
             initialized: std::sync::atomic::AtomicBool::new(false),
             created: Instant::now(),
@@ -798,14 +917,21 @@ impl HttpState {
         });
         sessions.insert(id, session.clone());
         let span = tracing::info_span!("http_session", session = %short(&session.id));
+        let client = Client {
+            caller,
+            policies: self.clients.policies.clone(),
+            quotas: self.clients.quotas.clone(),
+            audit: self.clients.audit.clone(),
+            session: short(&session.id).to_string(),
+        };
         self.tracker.spawn(
             run_session(
                 self.clone(),
                 session.clone(),
+                client,
+                quota,
                 transport,
-                reader,
-                writer,
-                inbox_rx,
+                (reader, writer, inbox_rx),
             )
             .instrument(span),
         );
@@ -818,10 +944,14 @@ impl HttpState {
 async fn run_session(
     state: Arc<HttpState>,
     session: Arc<HttpSession>,
+    client: Client,
+    _quota: QuotaPermit,
     transport: Transport,
-    reader: FrameReader<BoxedRead>,
-    mut writer: FrameWriter<BoxedWrite>,
-    mut inbox: mpsc::Receiver<Vec<u8>>,
+    (reader, mut writer, mut inbox): (
+        FrameReader<BoxedRead>,
+        FrameWriter<BoxedWrite>,
+        mpsc::Receiver<Vec<u8>>,
+    ),
 ) {
     let token = session.token.clone();
     let _counted = state.observer.session_opened();
@@ -830,6 +960,7 @@ async fn run_session(
             state.host.clone(),
             state.relay.clone(),
             state.max_handlers,
+            client,
             transport,
             token.clone().cancelled_owned(),
         )
@@ -1464,31 +1595,6 @@ fn origin_allowed(origin: &HeaderValue, allowed: &[String]) -> bool {
         .any(|loopback| host.eq_ignore_ascii_case(loopback))
 }
 
-fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer")
-        && constant_time_eq(token.trim().as_bytes(), expected.as_bytes())
-}
-
-/// Compares without an early exit, so the time taken does not tell how much of a guess matched.
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    left.iter()
-        .zip(right)
-        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-        == 0
-}
-
 /// 128 random bits as 32 hex digits.
 fn new_session_id() -> Option<String> {
     let mut bytes = [0u8; 16];
@@ -1515,6 +1621,16 @@ impl Refusal {
     fn response(self) -> Response {
         error_response(self.0, self.1)
     }
+}
+
+/// 429 with `Retry-After` for a client over one of its quotas.
+fn quota_response(refusal: &QuotaRefusal) -> Response {
+    let mut response =
+        rpc_error_response(StatusCode::TOO_MANY_REQUESTS, -32000, &refusal.to_string());
+    if let Ok(value) = HeaderValue::from_str(&refusal.retry_after_secs().to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn session_not_found() -> Response {
@@ -1613,24 +1729,6 @@ mod tests {
         );
         check_classify(json!([{"jsonrpc": "2.0", "method": "x"}]), "invalid");
         check_classify(json!({"jsonrpc": "2.0"}), "invalid");
-    }
-
-    #[test]
-    fn bearer() {
-        let mut headers = HeaderMap::new();
-        assert!(!bearer_matches(&headers, "secret"));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer secret"),
-        );
-        assert!(bearer_matches(&headers, "secret"));
-        assert!(!bearer_matches(&headers, "secreT"));
-        assert!(!bearer_matches(&headers, "secret2"));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic secret"),
-        );
-        assert!(!bearer_matches(&headers, "secret"));
     }
 
     #[test]

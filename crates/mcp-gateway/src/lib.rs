@@ -51,11 +51,14 @@
 //! # }
 //! ```
 
+mod audit;
+mod auth;
 pub mod config;
 mod connection;
 mod error;
 mod http;
 mod observe;
+pub mod policy;
 mod relay;
 mod reload;
 mod stdio;
@@ -67,6 +70,7 @@ use std::sync::Arc;
 use mcp_host::McpHost;
 use mcp_transport::Transport;
 
+pub use audit::{AuditLog, AuditRecord};
 pub use connection::Stop;
 pub use error::Error;
 pub use http::{HttpListener, HttpOptions, ENDPOINT};
@@ -85,6 +89,10 @@ pub struct Gateway {
     reload: Option<Arc<reload::ReloadState>>,
     observer: Arc<observe::Observer>,
     max_handlers: usize,
+    policies: Arc<auth::PolicyStore>,
+    quotas: Arc<policy::Quotas>,
+    audit: Option<Arc<AuditLog>>,
+    stdio_client: Option<String>,
 }
 
 /// Sets up a [`Gateway`]; made by [`Gateway::builder`].
@@ -95,6 +103,9 @@ pub struct GatewayBuilder {
     relay: Option<Arc<ClientRelay>>,
     config_file: Option<PathBuf>,
     max_handlers: usize,
+    policies: policy::Policies,
+    audit: Option<Arc<AuditLog>>,
+    stdio_client: Option<String>,
 }
 
 impl Gateway {
@@ -105,12 +116,22 @@ impl Gateway {
             relay: None,
             config_file: None,
             max_handlers: connection::MAX_HANDLERS,
+            policies: policy::Policies::default(),
+            audit: None,
+            stdio_client: None,
         }
     }
 
     /// The host it serves.
     pub fn host(&self) -> &Arc<McpHost> {
         &self.host
+    }
+
+    /// Closes and opens the audit log file again (after logrotate moved it), if there is one.
+    pub fn reopen_audit_log(&self) {
+        if let Some(audit) = &self.audit {
+            audit.reopen();
+        }
     }
 
     /// Asks for a reload of the configuration file (as SIGHUP does); `None` when the gateway
@@ -130,7 +151,7 @@ impl Gateway {
         let Some(state) = &self.reload else {
             return serving.await;
         };
-        let watching = reload::watch(self.host.clone(), state.clone());
+        let watching = reload::watch(self.host.clone(), state.clone(), self.policies.clone());
         tokio::pin!(serving, watching);
         loop {
             tokio::select! {
@@ -153,10 +174,12 @@ impl Gateway {
     /// Dropping the future aborts the connection: requests in flight are cancelled downstream.
     pub async fn serve_stdio(&self, stop: impl Future<Output = ()>) -> Result<Stop, Error> {
         let _counted = self.observer.session_opened();
+        let client = self.stdio_connection_client()?;
         self.with_reloads(stdio::serve_stdio(
             self.host.clone(),
             self.relay.clone(),
             self.max_handlers,
+            client,
             stop,
         ))
         .await
@@ -175,15 +198,43 @@ impl Gateway {
         &self,
         transport: Transport,
         stop: impl Future<Output = ()>,
-    ) -> Stop {
-        connection::serve_connection(
+    ) -> Result<Stop, Error> {
+        let client = self.stdio_connection_client()?;
+        Ok(connection::serve_connection(
             self.host.clone(),
             self.relay.clone(),
             self.max_handlers,
+            client,
             transport,
             stop,
         )
-        .await
+        .await)
+    }
+
+    /// The client a stdio (or other single) connection serves: the named
+    /// [`GatewayBuilder::stdio_client`], or one that may use everything.
+    fn stdio_connection_client(&self) -> Result<connection::Client, Error> {
+        let caller = match &self.stdio_client {
+            None => auth::Caller {
+                policy: Arc::new(policy::ClientPolicy::unrestricted("stdio")),
+                key: None,
+            },
+            Some(name) => auth::Caller {
+                policy: self
+                    .policies
+                    .current()
+                    .by_name(name)
+                    .ok_or_else(|| Error::UnknownClient { name: name.clone() })?,
+                key: Some(name.clone()),
+            },
+        };
+        Ok(connection::Client {
+            caller,
+            policies: self.policies.clone(),
+            quotas: self.quotas.clone(),
+            audit: self.audit.clone(),
+            session: "stdio".to_owned(),
+        })
     }
 
     /// Serves MCP over Streamable HTTP at `http://<listener>/mcp` until `stop` completes, then
@@ -208,6 +259,11 @@ impl Gateway {
             self.relay.clone(),
             self.max_handlers,
             self.observer.clone(),
+            http::Clients {
+                policies: self.policies.clone(),
+                quotas: self.quotas.clone(),
+                audit: self.audit.clone(),
+            },
             stop,
         ))
         .await
@@ -229,7 +285,8 @@ impl Gateway {
         listener: HttpListener,
         stop: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        http::serve_observability(listener, self.observer.clone(), stop).await
+        http::serve_observability(listener, self.observer.clone(), self.policies.clone(), stop)
+            .await
     }
 }
 
@@ -258,6 +315,27 @@ impl GatewayBuilder {
         self
     }
 
+    /// The clients of the gateway, their credentials and policies (the `"gateway"` object of
+    /// the configuration file, see [`policy::Policies::from_settings`]). Default: no
+    /// credentials, and every caller the transport lets in may use everything.
+    pub fn policies(mut self, policies: policy::Policies) -> GatewayBuilder {
+        self.policies = policies;
+        self
+    }
+
+    /// Writes one audit line per call here.
+    pub fn audit(mut self, audit: Arc<AuditLog>) -> GatewayBuilder {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// `serve_stdio` serves its client as this named client of the policies (its scope,
+    /// quotas and audit setting), without a credential: whoever starts the process is it.
+    pub fn stdio_client(mut self, name: impl Into<String>) -> GatewayBuilder {
+        self.stdio_client = Some(name.into());
+        self
+    }
+
     /// The gateway.
     pub fn build(self) -> Gateway {
         let reload = self.config_file.map(reload::ReloadState::new);
@@ -267,6 +345,10 @@ impl GatewayBuilder {
             relay: self.relay.unwrap_or_default(),
             reload,
             max_handlers: self.max_handlers,
+            policies: auth::PolicyStore::new(self.policies),
+            quotas: Arc::new(policy::Quotas::default()),
+            audit: self.audit,
+            stdio_client: self.stdio_client,
         }
     }
 }

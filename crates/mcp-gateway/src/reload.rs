@@ -17,7 +17,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::auth::PolicyStore;
 use crate::config::{self, ConfigError};
+use crate::policy::{GatewaySettings, Policies};
 
 /// How long the file must stay quiet before a change is applied.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -78,6 +80,8 @@ pub(crate) struct ReloadState {
     wake: Notify,
     /// A reload was asked for explicitly: apply even an unchanged file.
     forced: Mutex<bool>,
+    /// The gateway settings applied last (`None` until the first reload).
+    gateway: Mutex<Option<GatewaySettings>>,
     last: Mutex<Option<ReloadRecord>>,
     counts: Mutex<ReloadCounts>,
 }
@@ -95,6 +99,7 @@ impl ReloadState {
             path,
             wake: Notify::new(),
             forced: Mutex::new(false),
+            gateway: Mutex::new(None),
             last: Mutex::new(None),
             counts: Mutex::new(ReloadCounts::default()),
         })
@@ -122,7 +127,7 @@ impl ReloadState {
 }
 
 /// Watches the file and applies each change until dropped.
-pub(crate) async fn watch(host: Arc<McpHost>, state: Arc<ReloadState>) {
+pub(crate) async fn watch(host: Arc<McpHost>, state: Arc<ReloadState>, policies: Arc<PolicyStore>) {
     let _watcher = match start_watcher(&state) {
         Ok(watcher) => Some(watcher),
         Err(error) => {
@@ -153,20 +158,35 @@ pub(crate) async fn watch(host: Arc<McpHost>, state: Arc<ReloadState>) {
         }
         let forced = std::mem::take(&mut *lock(&state.forced));
         match read(&state.path).await {
-            // A touch, or another file of the directory: nothing to do (a forced reload still
-            // tries the servers that failed again).
-            Ok(servers) if !forced && host.configs() == servers => {
-                tracing::debug!(file = %state.path.display(), "configuration unchanged");
+            Ok((servers, gateway)) => {
+                // A touch, or another file of the directory: nothing to do (a forced reload
+                // still tries the servers that failed again).
+                if !forced && host.configs() == servers {
+                    tracing::debug!(file = %state.path.display(), "servers unchanged");
+                } else {
+                    apply(&host, &state, servers).await;
+                }
+                // After the servers, so that a session sees the reload's end state once.
+                if lock(&state.gateway).as_ref() != Some(&gateway) {
+                    // Validated by `read`: the clients and their policies take effect at each
+                    // session's next request.
+                    if let Ok(new) =
+                        Policies::from_settings(&gateway, |name| std::env::var(name).ok())
+                    {
+                        policies.replace(new);
+                        tracing::info!(file = %state.path.display(), "gateway clients reloaded");
+                    }
+                    *lock(&state.gateway) = Some(gateway);
+                }
             }
-            Ok(servers) => apply(&host, &state, servers).await,
             Err(error) => refuse(&state, &error),
         }
     }
 }
 
 /// Reads and validates the file (off the async threads: it reads the disk and looks programs up);
-/// the servers come sorted by id, as [`McpHost::configs`] gives them.
-async fn read(path: &Path) -> Result<Vec<ClientConfig>, ConfigError> {
+/// the servers come sorted by id, as [`McpHost::configs`] gives them, with the gateway settings.
+async fn read(path: &Path) -> Result<(Vec<ClientConfig>, GatewaySettings), ConfigError> {
     let path = path.to_path_buf();
     let mut reading = JoinSet::new();
     reading.spawn_blocking(move || {
@@ -183,9 +203,11 @@ async fn read(path: &Path) -> Result<Vec<ClientConfig>, ConfigError> {
         let path_var = std::env::var("PATH").ok();
         config::check_commands(&file.servers, path_var.as_deref())
             .map_err(|error| error.in_file(&path))?;
+        Policies::from_settings(&file.gateway, |name| std::env::var(name).ok())
+            .map_err(|error| ConfigError::from_message(error).in_file(&path))?;
         let mut servers = file.servers;
         servers.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(servers)
+        Ok((servers, file.gateway))
     });
     match reading.join_next().await {
         Some(Ok(read)) => read,

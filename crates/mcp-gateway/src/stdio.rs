@@ -22,6 +22,7 @@ pub(crate) async fn serve_stdio(
     host: Arc<McpHost>,
     relay: Arc<ClientRelay>,
     max_handlers: usize,
+    client: crate::connection::Client,
     stop: impl Future<Output = ()>,
 ) -> Result<Stop, Error> {
     // The connection runs on a worker thread, where the I/O driver wakes it and where the
@@ -33,6 +34,7 @@ pub(crate) async fn serve_stdio(
         host,
         relay,
         max_handlers,
+        client,
         stdio_transport(),
         stopping.clone().cancelled_owned(),
     ));

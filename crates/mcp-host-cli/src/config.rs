@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use mcp_gateway::config::{self, ConfigFile};
+use mcp_gateway::policy::GatewaySettings;
 use mcp_host_foundation::ClientConfig;
 
 /// Where the configuration came from, for messages.
@@ -29,6 +30,7 @@ impl std::fmt::Display for Source {
 pub(crate) struct Loaded {
     pub(crate) source: Source,
     pub(crate) clients: Vec<ClientConfig>,
+    pub(crate) gateway: GatewaySettings,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -43,17 +45,22 @@ pub(crate) fn load(explicit: Option<&Path>) -> anyhow::Result<Loaded> {
     match file(explicit) {
         Some(path) => {
             let ConfigFile {
-                servers, warnings, ..
+                servers,
+                gateway,
+                warnings,
+                ..
             } = config::read(&path)?;
             Ok(Loaded {
                 source: Source::File(path),
                 clients: servers,
+                gateway,
                 warnings,
             })
         }
         None => Ok(Loaded {
             source: Source::Embedded,
             clients: embedded_demo()?,
+            gateway: GatewaySettings::default(),
             warnings: Vec::new(),
         }),
     }

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use mcp_gateway::{ClientRelay, Gateway, HttpListener, HttpOptions, Stop, ENDPOINT};
+use mcp_gateway::policy::Policies;
+use mcp_gateway::{AuditLog, ClientRelay, Gateway, HttpListener, HttpOptions, Stop, ENDPOINT};
 use mcp_host::{AgentScope, ClientState, HostOptions, McpHost};
 use mcp_host_foundation::{ClientConfig, SecurityManager};
 use mcp_session::RequestOptions;
@@ -168,6 +169,15 @@ enum Command {
         /// probes (everything else still needs it).
         #[arg(long, requires = "listen")]
         probes_without_auth: bool,
+        /// With the gateway on stdio: serve its client as the client NAME of `gateway.clients`
+        /// in the configuration (its servers, tools, quotas and audit setting).
+        #[arg(long, value_name = "NAME", conflicts_with = "http")]
+        client: Option<String>,
+        /// Write one JSON line per call (client, session, method, server, tool, outcome,
+        /// duration, argument size) to FILE; rotated at 100 MiB (the previous kept as FILE.1),
+        /// reopened on SIGHUP.
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<PathBuf>,
     },
     /// Run the built-in demo MCP server on stdio (tools echo, add, sleep; a resource; a prompt).
     DemoServer {
@@ -424,6 +434,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_origin,
             metrics,
             probes_without_auth,
+            client,
+            audit_log,
         } => {
             let listen = match (http, metrics) {
                 (Some(addr), _) => Some(Listen::Mcp(addr)),
@@ -443,7 +455,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(Listen::Observability(_)) => (false, options),
                 _ => (true, options),
             });
-            serve(cli.config, Duration::from_millis(shutdown_timeout_ms), http).await
+            let identity = ServeIdentity {
+                stdio_client: client,
+                audit_log,
+            };
+            serve(
+                cli.config,
+                Duration::from_millis(shutdown_timeout_ms),
+                http,
+                identity,
+            )
+            .await
         }
     }
 }
@@ -456,6 +478,8 @@ struct ConfigFile {
     /// field inside an entry is ignored.
     #[serde(rename = "mcpServers")]
     mcp_servers: BTreeMap<String, ClientConfig>,
+    /// The gateway's clients (`serve`): their credentials, what each may use, their quotas.
+    gateway: Option<mcp_gateway::policy::GatewaySettings>,
 }
 
 /// Stops every server, then kills whatever escaped their process groups and was adopted by us.
@@ -514,6 +538,17 @@ async fn start_with(
     options: HostOptions,
 ) -> anyhow::Result<McpHost> {
     let loaded = config::load(config_path.as_deref())?;
+    start_loaded(loaded, name, warn_failures, options).await
+}
+
+/// Starts the servers of a loaded configuration (only the one a namespaced `name` points to,
+/// when it points to exactly one).
+async fn start_loaded(
+    loaded: config::Loaded,
+    name: Option<&str>,
+    warn_failures: bool,
+    options: HostOptions,
+) -> anyhow::Result<McpHost> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -621,6 +656,15 @@ fn http_options(
     Ok(options)
 }
 
+/// Who `serve`'s clients are and where their calls are audited.
+struct ServeIdentity {
+    stdio_client: Option<String>,
+    audit_log: Option<PathBuf>,
+}
+
+/// How large the audit log grows before it is rotated.
+const AUDIT_LOG_MAX_BYTES: u64 = 100 * 1024 * 1024;
+
 /// What `serve` listens on besides stdio.
 enum Listen {
     /// `--http ADDR`: the MCP endpoint and the observability routes.
@@ -635,6 +679,7 @@ async fn serve(
     config_path: Option<PathBuf>,
     shutdown_timeout: Duration,
     http: Option<(bool, HttpOptions)>,
+    identity: ServeIdentity,
 ) -> anyhow::Result<ExitCode> {
     // The servers' sampling and elicitation requests go to the gateway's own client.
     let relay = ClientRelay::new();
@@ -643,14 +688,40 @@ async fn serve(
         client_requests: Some(relay.clone()),
     };
     let mut signals = Signals::new().context("cannot listen for signals")?;
+    let loaded = config::load(config_path.as_deref())?;
+    let policies = Policies::from_settings(&loaded.gateway, |name| std::env::var(name).ok())
+        .map_err(|error| {
+            anyhow::anyhow!("invalid configuration file {}: {error}", loaded.source)
+        })?;
+    if let Some(name) = &identity.stdio_client {
+        if policies.by_name(name).is_none() {
+            bail!(
+                "--client {name}: no client `{name}` in `gateway.clients` of {}",
+                loaded.source
+            );
+        }
+    }
     // Bind before starting any server, so that a taken port fails fast.
     let (mcp_over_http, listener) = match http {
-        Some((mcp_over_http, http)) => (mcp_over_http, Some(HttpListener::bind(http).await?)),
+        Some((mcp_over_http, mut http)) => {
+            http.authenticated = policies.requires_credentials();
+            (mcp_over_http, Some(HttpListener::bind(http).await?))
+        }
         None => (false, None),
     };
     let config_file = config::file(config_path.as_deref());
-    let host = Arc::new(start_with(config_path, None, true, options).await?);
-    let mut builder = Gateway::builder(host.clone()).relay(relay);
+    let host = Arc::new(start_loaded(loaded, None, true, options).await?);
+    let mut builder = Gateway::builder(host.clone())
+        .relay(relay)
+        .policies(policies);
+    if let Some(name) = identity.stdio_client {
+        builder = builder.stdio_client(name);
+    }
+    if let Some(path) = identity.audit_log {
+        let audit = AuditLog::to_file(path.clone(), AUDIT_LOG_MAX_BYTES)
+            .with_context(|| format!("--audit-log: cannot open {}", path.display()))?;
+        builder = builder.audit(Arc::new(audit));
+    }
     if let Some(path) = config_file {
         builder = builder.config_file(path);
     }
@@ -658,6 +729,7 @@ async fn serve(
     let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let reload_on_hangup = async {
         while hangups.recv().await.is_some() {
+            gateway.reopen_audit_log();
             match gateway.reload_handle() {
                 Some(reload) => {
                     tracing::info!("SIGHUP: reloading the configuration file");

@@ -889,16 +889,19 @@ fn complete(config: &FakeConfig, params: &Value) -> Value {
 
 fn tool_list(config: &FakeConfig, n_touches: u64) -> Vec<Value> {
     let empty = json!({"type": "object", "properties": {}});
+    let mut echo = tool(
+        "echo",
+        "Returns `text`, after `delay_ms` milliseconds if given.",
+        json!({
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "delay_ms": {"type": "number"}},
+            "required": ["text"],
+        }),
+    );
+    // The one tool that says it changes nothing (read-only policies keep only it).
+    echo["annotations"] = json!({"readOnlyHint": true});
     let mut tools = vec![
-        tool(
-            "echo",
-            "Returns `text`, after `delay_ms` milliseconds if given.",
-            json!({
-                "type": "object",
-                "properties": {"text": {"type": "string"}, "delay_ms": {"type": "number"}},
-                "required": ["text"],
-            }),
-        ),
+        echo,
         tool(
             "add",
             "Adds `a` and `b`.",

@@ -104,6 +104,8 @@ pub struct FakeHttpLog {
     pub resumed_from: Vec<String>,
     /// POSTs refused with 503.
     pub refused: usize,
+    /// The `Authorization` header of every POST (None when absent).
+    pub authorizations: Vec<Option<String>>,
     /// GET streams opened.
     pub get_streams: usize,
     /// For each 2026-07-28 request: its method, and its `Mcp-Method`, `Mcp-Name` and
@@ -286,6 +288,8 @@ async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         .map(str::to_owned);
     {
         let mut log = lock(&inner.log);
+        log.authorizations
+            .push(header(&headers, "authorization").map(str::to_owned));
         if log.refused < inner.config.refuse_first_posts {
             log.refused += 1;
             return status(StatusCode::SERVICE_UNAVAILABLE);

@@ -699,6 +699,17 @@ impl McpHost {
             .collect()
     }
 
+    /// `value` with every secret the host knows masked (strings inside it, keys included):
+    /// for anything built from servers' or clients' data that goes to a log.
+    pub fn mask_json(&self, value: Value) -> Value {
+        self.inner.security.mask_value(value)
+    }
+
+    /// Where a call of tool `name` would go for `scope`: its client and the tool's own name.
+    pub fn tool_route(&self, name: &str, scope: &AgentScope) -> Option<(ClientId, String)> {
+        self.inner.tools.route(name, scope)
+    }
+
     /// Every tool's call figures (in flight, outcomes, latency histogram), sorted by client and
     /// tool. Only tools a server lists have entries.
     pub fn call_stats(&self) -> Vec<ToolStats> {
@@ -1453,7 +1464,7 @@ async fn refresh(
 }
 
 /// Whether a raw `tools/call` result says `isError: true` (its other fields are skipped).
-fn raw_is_tool_error(raw: &RawValue) -> bool {
+pub fn raw_is_tool_error(raw: &RawValue) -> bool {
     #[derive(serde::Deserialize)]
     struct Flag {
         #[serde(rename = "isError", default)]

@@ -26,11 +26,13 @@ mod status;
 
 pub use error::{error_chain, Error};
 pub use host::{
-    CompletionRef, HostOptions, InitializeReport, McpHost, ReloadReport, ShutdownReport,
+    raw_is_tool_error, CompletionRef, HostOptions, InitializeReport, McpHost, ReloadReport,
+    ShutdownReport,
 };
 pub use notification::{NotificationKind, ServerNotification};
 pub use registry::{
-    AgentScope, Named, NamedRegistry, PromptManager, Registered, ResourceManager, ToolManager,
+    is_read_only, AgentScope, Named, NamedRegistry, PromptManager, Registered, ResourceManager,
+    ToolManager,
 };
 pub use stats::{
     CallOutcome, RecentLatency, ToolStats, LATENCY_BUCKETS, MAX_TOOLS_PER_CLIENT, OTHER_TOOL,

@@ -3,21 +3,33 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use mcp_host_foundation::ClientId;
+use mcp_host_foundation::{ClientId, ToolFilter};
 use mcp_session::protocol::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::naming;
 
-/// What an agent may see and use: which clients, minus which components.
+/// What an agent may see and use: which clients, which of their tools, prompts and resources,
+/// and whether only read-only tools.
 ///
-/// Applied to listing and to calling alike: a component outside the scope does not exist for
+/// Applied to listing, routing and calling alike (tools, prompts, resources and their
+/// templates, subscriptions, completions): a component outside the scope does not exist for
 /// the agent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct AgentScope {
     /// The clients the agent may use; `None` means all.
     pub allowed_clients: Option<BTreeSet<ClientId>>,
     /// Namespaced tool or prompt names, or resource URIs, hidden from the agent.
     pub excluded: BTreeSet<String>,
+    /// Which tools, by the name the host exposes (`<client>__<name>`): names, or prefixes
+    /// ending in `*`, allowed and denied. Default: all.
+    pub tools: ToolFilter,
+    /// Which prompts, by exposed name, in the same syntax. Default: all.
+    pub prompts: ToolFilter,
+    /// Which resources and resource templates, by URI (or URI template), in the same syntax.
+    /// Default: all.
+    pub resources: ToolFilter,
+    /// Only tools annotated `readOnlyHint: true`.
+    pub read_only: bool,
 }
 
 impl AgentScope {
@@ -26,7 +38,8 @@ impl AgentScope {
         AgentScope::default()
     }
 
-    /// Whether the agent may see component `name` of `client`.
+    /// Whether the agent may see component `name` of `client` (by client and exclusions only;
+    /// the kind-specific filters are in [`AgentScope::permits_tool`] and the others).
     pub fn permits(&self, client: &ClientId, name: &str) -> bool {
         let client_allowed = self
             .allowed_clients
@@ -34,6 +47,33 @@ impl AgentScope {
             .is_none_or(|allowed| allowed.contains(client));
         client_allowed && !self.excluded.contains(name)
     }
+
+    /// Whether the agent may see and call `tool` of `client`, exposed as `name`.
+    pub fn permits_tool(&self, client: &ClientId, name: &str, tool: &Tool) -> bool {
+        self.permits(client, name)
+            && self.tools.allows(name)
+            && (!self.read_only || is_read_only(tool))
+    }
+
+    /// Whether the agent may see and get prompt `name` of `client`.
+    pub fn permits_prompt(&self, client: &ClientId, name: &str) -> bool {
+        self.permits(client, name) && self.prompts.allows(name)
+    }
+
+    /// Whether the agent may see, read and subscribe to resource `uri` (or template) of
+    /// `client`.
+    pub fn permits_resource(&self, client: &ClientId, uri: &str) -> bool {
+        self.permits(client, uri) && self.resources.allows(uri)
+    }
+}
+
+/// Whether a tool says it does not change anything (`annotations.readOnlyHint: true`).
+pub fn is_read_only(tool: &Tool) -> bool {
+    tool.annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get("readOnlyHint"))
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
 }
 
 /// A component with a name unique within its server.
@@ -42,6 +82,8 @@ pub trait Named: Clone {
     const KIND: &'static str;
     /// The name the server gave it.
     fn original_name(&self) -> &str;
+    /// Whether `scope` lets an agent see and use it, exposed as `name` by `client`.
+    fn in_scope(&self, scope: &AgentScope, client: &ClientId, name: &str) -> bool;
 }
 
 impl Named for Tool {
@@ -49,12 +91,18 @@ impl Named for Tool {
     fn original_name(&self) -> &str {
         &self.name
     }
+    fn in_scope(&self, scope: &AgentScope, client: &ClientId, name: &str) -> bool {
+        scope.permits_tool(client, name, self)
+    }
 }
 
 impl Named for Prompt {
     const KIND: &'static str = "prompt";
     fn original_name(&self) -> &str {
         &self.name
+    }
+    fn in_scope(&self, scope: &AgentScope, client: &ClientId, name: &str) -> bool {
+        scope.permits_prompt(client, name)
     }
 }
 
@@ -159,7 +207,7 @@ impl<T: Named> NamedRegistry<T> {
         read(&self.inner)
             .by_name
             .values()
-            .filter(|entry| scope.permits(&entry.client, &entry.name))
+            .filter(|entry| entry.item.in_scope(scope, &entry.client, &entry.name))
             .cloned()
             .collect()
     }
@@ -171,7 +219,7 @@ impl<T: Named> NamedRegistry<T> {
         read(&self.inner)
             .by_name
             .get(name)
-            .filter(|entry| scope.permits(&entry.client, &entry.name))
+            .filter(|entry| entry.item.in_scope(scope, &entry.client, &entry.name))
             .map(|entry| (entry.client.clone(), entry.item.original_name().to_owned()))
     }
 
@@ -180,7 +228,7 @@ impl<T: Named> NamedRegistry<T> {
         read(&self.inner)
             .by_name
             .get(name)
-            .filter(|entry| scope.permits(&entry.client, &entry.name))
+            .filter(|entry| entry.item.in_scope(scope, &entry.client, &entry.name))
             .cloned()
     }
 
@@ -250,7 +298,7 @@ impl ResourceManager {
             .flat_map(|(client, resources)| {
                 resources
                     .iter()
-                    .filter(|resource| scope.permits(client, &resource.uri))
+                    .filter(|resource| scope.permits_resource(client, &resource.uri))
                     .map(|resource| (client.clone(), resource.clone()))
             })
             .collect()
@@ -265,7 +313,7 @@ impl ResourceManager {
             .flat_map(|(client, templates)| {
                 templates
                     .iter()
-                    .filter(|template| scope.permits(client, &template.uri_template))
+                    .filter(|template| scope.permits_resource(client, &template.uri_template))
                     .map(|template| (client.clone(), template.clone()))
             })
             .collect()
@@ -276,7 +324,8 @@ impl ResourceManager {
     pub fn route(&self, uri: &str, scope: &AgentScope) -> Option<ClientId> {
         let entries = read(&self.inner);
         let listed = entries.resources.iter().find(|(client, resources)| {
-            scope.permits(client, uri) && resources.iter().any(|resource| resource.uri == uri)
+            scope.permits_resource(client, uri)
+                && resources.iter().any(|resource| resource.uri == uri)
         });
         if let Some((client, _)) = listed {
             return Some(client.clone());
@@ -286,8 +335,8 @@ impl ResourceManager {
             .iter()
             .find(|(client, templates)| {
                 templates.iter().any(|template| {
-                    scope.permits(client, &template.uri_template)
-                        && scope.permits(client, uri)
+                    scope.permits_resource(client, &template.uri_template)
+                        && scope.permits_resource(client, uri)
                         && template_matches(&template.uri_template, uri)
                 })
             })
@@ -303,7 +352,7 @@ impl ResourceManager {
             .templates
             .iter()
             .find(|(client, templates)| {
-                scope.permits(client, uri_template)
+                scope.permits_resource(client, uri_template)
                     && templates
                         .iter()
                         .any(|template| template.uri_template == uri_template)
@@ -411,6 +460,7 @@ mod tests {
         let scope = AgentScope {
             allowed_clients: Some([id("a.b")].into_iter().collect()),
             excluded: ["a_b__u".to_owned()].into_iter().collect(),
+            ..AgentScope::default()
         };
         let visible: Vec<String> = tools.list(&scope).into_iter().map(|t| t.name).collect();
         assert_eq!(visible, vec!["a_b__t".to_owned()]);

@@ -2,6 +2,7 @@
 //! processes, reached by a real HTTP client, with limits set low to reach them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod identity;
 mod limits;
 
 use std::sync::Arc;
@@ -37,15 +38,33 @@ pub(crate) async fn serve(
         args: fake_server_args(&FakeConfig::default(), marker),
         ..ClientConfig::new("s", fake_server_path().to_string_lossy())
     };
-    let host = Arc::new(McpHost::new(vec![config]).unwrap());
+    serve_with(vec![config], options, |builder| {
+        builder.max_requests_in_flight(max_requests_in_flight)
+    })
+    .await
+}
+
+/// A fake server `id`, tagged with `marker`.
+pub(crate) fn fake(id: &str, marker: &str) -> ClientConfig {
+    ClientConfig {
+        args: fake_server_args(&FakeConfig::default(), marker),
+        ..ClientConfig::new(id, fake_server_path().to_string_lossy())
+    }
+}
+
+/// Serves `servers` through a gateway set up by `configure`.
+pub(crate) async fn serve_with(
+    servers: Vec<ClientConfig>,
+    options: impl FnOnce(&mut HttpOptions),
+    configure: impl FnOnce(mcp_gateway::GatewayBuilder) -> mcp_gateway::GatewayBuilder,
+) -> Served {
+    let host = Arc::new(McpHost::new(servers).unwrap());
     host.initialize().await.unwrap();
     let mut http = HttpOptions::new("127.0.0.1:0");
     options(&mut http);
     let listener = HttpListener::bind(http).await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let gateway = Gateway::builder(host.clone())
-        .max_requests_in_flight(max_requests_in_flight)
-        .build();
+    let gateway = configure(Gateway::builder(host.clone())).build();
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let stopped = stop.clone();
@@ -79,6 +98,17 @@ impl Served {
         body: &Value,
         accept: &str,
     ) -> reqwest::Response {
+        self.post_as(None, session, body, accept).await
+    }
+
+    /// POSTs with a bearer token.
+    pub(crate) async fn post_as(
+        &self,
+        token: Option<&str>,
+        session: Option<&str>,
+        body: &Value,
+        accept: &str,
+    ) -> reqwest::Response {
         let mut request = self
             .client
             .post(&self.url)
@@ -88,6 +118,9 @@ impl Served {
         if let Some(session) = session {
             request = request.header("mcp-session-id", session);
         }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         tokio::time::timeout(PROMPTLY, request.send())
             .await
             .unwrap()
@@ -96,19 +129,43 @@ impl Served {
 
     /// Opens a session; `initialized` says whether to finish the handshake.
     pub(crate) async fn session(&self, initialized: bool) -> reqwest::Response {
+        self.session_as(None, initialized).await
+    }
+
+    /// Opens a session with a bearer token.
+    pub(crate) async fn session_as(
+        &self,
+        token: Option<&str>,
+        initialized: bool,
+    ) -> reqwest::Response {
         let initialize = json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                        "clientInfo": {"name": "t", "version": "1"}}
         });
-        let response = self.post(None, &initialize, EVENT_STREAM).await;
+        let response = self.post_as(token, None, &initialize, EVENT_STREAM).await;
         if initialized && response.status().is_success() {
             let session = session_id(&response);
             let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-            let ack = self.post(Some(&session), &done, EVENT_STREAM).await;
+            let ack = self
+                .post_as(token, Some(&session), &done, EVENT_STREAM)
+                .await;
             assert_eq!(ack.status(), 202);
         }
         response
+    }
+
+    /// A request's answer: the one JSON-RPC response in its SSE body.
+    pub(crate) async fn ask(&self, token: &str, session: &str, request: &Value) -> Value {
+        let response = self
+            .post_as(Some(token), Some(session), request, EVENT_STREAM)
+            .await;
+        assert_eq!(response.status(), 200, "{request}");
+        let messages = events(&response.text().await.unwrap());
+        messages
+            .into_iter()
+            .find(|message| message.get("id").is_some())
+            .expect("no response")
     }
 }
 

@@ -198,12 +198,18 @@ impl Interop {
     }
 }
 
+/// How long a real server may take to exit once its input is closed: Python servers take
+/// more than the default 2 s to tear down on a loaded 2-CPU machine (mcp-server-git did in CI),
+/// and [`stop`] checks that each one exits by itself, not how fast.
+const SHUTDOWN_GRACE_MS: u64 = 8_000;
+
 /// A required client running `command args`, marked with the scratch's marker.
 fn config(id: &str, command: String, args: Vec<String>, scratch: &Scratch) -> ClientConfig {
     let mut config = ClientConfig {
         args,
         required: true,
         startup_timeout_ms: STARTUP_TIMEOUT_MS,
+        shutdown_grace_ms: SHUTDOWN_GRACE_MS,
         ..ClientConfig::new(id, command)
     };
     config

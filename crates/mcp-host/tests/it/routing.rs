@@ -74,6 +74,7 @@ async fn collisions_filters_and_scopes() {
     let scope = AgentScope {
         allowed_clients: Some([id("filtered")].into_iter().collect()),
         excluded: ["filtered__tool_0".to_owned()].into_iter().collect(),
+        ..AgentScope::default()
     };
     let visible: Vec<String> = host
         .list_tools(&scope)
