@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use mcp_host_foundation::{
     start_task, ClientConfig, ClientExit, ClientId, ClientManager, ClientSession, ExitCause,
     RootManager, SecurityManager, TaskStatus,
@@ -32,6 +33,10 @@ use crate::Error;
 
 /// How many relayed notifications a slow listener may fall behind before it loses the oldest.
 const NOTIFICATION_CAPACITY: usize = 1024;
+
+/// How many queued events of one server the supervisor takes in one go (the size of the
+/// session's event queue).
+const EVENT_BATCH: usize = 1024;
 
 /// Settings of a host.
 #[derive(Clone)]
@@ -1253,21 +1258,54 @@ async fn supervise(
                 }
                 let mut events = client.session.take_events();
                 let mut unregistered = false;
+                let mut relists = Relists::default();
+                let mut listing = FuturesUnordered::new();
                 let joined = loop {
                     tokio::select! {
                         biased;
                         joined = &mut lifecycle => break joined,
                         () = token.cancelled(), if !unregistered => {
-                            // Components go before the process does.
+                            // Components go before the process does, and a re-list in flight
+                            // must not bring them back.
+                            listing.clear();
                             inner.unregister_components(&id);
                             unregistered = true;
                         }
+                        // Before the events, so that a flood of them cannot hold a re-list up.
+                        Some(kind) = listing.next(), if !listing.is_empty() => {
+                            if relists.done(kind) && !unregistered {
+                                listing.push(relist(&inner, &id, &config, &client, kind));
+                            }
+                        }
                         event = next_event(&mut events) => match event {
-                            Some(event) => refresh(&inner, &id, &config, &client, event).await,
+                            Some(event) => {
+                                // What is queued is taken at once (up to a bound, so that the
+                                // token and the process are still watched): `list_changed`
+                                // events queued together make one re-list.
+                                let mut next = Some(event);
+                                let mut n_taken = 0;
+                                while let Some(event) = next {
+                                    match ListKind::of(&event) {
+                                        Some(_) if unregistered => {}
+                                        Some(kind) => {
+                                            if relists.want(kind) {
+                                                listing.push(relist(&inner, &id, &config, &client, kind));
+                                            }
+                                        }
+                                        None => relay_event(&inner, &id, event),
+                                    }
+                                    n_taken += 1;
+                                    next = events
+                                        .as_mut()
+                                        .filter(|_| n_taken < EVENT_BATCH)
+                                        .and_then(|events| events.try_recv().ok());
+                                }
+                            }
                             None => events = None,
                         },
                     }
                 };
+                drop(listing);
                 lock(&inner.killers).remove(&id);
                 inner.unregister_components(&id);
                 match joined {
@@ -1366,28 +1404,100 @@ async fn register_components(
 ) {
     let capabilities = &client.init.capabilities;
     if capabilities.tools.is_some() {
-        refresh(inner, id, config, client, Event::ToolsListChanged).await;
+        relist(inner, id, config, client, ListKind::Tools).await;
     }
     if capabilities.prompts.is_some() {
-        refresh(inner, id, config, client, Event::PromptsListChanged).await;
+        relist(inner, id, config, client, ListKind::Prompts).await;
     }
     if capabilities.resources.is_some() {
-        refresh(inner, id, config, client, Event::ResourcesListChanged).await;
+        relist(inner, id, config, client, ListKind::Resources).await;
     }
 }
 
-/// Re-lists what an event says changed and replaces the client's registrations.
-async fn refresh(
+/// What a `list_changed` event says to list again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+impl ListKind {
+    fn of(event: &Event) -> Option<ListKind> {
+        match event {
+            Event::ToolsListChanged => Some(ListKind::Tools),
+            Event::PromptsListChanged => Some(ListKind::Prompts),
+            Event::ResourcesListChanged => Some(ListKind::Resources),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Coalesces re-lists: of each kind, at most one in flight and one more pending (asked for while
+/// one was in flight, whose answer may predate the change), however many `list_changed` events
+/// a server sends.
+#[derive(Debug, Default)]
+struct Relists {
+    in_flight: [bool; 3],
+    pending: [bool; 3],
+}
+
+impl Relists {
+    /// A `list_changed` of `kind` came; returns whether to start a re-list now.
+    fn want(&mut self, kind: ListKind) -> bool {
+        let idx = kind.index();
+        if self.in_flight[idx] {
+            self.pending[idx] = true;
+            false
+        } else {
+            self.in_flight[idx] = true;
+            true
+        }
+    }
+
+    /// A re-list of `kind` ended; returns whether to start the pending one now.
+    fn done(&mut self, kind: ListKind) -> bool {
+        let idx = kind.index();
+        let again = std::mem::take(&mut self.pending[idx]);
+        self.in_flight[idx] = again;
+        again
+    }
+}
+
+/// Passes on a server's notification that changes nothing the host keeps (log messages and
+/// resource updates go to the listeners).
+fn relay_event(inner: &Inner, id: &ClientId, event: Event) {
+    match event {
+        Event::Log(message) => {
+            let data = message.data.to_string();
+            let data = inner.security.mask(&data);
+            tracing::debug!(level = ?message.level, logger = ?message.logger, data = %data, "server log message");
+            inner.relay(id, NotificationKind::Log(message));
+        }
+        Event::ResourceUpdated { uri } => {
+            inner.relay(id, NotificationKind::ResourceUpdated { uri });
+        }
+        _ => {}
+    }
+}
+
+/// Lists one kind of a client's components again and replaces its registrations; returns the
+/// kind.
+async fn relist(
     inner: &Inner,
     id: &ClientId,
     config: &ClientConfig,
     client: &ClientSession,
-    event: Event,
-) {
+    kind: ListKind,
+) -> ListKind {
     let session = &client.session;
     let excluded = |name: &str| config.exclude.iter().any(|excluded| excluded == name);
-    let outcome = match event {
-        Event::ToolsListChanged => session.list_all_tools().await.map(|tools| {
+    let outcome = match kind {
+        ListKind::Tools => session.list_all_tools().await.map(|tools| {
             let tools: Vec<Tool> = tools
                 .into_iter()
                 .filter(|tool| config.tools.allows(&tool.name) && !excluded(&tool.name))
@@ -1395,14 +1505,14 @@ async fn refresh(
             let n_tools = inner.tools.register_client(id, config.namespace, tools);
             tracing::debug!(n_tools, "tools registered");
         }),
-        Event::PromptsListChanged => session.list_all_prompts().await.map(|prompts| {
+        ListKind::Prompts => session.list_all_prompts().await.map(|prompts| {
             let prompts: Vec<Prompt> = prompts
                 .into_iter()
                 .filter(|prompt| !excluded(&prompt.name))
                 .collect();
             inner.prompts.register_client(id, config.namespace, prompts);
         }),
-        Event::ResourcesListChanged => {
+        ListKind::Resources => {
             let resources = session.list_all_resources().await;
             let templates = session.list_all_resource_templates().await;
             match (resources, templates) {
@@ -1419,19 +1529,6 @@ async fn refresh(
                 (Err(error), _) => Err(error),
             }
         }
-        Event::Log(message) => {
-            let data = message.data.to_string();
-            let data = inner.security.mask(&data);
-            tracing::debug!(level = ?message.level, logger = ?message.logger, data = %data, "server log message");
-            inner.relay(id, NotificationKind::Log(message));
-            return;
-        }
-        Event::ResourceUpdated { uri } => {
-            inner.relay(id, NotificationKind::ResourceUpdated { uri });
-            return;
-        }
-        // Nothing changed that the host keeps.
-        _ => return,
     };
     match outcome {
         Ok(()) => {
@@ -1448,6 +1545,7 @@ async fn refresh(
             inner.update(id, |record| record.last_error = Some(text));
         }
     }
+    kind
 }
 
 /// Whether a raw `tools/call` result says `isError: true` (its other fields are skipped).

@@ -1,11 +1,13 @@
 //! The host's share of issue #13 (hardening): one test per item, each of which failed before
 //! its fix.
 
-use mcp_host::{AgentScope, ClientState, Error, McpHost};
+use mcp_host::{AgentScope, ClientState, Error, McpHost, NotificationKind};
 use mcp_host_foundation::{ClientConfig, RestartPolicy};
 use mcp_host_testkit::{assert_no_process_left, unique_marker, FakeConfig};
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
 
-use crate::{eventually, fake_client, id};
+use crate::{eventually, fake_client, id, PROMPTLY};
 
 /// The state of one client.
 fn state_of(host: &McpHost, client: &str) -> Option<ClientState> {
@@ -110,6 +112,67 @@ async fn a_server_without_namespace_cannot_shadow_a_namespaced_tool() {
     assert_eq!(
         text_of("github__create_issue").await.unwrap(),
         "github-server:create_issue"
+    );
+    host.shutdown().await;
+    assert_no_process_left(&marker).await;
+}
+
+/// Item 15: a server sends 500 `list_changed` at once. The host lists its tools again at most
+/// twice for them (one re-list in flight, one pending), not once per notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_list_changed_makes_one_relist_at_a_time() {
+    let marker = unique_marker();
+    let chatty = FakeConfig {
+        list_changed_flood: 500,
+        ..FakeConfig::default()
+    };
+    let host = McpHost::new(vec![fake_client("chatty", &chatty, &marker)]).unwrap();
+    let mut notifications = host.subscribe_notifications();
+    host.initialize().await.unwrap();
+    let n_lists = || async {
+        let result = host
+            .call_tool("chatty__list_requests", None, &AgentScope::all())
+            .await
+            .unwrap();
+        result.text().parse::<u64>().unwrap()
+    };
+    // The server sends a log line after the flood; the host relays it in order, so when it is
+    // relayed, the whole flood has been taken.
+    let flood_taken = async {
+        loop {
+            match notifications.recv().await {
+                Ok(notification) => {
+                    if let NotificationKind::Log(message) = notification.kind {
+                        if message.data == json!("list_changed flood sent") {
+                            return;
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => panic!("the host stopped relaying"),
+            }
+        }
+    };
+    tokio::time::timeout(PROMPTLY, flood_taken).await.unwrap();
+    let when_taken = n_lists().await;
+    // The first listing, one re-list in flight and one pending.
+    assert!(
+        when_taken <= 3,
+        "{when_taken} tools/list requests by the end of the flood"
+    );
+
+    // One more change after the flood is still seen, with hardly any more listing.
+    host.call_tool("chatty__touch", None, &AgentScope::all())
+        .await
+        .unwrap();
+    eventually("the change is listed", || {
+        listed_with(&host, "chatty__touch", "called 1 times")
+    })
+    .await;
+    let in_all = n_lists().await;
+    assert!(
+        in_all <= 4,
+        "{in_all} tools/list requests for 501 list_changed notifications"
     );
     host.shutdown().await;
     assert_no_process_left(&marker).await;
