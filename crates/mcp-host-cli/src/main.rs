@@ -641,6 +641,7 @@ async fn serve(
     let options = HostOptions {
         shutdown_deadline: shutdown_timeout,
         client_requests: Some(relay.clone()),
+        ..HostOptions::default()
     };
     let mut signals = Signals::new().context("cannot listen for signals")?;
     // Bind before starting any server, so that a taken port fails fast.

@@ -48,13 +48,23 @@ pub struct HostOptions {
     /// its own client); when `None` (the default) the host declares neither capability and such
     /// requests get -32601.
     pub client_requests: Option<Arc<dyn mcp_session::ClientRequestHandler>>,
+    /// How long a restarted client must stay ready for its restart count to start over
+    /// (default [`RESTART_RESET_AFTER`], 60 s), as systemd's `StartLimitIntervalSec` does: a
+    /// server that crashes once a day is restarted every day, while one that crashes soon after
+    /// each start is given up after `restart.maxRestarts` restarts in a row.
+    pub restart_reset_after: Duration,
 }
+
+/// How long a client must stay ready for its restart count to start over, unless
+/// [`HostOptions::restart_reset_after`] says otherwise.
+pub const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
 
 impl fmt::Debug for HostOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HostOptions")
             .field("shutdown_deadline", &self.shutdown_deadline)
             .field("client_requests", &self.client_requests.is_some())
+            .field("restart_reset_after", &self.restart_reset_after)
             .finish()
     }
 }
@@ -64,6 +74,7 @@ impl Default for HostOptions {
         HostOptions {
             shutdown_deadline: Duration::from_secs(10),
             client_requests: None,
+            restart_reset_after: RESTART_RESET_AFTER,
         }
     }
 }
@@ -1192,8 +1203,12 @@ async fn supervise(
     status: TaskStatus<()>,
 ) -> Result<ClientExit, mcp_host_foundation::Error> {
     let mut status = Some(status);
+    // Restarts in a row; it starts over after a run that stayed ready long enough.
     let mut attempt: u32 = 0;
+    let mut restarts: u32 = 0;
     loop {
+        // When the current run became ready, if it did.
+        let mut ready_since: Option<Instant> = None;
         let started_at = Instant::now();
         inner.update(&id, |record| {
             record.state = ClientState::Starting;
@@ -1256,6 +1271,7 @@ async fn supervise(
                         token.cancel();
                     }
                 }
+                ready_since = Some(Instant::now());
                 let mut events = client.session.take_events();
                 let mut unregistered = false;
                 let mut relists = Relists::default();
@@ -1349,6 +1365,15 @@ async fn supervise(
             if cancelled || token.is_cancelled() || !config.restart.is_enabled() {
                 return Ok(exit);
             }
+            let healthy = ready_since
+                .is_some_and(|since| since.elapsed() >= inner.options.restart_reset_after);
+            if healthy && attempt > 0 {
+                tracing::info!(
+                    restarts_in_a_row = attempt,
+                    "client was ready long enough: its restart count starts over"
+                );
+                attempt = 0;
+            }
             if attempt >= config.restart.max_restarts {
                 tracing::error!(
                     restarts = attempt,
@@ -1364,9 +1389,10 @@ async fn supervise(
 
         let backoff = config.restart.backoff(attempt);
         attempt += 1;
+        restarts = restarts.saturating_add(1);
         inner.update(&id, |record| {
             record.state = ClientState::Restarting;
-            record.restarts = attempt;
+            record.restarts = restarts;
         });
         tracing::warn!(attempt, backoff_ms = millis(backoff), "restarting client");
         tokio::select! {

@@ -27,6 +27,7 @@ mod status;
 pub use error::{error_chain, Error};
 pub use host::{
     CompletionRef, HostOptions, InitializeReport, McpHost, ReloadReport, ShutdownReport,
+    RESTART_RESET_AFTER,
 };
 pub use notification::{NotificationKind, ServerNotification};
 pub use registry::{

@@ -1,8 +1,10 @@
 //! The host's share of issue #13 (hardening): one test per item, each of which failed before
 //! its fix.
 
-use mcp_host::{AgentScope, ClientState, Error, McpHost, NotificationKind};
-use mcp_host_foundation::{ClientConfig, RestartPolicy};
+use std::time::Duration;
+
+use mcp_host::{AgentScope, ClientState, Error, HostOptions, McpHost, NotificationKind};
+use mcp_host_foundation::{ClientConfig, RestartPolicy, SecurityManager};
 use mcp_host_testkit::{assert_no_process_left, unique_marker, FakeConfig};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -174,6 +176,41 @@ async fn a_flood_of_list_changed_makes_one_relist_at_a_time() {
         in_all <= 4,
         "{in_all} tools/list requests for 501 list_changed notifications"
     );
+    host.shutdown().await;
+    assert_no_process_left(&marker).await;
+}
+
+/// Item 16: a server that stays up longer than the healthy period before each exit is
+/// restarted every time, although `maxRestarts` is 1: its restart count starts over after
+/// each healthy run, as systemd's `StartLimitIntervalSec` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restart_count_starts_over_after_a_healthy_run() {
+    let marker = unique_marker();
+    // Ready for 600 ms each time (the host can only see it up longer), then exits.
+    let exits_after_a_while = FakeConfig {
+        exit_after_ms: Some(600),
+        ..FakeConfig::default()
+    };
+    let config = ClientConfig {
+        restart: RestartPolicy {
+            max_restarts: 1,
+            initial_backoff_ms: 10,
+            max_backoff_ms: 10,
+        },
+        ..fake_client("daily", &exits_after_a_while, &marker)
+    };
+    let options = HostOptions {
+        restart_reset_after: Duration::from_millis(200),
+        ..HostOptions::default()
+    };
+    let host = McpHost::with_options(vec![config], SecurityManager::new(), options).unwrap();
+    host.initialize().await.unwrap();
+    eventually("restarted three times", || {
+        host.status().iter().any(|status| status.restarts >= 3)
+    })
+    .await;
+    let status = host.status();
+    assert_ne!(status[0].state, ClientState::Exited, "{status:?}");
     host.shutdown().await;
     assert_no_process_left(&marker).await;
 }
