@@ -131,11 +131,16 @@ impl ReloadReport {
     }
 }
 
-/// What [`McpHost::shutdown`] did.
+/// What [`McpHost::shutdown`] did: every client that was registered is in `exits` or in
+/// `failed`.
 #[derive(Debug)]
 pub struct ShutdownReport {
-    /// How each client's process ended.
+    /// How each client's process ended, for the clients that stopped in time.
     pub exits: Vec<ExitReport>,
+    /// The clients whose stop failed, sorted by id: [`Error::StopTimeout`] for those still
+    /// stopping at the deadline (then killed), and the error of those whose supervisor ended
+    /// with one (for example a client waiting to be restarted, or whose task panicked).
+    pub failed: Vec<(ClientId, Error)>,
     /// Clients that had to be killed because they outlived the deadline.
     pub killed: Vec<ClientId>,
 }
@@ -632,12 +637,43 @@ impl McpHost {
         let deadline = inner.options.shutdown_deadline;
         let mut report = ShutdownReport {
             exits: Vec::new(),
+            failed: Vec::new(),
             killed: Vec::new(),
         };
-        match tokio::time::timeout(deadline, self.shutdown_all_clients()).await {
-            Ok(results) => report.exits = results.into_iter().filter_map(Result::ok).collect(),
-            Err(_) => tracing::warn!("clients did not stop before the shutdown deadline"),
+        let mut ids: Vec<ClientId> = lock(&inner.clients).keys().cloned().collect();
+        ids.sort();
+        let mut stops: FuturesUnordered<_> = ids
+            .iter()
+            .map(|id| async move { (id, self.client_shutdown(id).await) })
+            .collect();
+        let mut stopped = std::collections::HashSet::new();
+        let until = tokio::time::Instant::now() + deadline;
+        // Each outcome is kept as it comes, so that the deadline loses none of those in hand.
+        while let Ok(Some((id, outcome))) = tokio::time::timeout_at(until, stops.next()).await {
+            stopped.insert(id);
+            match outcome {
+                Ok(exit) => report.exits.push(exit),
+                Err(error) => report.failed.push((id.clone(), error)),
+            }
         }
+        drop(stops);
+        for id in ids.iter().filter(|id| !stopped.contains(id)) {
+            report.failed.push((
+                id.clone(),
+                Error::StopTimeout {
+                    client: id.to_string(),
+                    timeout: deadline,
+                },
+            ));
+        }
+        if report
+            .failed
+            .iter()
+            .any(|(_, error)| matches!(error, Error::StopTimeout { .. }))
+        {
+            tracing::warn!("clients did not stop before the shutdown deadline");
+        }
+        report.failed.sort_by(|a, b| a.0.cmp(&b.0));
         inner.root.cancel();
         inner.tracker.close();
         let remaining = deadline.saturating_sub(started.elapsed());

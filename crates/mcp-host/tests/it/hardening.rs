@@ -214,3 +214,71 @@ async fn the_restart_count_starts_over_after_a_healthy_run() {
     host.shutdown().await;
     assert_no_process_left(&marker).await;
 }
+
+/// Item 17: the shutdown report accounts for every client: the one that stopped, the one that
+/// was waiting to be restarted, and the one still stopping at the deadline (then killed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_report_keeps_every_client() {
+    let marker = unique_marker();
+    let stubborn = ClientConfig {
+        shutdown_grace_ms: 60_000,
+        ..fake_client(
+            "stubborn",
+            &FakeConfig {
+                ignore_eof: true,
+                ignore_sigterm: true,
+                ..FakeConfig::default()
+            },
+            &marker,
+        )
+    };
+    let waiting = ClientConfig {
+        restart: restart_much_later(),
+        ..fake_client("waiting", &FakeConfig::default(), &marker)
+    };
+    let configs = vec![
+        fake_client("polite", &FakeConfig::default(), &marker),
+        stubborn,
+        waiting,
+    ];
+    let options = HostOptions {
+        shutdown_deadline: Duration::from_secs(5),
+        ..HostOptions::default()
+    };
+    let host = McpHost::with_options(configs, SecurityManager::new(), options).unwrap();
+    host.initialize().await.unwrap();
+    assert!(host
+        .call_tool("waiting__crash", None, &AgentScope::all())
+        .await
+        .is_err());
+    eventually("waiting to restart", || {
+        state_of(&host, "waiting") == Some(ClientState::Restarting)
+    })
+    .await;
+    let report = tokio::time::timeout(PROMPTLY, host.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(report.exits.len(), 1, "{report:?}");
+    let failed: Vec<&str> = report
+        .failed
+        .iter()
+        .map(|(client, _)| client.as_str())
+        .collect();
+    assert_eq!(failed, vec!["stubborn", "waiting"], "{report:?}");
+    assert!(
+        matches!(&report.failed[0].1, Error::StopTimeout { timeout, .. } if *timeout == Duration::from_secs(5)),
+        "{report:?}"
+    );
+    assert!(
+        matches!(
+            &report.failed[1].1,
+            Error::Start {
+                source: mcp_host_foundation::Error::Cancelled { .. },
+                ..
+            }
+        ),
+        "{report:?}"
+    );
+    assert_eq!(report.killed, vec![id("stubborn")]);
+    assert_no_process_left(&marker).await;
+}
