@@ -362,13 +362,15 @@ impl McpHost {
                     required_failure.get_or_insert(Error::RequiredClientFailed { client, source });
                 }
                 Err(error) => {
-                    tracing::warn!(client = %id, error = %error_chain(&error), "optional client failed to start; skipping it");
+                    // The caller gets the error in the report and says so once.
+                    tracing::debug!(client = %id, error = %error_chain(&error), "an optional client failed to start");
                     report.failed.push((id, error));
                 }
             }
         }
         if let Some(error) = required_failure {
-            tracing::error!(error = %error_chain(&error), "a required client failed; stopping the others");
+            // The caller gets the error; only what is done about it is logged here.
+            tracing::info!("a required client failed to start; stopping the others");
             self.shutdown_all_clients().await;
             return Err(error);
         }
@@ -596,7 +598,8 @@ impl McpHost {
                 Ok(_) if added.contains(&id) => report.added.push(id),
                 Ok(_) => report.restarted.push(id),
                 Err(error) => {
-                    tracing::warn!(client = %id, error = %error_chain(&error), "a client failed to start on reload");
+                    // The caller gets the error in the report and says so once.
+                    tracing::debug!(client = %id, error = %error_chain(&error), "a client failed to start on reload");
                     report.failed.push((id, error));
                 }
             }

@@ -3,13 +3,16 @@
 
 use std::time::Duration;
 
-use mcp_host::{AgentScope, ClientState, Error, HostOptions, McpHost, NotificationKind};
+use mcp_host::{
+    error_chain, AgentScope, ClientState, Error, HostOptions, McpHost, NotificationKind,
+};
 use mcp_host_foundation::{ClientConfig, RestartPolicy, SecurityManager};
 use mcp_host_testkit::{assert_no_process_left, unique_marker, FakeConfig};
+use mcp_session::RequestOptions;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::{eventually, fake_client, id, PROMPTLY};
+use crate::{args, eventually, fake_client, id, PROMPTLY};
 
 /// The state of one client.
 fn state_of(host: &McpHost, client: &str) -> Option<ClientState> {
@@ -280,5 +283,56 @@ async fn the_shutdown_report_keeps_every_client() {
         "{report:?}"
     );
     assert_eq!(report.killed, vec![id("stubborn")]);
+    assert_no_process_left(&marker).await;
+}
+
+/// Item 19: each cause is said once and the server named once: the host's wrappers add no
+/// words to the errors they wrap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_say_each_cause_once() {
+    let marker = unique_marker();
+    let host = McpHost::new(Vec::new()).unwrap();
+
+    let missing = ClientConfig::new("x", "/nonexistent/mcp-server");
+    let error = host.register_client(missing).await.unwrap_err();
+    assert!(matches!(error, Error::Start { .. }), "{error:?}");
+    // The rest of the repetition is the foundation's (`Spawn` names the client, the transport
+    // error it wraps names the server); see the report on issue #13.
+    assert_eq!(
+        error_chain(&error),
+        "failed to start client `x`: failed to start server `x` \
+         (program `/nonexistent/mcp-server`): No such file or directory (os error 2)"
+    );
+
+    host.register_client(fake_client("slowpoke", &FakeConfig::default(), &marker))
+        .await
+        .unwrap();
+    let error = host
+        .call_tool_with(
+            "slowpoke__slow",
+            args(json!({ "ms": 60_000 })),
+            &AgentScope::all(),
+            &RequestOptions::with_timeout(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Call { .. }), "{error:?}");
+    // The session says how long the request waited: 100 ms or a little more.
+    let text = error_chain(&error);
+    let (said, waited) = text.rsplit_once(" after ").unwrap();
+    assert_eq!(
+        said, "request `tools/call` to server `slowpoke` timed out",
+        "{text}"
+    );
+    let waited_ms: u64 = waited.strip_suffix(" ms").unwrap().parse().unwrap();
+    assert!(waited_ms >= 100, "{text}");
+
+    let error = McpHost::new(vec![ClientConfig::new("bad id", "x")]).unwrap_err();
+    assert_eq!(
+        error_chain(&error),
+        "invalid configuration of client `bad id`: `id` contains ' '; only ASCII letters, \
+         digits, `_`, `.` and `-` are allowed"
+    );
+    host.shutdown().await;
     assert_no_process_left(&marker).await;
 }
