@@ -317,11 +317,20 @@ async fn gateway_sigterm_stops_servers_and_a_second_signal_forces() {
         ..FakeConfig::default()
     };
     let mut entry = fake_entry(&stubborn, &marker);
-    entry["shutdownGraceMs"] = json!(5_000);
+    // Stopped politely, the server would take two grace periods: a minute.
+    entry["shutdownGraceMs"] = json!(30_000);
     let config = json!({ "mcpServers": { "stubborn": entry } });
 
-    // One SIGTERM: orderly shutdown, bounded by --shutdown-timeout-ms, then exit.
-    let gateway = start_gateway(&config, &["--shutdown-timeout-ms", "300"]).await;
+    // One SIGTERM: orderly shutdown, bounded by --shutdown-timeout-ms (3 s, twice the
+    // default), then exit. The server cannot stop before it is killed at that deadline, so the
+    // gateway takes at least the 3 s (not the default's 1.5 s: the flag is used) and far less
+    // than the server's first grace period (the deadline is kept).
+    let gateway = start_gateway(
+        &config,
+        &["--shutdown-timeout-ms", "3000", "--log-level", "info"],
+    )
+    .await;
+    let signalled = std::time::Instant::now();
     signal(gateway.process.pid(), "TERM").await;
     let status = gateway
         .process
@@ -329,7 +338,17 @@ async fn gateway_sigterm_stops_servers_and_a_second_signal_forces() {
         .wait_for_exit(PROMPTLY)
         .await
         .expect("the gateway did not exit");
+    let took = signalled.elapsed();
     assert!(status.success(), "{status:?}");
+    assert!(
+        took >= Duration::from_millis(3000) && took < Duration::from_secs(30),
+        "the shutdown took {took:?}, not the 3 s deadline"
+    );
+    let log = gateway.process.diagnostics().stderr_tail();
+    assert!(
+        log.contains("killed what was left at the shutdown deadline"),
+        "{log}"
+    );
     assert_no_process_left(&marker).await;
     drop(gateway);
 
