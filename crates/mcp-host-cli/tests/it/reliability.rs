@@ -129,8 +129,17 @@ async fn secrets_never_reach_any_output() {
         .unwrap();
         let all = format!("{}{}", stdout(&output), stderr(&output));
         if args.contains(&"call") {
-            // The tool's own result is the server's business: it returns its environment, and
-            // the host passes results through untouched. Only the host's logs are checked here.
+            assert!(output.status.success(), "{args:?}:\n{all}");
+            // The tool's own result is the server's business: it returns its environment, which
+            // shows that the reference was resolved and reached the server; the host passes
+            // results through untouched. Only the host's logs must not show the secret.
+            let env: serde_json::Value = serde_json::from_slice(&output.stdout)
+                .unwrap_or_else(|error| panic!("{args:?}: not the environment ({error}):\n{all}"));
+            assert_eq!(
+                env["API_TOKEN"],
+                format!("Bearer {SECRET}"),
+                "{args:?}: the server did not get the resolved secret"
+            );
             assert!(
                 !stderr(&output).contains(SECRET),
                 "{args:?} leaked in logs:\n{}",
