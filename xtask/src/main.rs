@@ -46,8 +46,8 @@ Commands:
   interop --install-only
             only install the servers
   soak [--minutes N]
-            run the chaos soak (20 servers, 8 callers, random kills) for N minutes (default 5);
-            its 5-second form runs in every `ci`
+            run the chaos soak (24 servers, 8 callers, random kills, reloads; the heap and RSS
+            must not grow) for N minutes (default 5); its 30-second form runs in every `ci`
   conformance
             install the official MCP conformance suite (and Node 22) from npm into
             target/conformance/ and run its scenarios against our HTTP client and gateway

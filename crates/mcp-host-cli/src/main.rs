@@ -585,10 +585,12 @@ async fn start_loaded(
     } else {
         host.initialize().await
     };
-    let report = initialized.context("a required server failed to start")?;
+    // The error names the server and says why; the context says what follows from it.
+    let report = initialized.context("cannot run without a required server")?;
     if warn_failures {
-        for (client, error) in &report.failed {
-            tracing::warn!(server = %client, "server failed to start: {}", mcp_host::error_chain(error));
+        // The library returns these without logging them: one line each, said once.
+        for (_, error) in &report.failed {
+            tracing::warn!("{}; going on without it", mcp_host::error_chain(error));
         }
     }
     Ok(host)
@@ -686,6 +688,7 @@ async fn serve(
     let options = HostOptions {
         shutdown_deadline: shutdown_timeout,
         client_requests: Some(relay.clone()),
+        ..HostOptions::default()
     };
     let mut signals = Signals::new().context("cannot listen for signals")?;
     let loaded = config::load(config_path.as_deref())?;

@@ -88,6 +88,14 @@ pub struct FakeConfig {
     pub huge_line_bytes: usize,
     /// `--list-changed`: send `notifications/tools/list_changed` after `notifications/initialized`.
     pub list_changed: bool,
+    /// `--list-changed-flood N`: send N `notifications/tools/list_changed` after
+    /// `notifications/initialized`, then the log message `list_changed flood sent`; a
+    /// `list_requests` tool (listed with this flag only) counts the `tools/list` requests
+    /// received.
+    pub list_changed_flood: u64,
+    /// `--tool NAME` (repeatable): also list a tool named NAME, which answers with the text
+    /// `<server name>:<NAME>` (so a test sees which server a call reached).
+    pub extra_tools: Vec<String>,
     /// `--notify-flood N`: send N `notifications/message` after `notifications/initialized`.
     pub notify_flood: u64,
     /// `--close-stdout-after-init`: close the output after `notifications/initialized`, but keep reading input.
@@ -154,6 +162,8 @@ impl Default for FakeConfig {
             garbage_lines: false,
             huge_line_bytes: DEFAULT_HUGE_LINE_BYTES,
             list_changed: false,
+            list_changed_flood: 0,
+            extra_tools: Vec::new(),
             notify_flood: 0,
             close_stdout_after_init: false,
             grandchild: false,
@@ -196,6 +206,8 @@ impl FakeConfig {
                 "--garbage-lines" => config.garbage_lines = true,
                 "--huge-line-bytes" => config.huge_line_bytes = number(&flag, args)?,
                 "--list-changed" => config.list_changed = true,
+                "--list-changed-flood" => config.list_changed_flood = number(&flag, args)?,
+                "--tool" => config.extra_tools.push(value(&flag, args)?),
                 "--notify-flood" => config.notify_flood = number(&flag, args)?,
                 "--close-stdout-after-init" => config.close_stdout_after_init = true,
                 "--grandchild" => config.grandchild = true,
@@ -278,6 +290,15 @@ impl FakeConfig {
         }
         if self.list_changed {
             flag("--list-changed", None);
+        }
+        if self.list_changed_flood != default.list_changed_flood {
+            flag(
+                "--list-changed-flood",
+                Some(self.list_changed_flood.to_string()),
+            );
+        }
+        for name in &self.extra_tools {
+            flag("--tool", Some(name.clone()));
         }
         if self.notify_flood != default.notify_flood {
             flag("--notify-flood", Some(self.notify_flood.to_string()));
@@ -375,6 +396,7 @@ where
         read_slowly: std::sync::atomic::AtomicBool::new(false),
         n_flood_answers: AtomicU64::new(0),
         n_touches: AtomicU64::new(0),
+        n_tool_lists: AtomicU64::new(0),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
     tasks.spawn(write_loop(output, out_rx));
@@ -487,6 +509,8 @@ struct Shared {
     n_flood_answers: AtomicU64,
     /// Calls of the `touch` tool, which each change its description (so the list really changes).
     n_touches: AtomicU64,
+    /// `tools/list` requests received (each page counts).
+    n_tool_lists: AtomicU64,
 }
 
 /// A JSON-RPC error response.
@@ -693,6 +717,15 @@ fn handle_notification(
             if config.list_changed {
                 shared.notify("notifications/tools/list_changed", json!({}));
             }
+            if config.list_changed_flood > 0 {
+                for _ in 0..config.list_changed_flood {
+                    shared.notify("notifications/tools/list_changed", json!({}));
+                }
+                shared.notify(
+                    "notifications/message",
+                    json!({"level": "info", "logger": "fake", "data": "list_changed flood sent"}),
+                );
+            }
             for flood_idx in 0..config.notify_flood {
                 shared.notify(
                     "notifications/message",
@@ -782,13 +815,16 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
         }
         "resources/unsubscribe" => Ok(json!({})),
         "completion/complete" => Ok(complete(config, params)),
-        "tools/list" => paginate(
-            tool_list(config, shared.n_touches.load(Ordering::Relaxed)),
-            "tools",
-            params,
-            config.page_size,
-            config.repeat_cursor,
-        ),
+        "tools/list" => {
+            shared.n_tool_lists.fetch_add(1, Ordering::Relaxed);
+            paginate(
+                tool_list(config, shared.n_touches.load(Ordering::Relaxed)),
+                "tools",
+                params,
+                config.page_size,
+                config.repeat_cursor,
+            )
+        }
         "tools/call" => return call_tool(shared, params).await,
         "prompts/list" => paginate(
             vec![json!({
@@ -954,6 +990,20 @@ fn tool_list(config: &FakeConfig, n_touches: u64) -> Vec<Value> {
             json!({"type": "object", "additionalProperties": true}),
         ));
     }
+    if config.list_changed_flood > 0 {
+        tools.push(tool(
+            "list_requests",
+            "Returns how many tools/list requests the server received.",
+            json!({"type": "object"}),
+        ));
+    }
+    for name in &config.extra_tools {
+        tools.push(tool(
+            name,
+            "Returns `<server name>:<tool name>`.",
+            json!({"type": "object"}),
+        ));
+    }
     tools
 }
 
@@ -1065,6 +1115,12 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
         "flood_answers" => Ok(text_result(
             shared.n_flood_answers.load(Ordering::Relaxed).to_string(),
         )),
+        "list_requests" if config.list_changed_flood > 0 => Ok(text_result(
+            shared.n_tool_lists.load(Ordering::Relaxed).to_string(),
+        )),
+        _ if config.extra_tools.iter().any(|extra| extra == name) => {
+            Ok(text_result(format!("{}:{name}", config.name)))
+        }
         _ => match name
             .strip_prefix("tool_")
             .and_then(|idx| idx.parse::<usize>().ok())

@@ -3,8 +3,8 @@
 //! It listens on `127.0.0.1:<free port>` and answers `initialize`, `ping`, `tools/list` and
 //! `tools/call` for two tools: `echo` (returns its `text` argument) and `slow` (sends two
 //! progress notifications, then answers). Requests are answered as SSE streams (or JSON bodies,
-//! see [`FakeHttpConfig::json_responses`]) whose events carry ids, and every stream is kept so
-//! that a client can resume it with `Last-Event-ID`. Faults: streams that break after their first
+//! see [`FakeHttpConfig::json_responses`]) whose events carry ids, and every stream that breaks is
+//! kept so that a client can resume it with `Last-Event-ID`. Faults: streams that break after their first
 //! event, sessions that expire, POSTs refused with 503, a required header. [`FakeHttpServer::log`]
 //! tells what the server saw (sessions, DELETEs, protocol-version headers, resumptions).
 
@@ -132,7 +132,7 @@ struct Inner {
     config: FakeHttpConfig,
     log: Mutex<FakeHttpLog>,
     sessions: Mutex<HashMap<String, SessionState>>,
-    /// Every SSE stream's events, by stream id, for resumption.
+    /// The events of every SSE stream that breaks, by stream id, for resumption.
     streams: Mutex<HashMap<String, Vec<String>>>,
     /// Cancelled (and replaced) when the server forgets its sessions: ends open GET streams.
     get_streams_end: Mutex<CancellationToken>,
@@ -216,6 +216,17 @@ impl FakeHttpServer {
     /// What the server saw so far.
     pub fn log(&self) -> FakeHttpLog {
         lock(&self.inner.log).clone()
+    }
+
+    /// What the server saw since the last call (or its start), which it then forgets: a
+    /// long-running test keeps the log from growing with every request. The count of refused
+    /// POSTs stays, as it decides which POSTs are still to be refused.
+    pub fn take_log(&self) -> FakeHttpLog {
+        let mut log = lock(&self.inner.log);
+        let refused = log.refused;
+        let taken = std::mem::take(&mut *log);
+        log.refused = refused;
+        taken
     }
 
     /// Forgets every session, as a restarted server would: later requests get 404.
@@ -540,12 +551,15 @@ fn answer(inner: &Arc<Inner>, messages: Vec<Value>, may_break: bool) -> Response
         .enumerate()
         .map(|(n, message)| format!("id: {stream_id}/{n}\ndata: {message}\n\n"))
         .collect();
-    lock(&inner.streams).insert(stream_id, events.clone());
     let stream_break = if may_break {
         inner.config.stream_break
     } else {
         StreamBreak::Never
     };
+    if stream_break != StreamBreak::Never {
+        // Only a stream that breaks is resumed; keeping every stream would grow with every call.
+        lock(&inner.streams).insert(stream_id, events.clone());
+    }
     sse_response(events, stream_break)
 }
 

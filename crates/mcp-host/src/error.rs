@@ -1,92 +1,82 @@
 //! The error type of the host crate.
 
+use std::fmt;
 use std::time::Duration;
 
 /// Everything that can go wrong while hosting clients.
 ///
-/// Messages name the client or component; causes are reached through `source()`.
-#[derive(Debug, thiserror::Error)]
+/// Messages name the client or component; causes are reached through `source()`. A variant that
+/// wraps an error of a lower crate ([`Error::Config`], [`Error::Start`],
+/// [`Error::RequiredClientFailed`], [`Error::Call`]) adds no words of its own: the lower error
+/// already names the server and says what failed, so its `Display` is the lower error's and its
+/// `source()` is the lower error's cause. Each cause is said once, the server named once; the
+/// variant itself tells a program what happened.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is invalid; nothing was started.
-    #[error("invalid configuration")]
     Config {
-        /// What is wrong.
-        #[source]
+        /// What is wrong (it names the client and the field).
         source: mcp_host_foundation::Error,
     },
     /// A client failed to start.
-    #[error("client `{client}` failed to start")]
     Start {
         /// The client.
         client: String,
-        /// Why.
-        #[source]
+        /// Why (it names the client).
         source: mcp_host_foundation::Error,
     },
     /// A client marked `required` failed to start, so the host did not start.
-    #[error("required client `{client}` failed to start")]
     RequiredClientFailed {
         /// The client.
         client: String,
-        /// Why.
-        #[source]
+        /// Why (it names the client).
         source: mcp_host_foundation::Error,
     },
     /// A client with this id is already registered.
-    #[error("client `{client}` is already registered")]
     DuplicateClient {
         /// The client.
         client: String,
     },
     /// No client with this id is registered.
-    #[error("no client `{client}` is registered")]
     UnknownClient {
         /// The id asked for.
         client: String,
     },
     /// No tool with this name is visible.
-    #[error("no tool `{name}`")]
     UnknownTool {
         /// The namespaced name asked for.
         name: String,
     },
     /// No prompt with this name is visible.
-    #[error("no prompt `{name}`")]
     UnknownPrompt {
         /// The namespaced name asked for.
         name: String,
     },
     /// No client serves this resource URI.
-    #[error("no client serves resource `{uri}`")]
     UnknownResource {
         /// The URI asked for.
         uri: String,
     },
     /// No client offers this resource template (a `completion/complete` reference).
-    #[error("no client offers resource template `{uri_template}`")]
     UnknownResourceTemplate {
         /// The URI template asked for.
         uri_template: String,
     },
     /// The client is registered but not ready (starting, restarting or stopping).
-    #[error("client `{client}` is not ready")]
     ClientUnavailable {
         /// The client.
         client: String,
     },
     /// A request to a client failed (including "shutting down" for calls in flight when the
     /// client is shut down).
-    #[error("request to client `{client}` failed")]
     Call {
         /// The client.
         client: String,
-        /// Why (boxed: session errors are large).
-        #[source]
+        /// Why (boxed: session errors are large); it names the server and the method.
         source: Box<mcp_session::Error>,
     },
     /// A client did not stop within its bound; its process group was killed.
-    #[error("client `{client}` did not stop within {} ms", timeout.as_millis())]
     StopTimeout {
         /// The client.
         client: String,
@@ -94,8 +84,48 @@ pub enum Error {
         timeout: Duration,
     },
     /// The host has been shut down.
-    #[error("the host is shut down")]
     ShutDown,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config { source }
+            | Error::Start { source, .. }
+            | Error::RequiredClientFailed { source, .. } => source.fmt(f),
+            Error::Call { source, .. } => source.fmt(f),
+            Error::DuplicateClient { client } => {
+                write!(f, "client `{client}` is already registered")
+            }
+            Error::UnknownClient { client } => write!(f, "no client `{client}` is registered"),
+            Error::UnknownTool { name } => write!(f, "no tool `{name}`"),
+            Error::UnknownPrompt { name } => write!(f, "no prompt `{name}`"),
+            Error::UnknownResource { uri } => write!(f, "no client serves resource `{uri}`"),
+            Error::UnknownResourceTemplate { uri_template } => {
+                write!(f, "no client offers resource template `{uri_template}`")
+            }
+            Error::ClientUnavailable { client } => write!(f, "client `{client}` is not ready"),
+            Error::StopTimeout { client, timeout } => write!(
+                f,
+                "client `{client}` did not stop within {} ms",
+                timeout.as_millis()
+            ),
+            Error::ShutDown => f.write_str("the host is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The wrapped error's text is this one's, so its cause comes next.
+        match self {
+            Error::Config { source }
+            | Error::Start { source, .. }
+            | Error::RequiredClientFailed { source, .. } => std::error::Error::source(source),
+            Error::Call { source, .. } => std::error::Error::source(&**source),
+            _ => None,
+        }
+    }
 }
 
 /// Formats an error with all its causes: `outer: inner: innermost`.

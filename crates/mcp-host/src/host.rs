@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use mcp_host_foundation::{
     start_task, ClientConfig, ClientExit, ClientId, ClientManager, ClientSession, ExitCause,
     RootManager, SecurityManager, TaskStatus,
@@ -33,6 +34,10 @@ use crate::Error;
 /// How many relayed notifications a slow listener may fall behind before it loses the oldest.
 const NOTIFICATION_CAPACITY: usize = 1024;
 
+/// How many queued events of one server the supervisor takes in one go (the size of the
+/// session's event queue).
+const EVENT_BATCH: usize = 1024;
+
 /// Settings of a host.
 #[derive(Clone)]
 pub struct HostOptions {
@@ -43,13 +48,23 @@ pub struct HostOptions {
     /// its own client); when `None` (the default) the host declares neither capability and such
     /// requests get -32601.
     pub client_requests: Option<Arc<dyn mcp_session::ClientRequestHandler>>,
+    /// How long a restarted client must stay ready for its restart count to start over
+    /// (default [`RESTART_RESET_AFTER`], 60 s), as systemd's `StartLimitIntervalSec` does: a
+    /// server that crashes once a day is restarted every day, while one that crashes soon after
+    /// each start is given up after `restart.maxRestarts` restarts in a row.
+    pub restart_reset_after: Duration,
 }
+
+/// How long a client must stay ready for its restart count to start over, unless
+/// [`HostOptions::restart_reset_after`] says otherwise.
+pub const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
 
 impl fmt::Debug for HostOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HostOptions")
             .field("shutdown_deadline", &self.shutdown_deadline)
             .field("client_requests", &self.client_requests.is_some())
+            .field("restart_reset_after", &self.restart_reset_after)
             .finish()
     }
 }
@@ -59,6 +74,7 @@ impl Default for HostOptions {
         HostOptions {
             shutdown_deadline: Duration::from_secs(10),
             client_requests: None,
+            restart_reset_after: RESTART_RESET_AFTER,
         }
     }
 }
@@ -115,11 +131,16 @@ impl ReloadReport {
     }
 }
 
-/// What [`McpHost::shutdown`] did.
+/// What [`McpHost::shutdown`] did: every client that was registered is in `exits` or in
+/// `failed`.
 #[derive(Debug)]
 pub struct ShutdownReport {
-    /// How each client's process ended.
+    /// How each client's process ended, for the clients that stopped in time.
     pub exits: Vec<ExitReport>,
+    /// The clients whose stop failed, sorted by id: [`Error::StopTimeout`] for those still
+    /// stopping at the deadline (then killed), and the error of those whose supervisor ended
+    /// with one (for example a client waiting to be restarted, or whose task panicked).
+    pub failed: Vec<(ClientId, Error)>,
     /// Clients that had to be killed because they outlived the deadline.
     pub killed: Vec<ClientId>,
 }
@@ -341,13 +362,15 @@ impl McpHost {
                     required_failure.get_or_insert(Error::RequiredClientFailed { client, source });
                 }
                 Err(error) => {
-                    tracing::warn!(client = %id, error = %error_chain(&error), "optional client failed to start; skipping it");
+                    // The caller gets the error in the report and says so once.
+                    tracing::debug!(client = %id, error = %error_chain(&error), "an optional client failed to start");
                     report.failed.push((id, error));
                 }
             }
         }
         if let Some(error) = required_failure {
-            tracing::error!(error = %error_chain(&error), "a required client failed; stopping the others");
+            // The caller gets the error; only what is done about it is logged here.
+            tracing::info!("a required client failed to start; stopping the others");
             self.shutdown_all_clients().await;
             return Err(error);
         }
@@ -577,7 +600,8 @@ impl McpHost {
                 Ok(_) if added.contains(&id) => report.added.push(id),
                 Ok(_) => report.restarted.push(id),
                 Err(error) => {
-                    tracing::warn!(client = %id, error = %error_chain(&error), "a client failed to start on reload");
+                    // The caller gets the error in the report and says so once.
+                    tracing::debug!(client = %id, error = %error_chain(&error), "a client failed to start on reload");
                     report.failed.push((id, error));
                 }
             }
@@ -618,12 +642,43 @@ impl McpHost {
         let deadline = inner.options.shutdown_deadline;
         let mut report = ShutdownReport {
             exits: Vec::new(),
+            failed: Vec::new(),
             killed: Vec::new(),
         };
-        match tokio::time::timeout(deadline, self.shutdown_all_clients()).await {
-            Ok(results) => report.exits = results.into_iter().filter_map(Result::ok).collect(),
-            Err(_) => tracing::warn!("clients did not stop before the shutdown deadline"),
+        let mut ids: Vec<ClientId> = lock(&inner.clients).keys().cloned().collect();
+        ids.sort();
+        let mut stops: FuturesUnordered<_> = ids
+            .iter()
+            .map(|id| async move { (id, self.client_shutdown(id).await) })
+            .collect();
+        let mut stopped = std::collections::HashSet::new();
+        let until = tokio::time::Instant::now() + deadline;
+        // Each outcome is kept as it comes, so that the deadline loses none of those in hand.
+        while let Ok(Some((id, outcome))) = tokio::time::timeout_at(until, stops.next()).await {
+            stopped.insert(id);
+            match outcome {
+                Ok(exit) => report.exits.push(exit),
+                Err(error) => report.failed.push((id.clone(), error)),
+            }
         }
+        drop(stops);
+        for id in ids.iter().filter(|id| !stopped.contains(id)) {
+            report.failed.push((
+                id.clone(),
+                Error::StopTimeout {
+                    client: id.to_string(),
+                    timeout: deadline,
+                },
+            ));
+        }
+        if report
+            .failed
+            .iter()
+            .any(|(_, error)| matches!(error, Error::StopTimeout { .. }))
+        {
+            tracing::warn!("clients did not stop before the shutdown deadline");
+        }
+        report.failed.sort_by(|a, b| a.0.cmp(&b.0));
         inner.root.cancel();
         inner.tracker.close();
         let remaining = deadline.saturating_sub(started.elapsed());
@@ -1200,8 +1255,12 @@ async fn supervise(
     status: TaskStatus<()>,
 ) -> Result<ClientExit, mcp_host_foundation::Error> {
     let mut status = Some(status);
+    // Restarts in a row; it starts over after a run that stayed ready long enough.
     let mut attempt: u32 = 0;
+    let mut restarts: u32 = 0;
     loop {
+        // When the current run became ready, if it did.
+        let mut ready_since: Option<Instant> = None;
         let started_at = Instant::now();
         inner.update(&id, |record| {
             record.state = ClientState::Starting;
@@ -1264,23 +1323,57 @@ async fn supervise(
                         token.cancel();
                     }
                 }
+                ready_since = Some(Instant::now());
                 let mut events = client.session.take_events();
                 let mut unregistered = false;
+                let mut relists = Relists::default();
+                let mut listing = FuturesUnordered::new();
                 let joined = loop {
                     tokio::select! {
                         biased;
                         joined = &mut lifecycle => break joined,
                         () = token.cancelled(), if !unregistered => {
-                            // Components go before the process does.
+                            // Components go before the process does, and a re-list in flight
+                            // must not bring them back.
+                            listing.clear();
                             inner.unregister_components(&id);
                             unregistered = true;
                         }
+                        // Before the events, so that a flood of them cannot hold a re-list up.
+                        Some(kind) = listing.next(), if !listing.is_empty() => {
+                            if relists.done(kind) && !unregistered {
+                                listing.push(relist(&inner, &id, &config, &client, kind));
+                            }
+                        }
                         event = next_event(&mut events) => match event {
-                            Some(event) => refresh(&inner, &id, &config, &client, event).await,
+                            Some(event) => {
+                                // What is queued is taken at once (up to a bound, so that the
+                                // token and the process are still watched): `list_changed`
+                                // events queued together make one re-list.
+                                let mut next = Some(event);
+                                let mut n_taken = 0;
+                                while let Some(event) = next {
+                                    match ListKind::of(&event) {
+                                        Some(_) if unregistered => {}
+                                        Some(kind) => {
+                                            if relists.want(kind) {
+                                                listing.push(relist(&inner, &id, &config, &client, kind));
+                                            }
+                                        }
+                                        None => relay_event(&inner, &id, event),
+                                    }
+                                    n_taken += 1;
+                                    next = events
+                                        .as_mut()
+                                        .filter(|_| n_taken < EVENT_BATCH)
+                                        .and_then(|events| events.try_recv().ok());
+                                }
+                            }
                             None => events = None,
                         },
                     }
                 };
+                drop(listing);
                 lock(&inner.killers).remove(&id);
                 inner.unregister_components(&id);
                 match joined {
@@ -1324,6 +1417,15 @@ async fn supervise(
             if cancelled || token.is_cancelled() || !config.restart.is_enabled() {
                 return Ok(exit);
             }
+            let healthy = ready_since
+                .is_some_and(|since| since.elapsed() >= inner.options.restart_reset_after);
+            if healthy && attempt > 0 {
+                tracing::info!(
+                    restarts_in_a_row = attempt,
+                    "client was ready long enough: its restart count starts over"
+                );
+                attempt = 0;
+            }
             if attempt >= config.restart.max_restarts {
                 tracing::error!(
                     restarts = attempt,
@@ -1339,9 +1441,10 @@ async fn supervise(
 
         let backoff = config.restart.backoff(attempt);
         attempt += 1;
+        restarts = restarts.saturating_add(1);
         inner.update(&id, |record| {
             record.state = ClientState::Restarting;
-            record.restarts = attempt;
+            record.restarts = restarts;
         });
         tracing::warn!(attempt, backoff_ms = millis(backoff), "restarting client");
         tokio::select! {
@@ -1379,28 +1482,100 @@ async fn register_components(
 ) {
     let capabilities = &client.init.capabilities;
     if capabilities.tools.is_some() {
-        refresh(inner, id, config, client, Event::ToolsListChanged).await;
+        relist(inner, id, config, client, ListKind::Tools).await;
     }
     if capabilities.prompts.is_some() {
-        refresh(inner, id, config, client, Event::PromptsListChanged).await;
+        relist(inner, id, config, client, ListKind::Prompts).await;
     }
     if capabilities.resources.is_some() {
-        refresh(inner, id, config, client, Event::ResourcesListChanged).await;
+        relist(inner, id, config, client, ListKind::Resources).await;
     }
 }
 
-/// Re-lists what an event says changed and replaces the client's registrations.
-async fn refresh(
+/// What a `list_changed` event says to list again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+impl ListKind {
+    fn of(event: &Event) -> Option<ListKind> {
+        match event {
+            Event::ToolsListChanged => Some(ListKind::Tools),
+            Event::PromptsListChanged => Some(ListKind::Prompts),
+            Event::ResourcesListChanged => Some(ListKind::Resources),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Coalesces re-lists: of each kind, at most one in flight and one more pending (asked for while
+/// one was in flight, whose answer may predate the change), however many `list_changed` events
+/// a server sends.
+#[derive(Debug, Default)]
+struct Relists {
+    in_flight: [bool; 3],
+    pending: [bool; 3],
+}
+
+impl Relists {
+    /// A `list_changed` of `kind` came; returns whether to start a re-list now.
+    fn want(&mut self, kind: ListKind) -> bool {
+        let idx = kind.index();
+        if self.in_flight[idx] {
+            self.pending[idx] = true;
+            false
+        } else {
+            self.in_flight[idx] = true;
+            true
+        }
+    }
+
+    /// A re-list of `kind` ended; returns whether to start the pending one now.
+    fn done(&mut self, kind: ListKind) -> bool {
+        let idx = kind.index();
+        let again = std::mem::take(&mut self.pending[idx]);
+        self.in_flight[idx] = again;
+        again
+    }
+}
+
+/// Passes on a server's notification that changes nothing the host keeps (log messages and
+/// resource updates go to the listeners).
+fn relay_event(inner: &Inner, id: &ClientId, event: Event) {
+    match event {
+        Event::Log(message) => {
+            let data = message.data.to_string();
+            let data = inner.security.mask(&data);
+            tracing::debug!(level = ?message.level, logger = ?message.logger, data = %data, "server log message");
+            inner.relay(id, NotificationKind::Log(message));
+        }
+        Event::ResourceUpdated { uri } => {
+            inner.relay(id, NotificationKind::ResourceUpdated { uri });
+        }
+        _ => {}
+    }
+}
+
+/// Lists one kind of a client's components again and replaces its registrations; returns the
+/// kind.
+async fn relist(
     inner: &Inner,
     id: &ClientId,
     config: &ClientConfig,
     client: &ClientSession,
-    event: Event,
-) {
+    kind: ListKind,
+) -> ListKind {
     let session = &client.session;
     let excluded = |name: &str| config.exclude.iter().any(|excluded| excluded == name);
-    let outcome = match event {
-        Event::ToolsListChanged => session.list_all_tools().await.map(|tools| {
+    let outcome = match kind {
+        ListKind::Tools => session.list_all_tools().await.map(|tools| {
             let tools: Vec<Tool> = tools
                 .into_iter()
                 .filter(|tool| config.tools.allows(&tool.name) && !excluded(&tool.name))
@@ -1408,14 +1583,14 @@ async fn refresh(
             let n_tools = inner.tools.register_client(id, config.namespace, tools);
             tracing::debug!(n_tools, "tools registered");
         }),
-        Event::PromptsListChanged => session.list_all_prompts().await.map(|prompts| {
+        ListKind::Prompts => session.list_all_prompts().await.map(|prompts| {
             let prompts: Vec<Prompt> = prompts
                 .into_iter()
                 .filter(|prompt| !excluded(&prompt.name))
                 .collect();
             inner.prompts.register_client(id, config.namespace, prompts);
         }),
-        Event::ResourcesListChanged => {
+        ListKind::Resources => {
             let resources = session.list_all_resources().await;
             let templates = session.list_all_resource_templates().await;
             match (resources, templates) {
@@ -1432,19 +1607,6 @@ async fn refresh(
                 (Err(error), _) => Err(error),
             }
         }
-        Event::Log(message) => {
-            let data = message.data.to_string();
-            let data = inner.security.mask(&data);
-            tracing::debug!(level = ?message.level, logger = ?message.logger, data = %data, "server log message");
-            inner.relay(id, NotificationKind::Log(message));
-            return;
-        }
-        Event::ResourceUpdated { uri } => {
-            inner.relay(id, NotificationKind::ResourceUpdated { uri });
-            return;
-        }
-        // Nothing changed that the host keeps.
-        _ => return,
     };
     match outcome {
         Ok(()) => {
@@ -1461,6 +1623,7 @@ async fn refresh(
             inner.update(id, |record| record.last_error = Some(text));
         }
     }
+    kind
 }
 
 /// Whether a raw `tools/call` result says `isError: true` (its other fields are skipped).

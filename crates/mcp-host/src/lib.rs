@@ -27,7 +27,7 @@ mod status;
 pub use error::{error_chain, Error};
 pub use host::{
     raw_is_tool_error, CompletionRef, HostOptions, InitializeReport, McpHost, ReloadReport,
-    ShutdownReport,
+    ShutdownReport, RESTART_RESET_AFTER,
 };
 pub use notification::{NotificationKind, ServerNotification};
 pub use registry::{

@@ -2,6 +2,12 @@
 //!
 //! A client configured with `"namespace": false` exposes its components under their own names,
 //! sanitized the same way ([`exposed`]).
+//!
+//! The two kinds of names never meet: every namespaced name contains the [`SEPARATOR`], and no
+//! name a client without namespace exposes does (a component whose name contains it, such as
+//! `github__create_issue`, is namespaced under its own client instead). So a server's choice of
+//! names can never take, or wait for, another server's namespaced name, whatever the order in
+//! which they register or restart.
 
 /// Longest namespaced name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -11,28 +17,37 @@ pub const SEPARATOR: &str = "__";
 
 /// The plain namespaced name: `<client>__<name>`, every character outside `[A-Za-z0-9_-]`
 /// replaced by `_`, cut to [`MAX_NAME_LEN`] with a hash suffix when longer.
+///
+/// The result always contains [`SEPARATOR`]: when the client id is so long that the cut would
+/// remove it, the name is a prefix of the id, the separator and the hash.
 pub fn namespaced(client: &str, name: &str) -> String {
     let raw = format!("{client}{SEPARATOR}{name}");
     let sanitized = sanitize(&raw);
     if sanitized.len() <= MAX_NAME_LEN {
         sanitized
     } else {
-        hashed(&sanitized, &raw)
+        with_separator(hashed(&sanitized, &raw), &sanitized, &raw)
     }
 }
 
 /// The name a component of `client` is exposed under: [`namespaced`] when `namespace` is true,
-/// else the component's own name with the same sanitizing and length rule (an empty name stays
-/// namespaced).
+/// else the component's own name with the same sanitizing and length rule. An empty name, and a
+/// name that would contain [`SEPARATOR`] (`github__create_issue`, `github._create_issue`), stay
+/// namespaced: only namespaced names contain the separator.
 pub fn exposed(client: &str, name: &str, namespace: bool) -> String {
     if namespace || name.is_empty() {
         return namespaced(client, name);
     }
     let sanitized = sanitize(name);
-    if sanitized.len() <= MAX_NAME_LEN {
+    let own = if sanitized.len() <= MAX_NAME_LEN {
         sanitized
     } else {
         hashed(&sanitized, name)
+    };
+    if own.contains(SEPARATOR) {
+        namespaced(client, name)
+    } else {
+        own
     }
 }
 
@@ -53,7 +68,19 @@ pub fn sanitize(text: &str) -> String {
 /// the original `client`/`name` pair, so the result does not depend on registration order.
 pub fn disambiguated(client: &str, name: &str) -> String {
     let raw = format!("{client}{SEPARATOR}{name}");
-    hashed(&namespaced(client, name), &raw)
+    let plain = namespaced(client, name);
+    with_separator(hashed(&plain, &raw), &plain, &raw)
+}
+
+/// `name` if it contains [`SEPARATOR`]; else (the cut of a very long client id removed it) a
+/// prefix of `sanitized`, the separator and the hash of `raw`.
+fn with_separator(name: String, sanitized: &str, raw: &str) -> String {
+    if name.contains(SEPARATOR) {
+        return name;
+    }
+    let suffix = format!("{SEPARATOR}{:08x}", fnv1a(raw.as_bytes()) as u32);
+    let keep = MAX_NAME_LEN - suffix.len();
+    format!("{}{suffix}", &sanitized[..sanitized.len().min(keep)])
 }
 
 fn hashed(sanitized: &str, raw: &str) -> String {
@@ -113,6 +140,47 @@ mod tests {
         assert_eq!(long.len(), MAX_NAME_LEN);
         assert!(long.starts_with("yyy"));
         assert_ne!(long, exposed("fs", &"y".repeat(101), false));
+    }
+
+    #[test]
+    fn names_without_namespace_never_look_namespaced() {
+        // The separator, written or made by sanitizing, keeps a name in its client's namespace.
+        check_exposed(
+            "plain",
+            "github__create_issue",
+            false,
+            "plain__github__create_issue",
+        );
+        check_exposed(
+            "plain",
+            "github._create_issue",
+            false,
+            "plain__github__create_issue",
+        );
+        check_exposed("plain", "a__", false, "plain__a__");
+        check_exposed(
+            "plain",
+            "single_underscores_are_fine",
+            false,
+            "single_underscores_are_fine",
+        );
+        // A long name whose cut ends in `_` would meet the hash's `_`.
+        let long = format!("{}_{}", "a".repeat(54), "b".repeat(20));
+        let got = exposed("plain", &long, false);
+        assert!(got.starts_with("plain__"), "{got}");
+        // However long the client id, a namespaced name keeps the separator.
+        let id = "c".repeat(64);
+        for got in [namespaced(&id, "tool"), disambiguated(&id, "tool")] {
+            assert!(
+                got.contains(SEPARATOR) && got.len() <= MAX_NAME_LEN,
+                "{got}"
+            );
+        }
+        assert_ne!(namespaced(&id, "tool"), namespaced(&id, "other"));
+        for name in ["t", "x.y", "_lead", "trail_", "-", &"y".repeat(100)] {
+            assert!(!exposed("plain", name, false).contains(SEPARATOR), "{name}");
+            assert!(namespaced("a", name).contains(SEPARATOR), "{name}");
+        }
     }
 
     #[test]

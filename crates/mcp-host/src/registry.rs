@@ -155,10 +155,12 @@ impl<T: Named> NamedRegistry<T> {
     /// Registers (or replaces) the components of `client`; returns how many were registered.
     ///
     /// Each is exposed as [`naming::exposed`] says: `<client>__<name>`, or with `namespace`
-    /// false its own (sanitized) name. A name already taken by another client's component gets
-    /// the hashed `<client>__<name>_<hash>` instead (so which of two unprefixed clients keeps a
-    /// shared name depends on which registered first); a duplicate within the same server is
-    /// skipped. Both are logged.
+    /// false its own (sanitized) name, unless that name contains the separator `__` (then it is
+    /// namespaced too): a server's own names never take another client's namespaced ones. A
+    /// name already taken by another client's component gets the hashed
+    /// `<client>__<name>_<hash>` instead (so which of two unprefixed clients keeps a shared name
+    /// depends on which registered first); a duplicate within the same server is skipped. Both
+    /// are logged.
     pub fn register_client(&self, client: &ClientId, namespace: bool, items: Vec<T>) -> usize {
         let mut entries = write(&self.inner);
         remove_client(&mut entries, client);
@@ -517,6 +519,37 @@ mod tests {
             tools.route("t", &AgentScope::all()),
             Some((id("plain"), "t".to_owned()))
         );
+    }
+
+    #[test]
+    fn a_server_without_namespace_cannot_take_a_namespaced_name() {
+        let tools = ToolManager::new();
+        // `plain` registers first, as it would while `github` is restarting.
+        tools.register_client(
+            &id("plain"),
+            false,
+            vec![tool("github__create_issue"), tool("github._create_issue")],
+        );
+        assert_eq!(
+            tools.route("github__create_issue", &AgentScope::all()),
+            None
+        );
+        tools.register_client(&id("github"), true, vec![tool("create_issue")]);
+        assert_eq!(
+            tools.route("github__create_issue", &AgentScope::all()),
+            Some((id("github"), "create_issue".to_owned()))
+        );
+        assert_eq!(
+            tools.route("plain__github__create_issue", &AgentScope::all()),
+            Some((id("plain"), "github__create_issue".to_owned()))
+        );
+        // Both of `plain`'s names are reachable, in its own namespace.
+        assert_eq!(tools.count(&id("plain")), 2);
+        assert!(tools
+            .list(&AgentScope::all())
+            .iter()
+            .filter(|tool| tool.client == id("plain"))
+            .all(|tool| tool.name.starts_with("plain__")));
     }
 
     #[track_caller]

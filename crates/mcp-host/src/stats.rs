@@ -104,10 +104,35 @@ pub(crate) struct CallStats {
     clients: Mutex<HashMap<ClientId, Arc<ClientStats>>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ClientStats {
     tools: Mutex<HashMap<String, Arc<ToolCounters>>>,
-    recent: Mutex<VecDeque<(Instant, Duration)>>,
+    /// What `Sample::started_s` counts from.
+    since: Instant,
+    /// The latest [`RECENT_SAMPLES`] calls, oldest first; allocated whole at the start, so that
+    /// a client's figures take the same memory after its first call as after a million.
+    recent: Mutex<VecDeque<Sample>>,
+}
+
+/// One recent call, in 8 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    /// When it started, in whole seconds after [`ClientStats::since`] (enough for a window of
+    /// minutes).
+    started_s: u32,
+    /// How long it took, in microseconds (at most about 71 minutes, longer than any call may
+    /// take).
+    micros: u32,
+}
+
+impl ClientStats {
+    fn new() -> ClientStats {
+        ClientStats {
+            tools: Mutex::new(HashMap::new()),
+            since: Instant::now(),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_SAMPLES)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -133,7 +158,7 @@ impl CallStats {
     pub(crate) fn start(&self, client: &ClientId, tool: &str) -> CallRecord {
         let client_stats = lock(&self.clients)
             .entry(client.clone())
-            .or_default()
+            .or_insert_with(|| Arc::new(ClientStats::new()))
             .clone();
         let tool_counters = {
             let mut tools = lock(&client_stats.tools);
@@ -194,11 +219,13 @@ impl CallStats {
         let Some(stats) = lock(&self.clients).get(client).cloned() else {
             return RecentLatency::default();
         };
-        let now = Instant::now();
+        let now_s = stats.since.elapsed().as_secs();
         let mut latencies: Vec<Duration> = lock(&stats.recent)
             .iter()
-            .filter(|(at, _)| now.duration_since(*at) <= RECENT_WINDOW)
-            .map(|(_, latency)| *latency)
+            .filter(|sample| {
+                now_s.saturating_sub(u64::from(sample.started_s)) <= RECENT_WINDOW.as_secs()
+            })
+            .map(|sample| Duration::from_micros(u64::from(sample.micros)))
             .collect();
         latencies.sort_unstable();
         let percentile = |fraction: f64| -> Option<f64> {
@@ -239,11 +266,16 @@ impl CallRecord {
         counters.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         counters.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        let sample = Sample {
+            started_s: u32::try_from(self.started.duration_since(self.client.since).as_secs())
+                .unwrap_or(u32::MAX),
+            micros: u32::try_from(micros).unwrap_or(u32::MAX),
+        };
         let mut recent = lock(&self.client.recent);
         if recent.len() >= RECENT_SAMPLES {
             recent.pop_front();
         }
-        recent.push_back((self.started, elapsed));
+        recent.push_back(sample);
     }
 }
 

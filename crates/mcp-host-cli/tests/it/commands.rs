@@ -150,3 +150,54 @@ async fn unknown_fields_are_warned_about() {
     assert!(stdout(&output).contains("fake__echo"));
     assert_no_process_left(&marker).await;
 }
+
+/// The warning lines of a command's stderr that mention `needle`, each without its timestamp.
+fn lines_about<'a>(stderr: &'a str, needle: &str) -> Vec<&'a str> {
+    stderr
+        .lines()
+        .filter(|line| line.contains(needle))
+        .map(|line| {
+            line.split_once("Z ")
+                .map_or(line, |(_, rest)| rest.trim_start())
+        })
+        .collect()
+}
+
+/// Issue #13 item 19: a server that cannot start is reported once, in one line that names it
+/// once and says each cause once; a required one ends the command with the same words.
+#[tokio::test]
+async fn a_server_that_cannot_start_is_reported_once() {
+    let config = write_config(&json!({ "mcpServers": {
+        "x": { "command": "/nonexistent/mcp-server" },
+    }}));
+    let output = run_cli(&["tools"], Some(&config)).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The rest of the repetition is the foundation's (`Spawn` names the client, the transport
+    // error it wraps names the server): see the report on issue #13.
+    assert_eq!(
+        lines_about(&stderr(&output), "`x`"),
+        vec![
+            "WARN failed to start client `x`: failed to start server `x` (program \
+             `/nonexistent/mcp-server`): No such file or directory (os error 2); going on \
+             without it"
+        ],
+        "{}",
+        stderr(&output)
+    );
+
+    let config = write_config(&json!({ "mcpServers": {
+        "x": { "command": "/nonexistent/mcp-server", "required": true },
+    }}));
+    let output = run_cli(&["tools"], Some(&config)).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        lines_about(&stderr(&output), "`x`"),
+        vec![
+            "error: cannot run without a required server: failed to start client `x`: failed \
+             to start server `x` (program `/nonexistent/mcp-server`): No such file or directory \
+             (os error 2)"
+        ],
+        "{}",
+        stderr(&output)
+    );
+}

@@ -317,11 +317,20 @@ async fn gateway_sigterm_stops_servers_and_a_second_signal_forces() {
         ..FakeConfig::default()
     };
     let mut entry = fake_entry(&stubborn, &marker);
-    entry["shutdownGraceMs"] = json!(5_000);
+    // Stopped politely, the server would take two grace periods: a minute.
+    entry["shutdownGraceMs"] = json!(30_000);
     let config = json!({ "mcpServers": { "stubborn": entry } });
 
-    // One SIGTERM: orderly shutdown, bounded by --shutdown-timeout-ms, then exit.
-    let gateway = start_gateway(&config, &["--shutdown-timeout-ms", "300"]).await;
+    // One SIGTERM: orderly shutdown, bounded by --shutdown-timeout-ms (3 s, twice the
+    // default), then exit. The server cannot stop before it is killed at that deadline, so the
+    // gateway takes at least the 3 s (not the default's 1.5 s: the flag is used) and far less
+    // than the server's first grace period (the deadline is kept).
+    let gateway = start_gateway(
+        &config,
+        &["--shutdown-timeout-ms", "3000", "--log-level", "info"],
+    )
+    .await;
+    let signalled = std::time::Instant::now();
     signal(gateway.process.pid(), "TERM").await;
     let status = gateway
         .process
@@ -329,7 +338,17 @@ async fn gateway_sigterm_stops_servers_and_a_second_signal_forces() {
         .wait_for_exit(PROMPTLY)
         .await
         .expect("the gateway did not exit");
+    let took = signalled.elapsed();
     assert!(status.success(), "{status:?}");
+    assert!(
+        took >= Duration::from_millis(3000) && took < Duration::from_secs(30),
+        "the shutdown took {took:?}, not the 3 s deadline"
+    );
+    let log = gateway.process.diagnostics().stderr_tail();
+    assert!(
+        log.contains("killed what was left at the shutdown deadline"),
+        "{log}"
+    );
     assert_no_process_left(&marker).await;
     drop(gateway);
 
@@ -359,19 +378,92 @@ async fn gateway_sigterm_stops_servers_and_a_second_signal_forces() {
     assert_no_process_left(&marker).await;
 }
 
-#[tokio::test]
+/// Stdout carries JSON-RPC messages and nothing else, read as raw bytes (a session would skip a
+/// stray line): with a server that writes garbage to its own stdout and a lot to stderr, and
+/// every log level on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_stdout_carries_only_protocol() {
-    let config = json!({ "mcpServers": {} });
-    let gateway = start_gateway(&config, &[]).await;
-    // With no servers, every list is empty and still valid.
-    assert!(gateway.session.list_all_tools().await.unwrap().is_empty());
-    assert!(gateway.session.list_all_prompts().await.unwrap().is_empty());
-    gateway
-        .session
-        .ping(&RequestOptions::default())
-        .await
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let marker = unique_marker();
+    let noisy = FakeConfig {
+        garbage_lines: true,
+        stderr_flood_bytes: 20_000,
+        ..FakeConfig::default()
+    };
+    let config = write_config(&json!({ "mcpServers": { "noisy": fake_entry(&noisy, &marker) } }));
+    // The test reads the binary's raw stdout, which only a plain child process gives.
+    #[allow(clippy::disallowed_methods)]
+    let mut gateway = tokio::process::Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["--log-level", "trace", "serve"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
-    gateway.finish().await;
+    let requests = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "noisy__echo", "arguments": {"text": "hi"}}}),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "prompts/list"}),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "ping"}),
+    ];
+    let mut stdin = gateway.stdin.take().unwrap();
+    let mut stdout = gateway.stdout.take().unwrap();
+    let mut output = Vec::new();
+    let talk = async {
+        for request in &requests {
+            stdin
+                .write_all(format!("{request}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        stdin.flush().await.unwrap();
+        // Read until every request is answered, then end the input and read to the end.
+        let mut buffer = [0u8; 8192];
+        while (1..=5).any(|id| !String::from_utf8_lossy(&output).contains(&format!("\"id\":{id}")))
+        {
+            let n = stdout.read(&mut buffer).await.unwrap();
+            assert!(
+                n > 0,
+                "stdout ended early: {}",
+                String::from_utf8_lossy(&output)
+            );
+            output.extend_from_slice(&buffer[..n]);
+        }
+        drop(stdin);
+        stdout.read_to_end(&mut output).await.unwrap();
+        gateway.wait().await.unwrap()
+    };
+    let status = tokio::time::timeout(PROMPTLY, talk).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    let text = String::from_utf8(output).unwrap();
+    assert!(text.ends_with('\n'), "{text}");
+    let mut answered = Vec::new();
+    for line in text.lines() {
+        let message: Value = serde_json::from_str(line)
+            .unwrap_or_else(|error| panic!("a stdout line is not JSON ({error}): {line:?}"));
+        assert_eq!(message["jsonrpc"], "2.0", "{line}");
+        if message.get("method").is_some() {
+            // A notification, or a request to us.
+            continue;
+        }
+        // A response: to one of our requests, with a result.
+        assert!(message.get("result").is_some(), "{line}");
+        answered.push(message["id"].as_u64().unwrap_or_else(|| panic!("{line}")));
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, vec![1, 2, 3, 4, 5], "{text}");
+    assert!(text.contains("\"text\":\"hi\""), "{text}");
+    assert_no_process_left(&marker).await;
 }
 
 /// Our client answers sampling as an AI application would.

@@ -59,10 +59,28 @@ async fn helpers_that_escape_the_process_group_are_reached() {
     };
     let config =
         write_config(&json!({ "mcpServers": { "escaper": fake_entry(&escaping, &marker) } }));
-    let output = run_cli(&["tools"], Some(&config)).await;
+    // At debug level the server's stderr is logged, with the helper's pid.
+    let output = run_cli(&["--log-level", "debug", "tools"], Some(&config)).await;
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("escaper__echo"));
-    // The escaped helper left the server's process group; the command adopted and killed it.
+    let log = stderr(&output);
+    let pid_after = |text: &str| -> Option<u32> {
+        let (_, rest) = log.split_once(text)?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    // The helper was started, out of the server's process group...
+    let helper = pid_after("escaped grandchild pid ")
+        .unwrap_or_else(|| panic!("the server started no escaped helper:\n{log}"));
+    // ...and the command adopted it when the server exited, and killed it.
+    let killed = log
+        .lines()
+        .find(|line| line.contains("killed processes that had escaped"))
+        .unwrap_or_else(|| panic!("nothing escaped was killed:\n{log}"));
+    assert!(
+        killed.contains(&format!("[{helper}]")),
+        "helper {helper} not among the killed: {killed}"
+    );
     assert_no_process_left(&marker).await;
 }
 
@@ -111,8 +129,17 @@ async fn secrets_never_reach_any_output() {
         .unwrap();
         let all = format!("{}{}", stdout(&output), stderr(&output));
         if args.contains(&"call") {
-            // The tool's own result is the server's business: it returns its environment, and
-            // the host passes results through untouched. Only the host's logs are checked here.
+            assert!(output.status.success(), "{args:?}:\n{all}");
+            // The tool's own result is the server's business: it returns its environment, which
+            // shows that the reference was resolved and reached the server; the host passes
+            // results through untouched. Only the host's logs must not show the secret.
+            let env: serde_json::Value = serde_json::from_slice(&output.stdout)
+                .unwrap_or_else(|error| panic!("{args:?}: not the environment ({error}):\n{all}"));
+            assert_eq!(
+                env["API_TOKEN"],
+                format!("Bearer {SECRET}"),
+                "{args:?}: the server did not get the resolved secret"
+            );
             assert!(
                 !stderr(&output).contains(SECRET),
                 "{args:?} leaked in logs:\n{}",

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod faults;
+mod hardening;
+mod heap;
 mod lifecycle;
 mod reliability;
 mod reload;
