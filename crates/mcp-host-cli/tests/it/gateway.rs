@@ -591,3 +591,67 @@ async fn stdio_gateway_applies_a_saved_configuration() {
     gateway.finish().await;
     assert_no_process_left(&marker).await;
 }
+
+/// `serve --client NAME` serves its stdio client as a named client of `gateway.clients` (its
+/// servers and tools), and `--audit-log FILE` writes a line per call; an unknown name is
+/// refused before anything starts.
+#[tokio::test]
+async fn stdio_gateway_as_a_named_client_with_an_audit_log() {
+    let marker = unique_marker();
+    let fake = FakeConfig::default();
+    let config = json!({
+        "mcpServers": { "a": fake_entry(&fake, &marker), "b": fake_entry(&fake, &marker) },
+        "gateway": { "clients": { "ide": {
+            "token": "ide-token-0123456789",
+            "servers": ["a"],
+            "tools": { "deny": ["a__add"] }
+        } } }
+    });
+    let audit = std::env::temp_dir().join(format!("{marker}-audit.log"));
+    let audit_arg = audit.to_string_lossy().into_owned();
+    let gateway = start_gateway(&config, &["--client", "ide", "--audit-log", &audit_arg]).await;
+    let names: Vec<String> = gateway
+        .session
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|tool| tool.name)
+        .collect();
+    assert!(names.iter().all(|name| name.starts_with("a__")), "{names:?}");
+    assert!(!names.contains(&"a__add".to_owned()), "{names:?}");
+    let echoed = gateway
+        .session
+        .call_tool("a__echo", args(json!({"text": "hi"})), &RequestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(echoed.text(), "hi");
+    let denied = gateway
+        .session
+        .call_tool("b__echo", args(json!({"text": "hi"})), &RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(denied.to_string().contains("not available"), "{denied}");
+    gateway.finish().await;
+    let lines = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["client"], "ide");
+    assert_eq!(lines[0]["session"], "stdio");
+    assert_eq!(lines[0]["outcome"], "ok");
+    assert_eq!(lines[1]["outcome"], "denied");
+    let _ = std::fs::remove_file(&audit);
+
+    let path = write_config(&config);
+    let output = crate::run_cli(&["serve", "--client", "nobody"], Some(&path)).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        crate::stderr(&output).contains("no client `nobody`"),
+        "{}",
+        crate::stderr(&output)
+    );
+    assert_no_process_left(&marker).await;
+}
