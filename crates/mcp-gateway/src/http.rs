@@ -51,6 +51,7 @@ use crate::connection::{serve_connection, Client};
 use crate::observe::{self, Observer};
 use crate::policy::{QuotaPermit, QuotaRefusal, Quotas};
 use crate::relay::ClientRelay;
+use crate::sealed::{DenyList, SealedState, SessionKeys};
 use crate::Error;
 
 /// The path of the one MCP endpoint.
@@ -116,6 +117,15 @@ pub struct HttpOptions {
     pub write_timeout: Duration,
     /// How long a session whose client has not sent `notifications/initialized` is kept.
     pub initialize_timeout: Duration,
+    /// The replicas' shared keys: with them, a session's state is sealed into its id and any
+    /// replica serves any session (see [`SessionKeys`]). Without them (the default), sessions
+    /// live in this process only.
+    pub session_keys: Option<Arc<SessionKeys>>,
+    /// How long a sealed session lives (its id carries the time it expires).
+    pub session_ttl: Duration,
+    /// How long, once asked to stop, the gateway lets requests in flight finish (it takes no
+    /// new session meanwhile, and `/readyz` answers 503).
+    pub drain_timeout: Duration,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -133,6 +143,9 @@ impl std::fmt::Debug for HttpOptions {
             .field("max_requests_per_session", &self.max_requests_per_session)
             .field("write_timeout", &self.write_timeout)
             .field("initialize_timeout", &self.initialize_timeout)
+            .field("session_keys", &self.session_keys)
+            .field("session_ttl", &self.session_ttl)
+            .field("drain_timeout", &self.drain_timeout)
             .finish()
     }
 }
@@ -154,6 +167,9 @@ impl HttpOptions {
             max_requests_per_session: 256,
             write_timeout: Duration::from_secs(10),
             initialize_timeout: Duration::from_secs(30),
+            session_keys: None,
+            session_ttl: Duration::from_secs(24 * 60 * 60),
+            drain_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -356,6 +372,8 @@ pub(crate) async fn serve_http(
         relay,
         max_handlers,
         clients: clients.clone(),
+        denied: DenyList::default(),
+        draining: std::sync::atomic::AtomicBool::new(false),
         observer: observer.clone(),
         options: bound.options,
         sessions: Mutex::new(HashMap::new()),
@@ -385,6 +403,9 @@ pub(crate) async fn serve_http(
         served = &mut server => served.map_err(Error::Serve),
         () = stop => Ok(()),
     };
+    if outcome.is_ok() {
+        drain(&state, &mut server).await;
+    }
     tracing::info!(
         n_sessions = lock(&state.sessions).len(),
         "ending every HTTP session"
@@ -406,6 +427,58 @@ pub(crate) async fn serve_http(
     outcome
 }
 
+/// Stops taking new sessions and lets the requests in flight finish, for at most the drain
+/// timeout; `/readyz` says 503 meanwhile, so a load balancer sends the rest elsewhere.
+async fn drain(
+    state: &HttpState,
+    server: &mut (impl std::future::Future<Output = std::io::Result<()>> + Unpin),
+) {
+    state.draining.store(true, Ordering::Relaxed);
+    state.observer.set_draining();
+    let deadline = tokio::time::Instant::now() + state.options.drain_timeout;
+    let in_flight = || -> usize {
+        lock(&state.sessions)
+            .values()
+            .map(|session| session.n_in_flight())
+            .sum()
+    };
+    let n_at_start = in_flight();
+    if n_at_start == 0 {
+        return;
+    }
+    tracing::info!(
+        n_in_flight = n_at_start,
+        "draining: waiting for the requests in flight"
+    );
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            // The server keeps serving while draining; it ends only on error.
+            _ = &mut *server => return,
+        }
+        let n_left = in_flight();
+        if n_left == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                n_left,
+                "draining: requests still in flight at the drain timeout are cancelled"
+            );
+            return;
+        }
+    }
+}
+
+/// How a session comes to be on this replica.
+enum Opening<'a> {
+    /// A client's `initialize` (its params).
+    New(&'a Value),
+    /// A sealed session (its id, and what it carries) that another replica started.
+    Resume(&'a str, &'a SealedState),
+}
+
 /// The gateway's clients: who they are, their quotas, the audit log.
 #[derive(Clone, Debug)]
 pub(crate) struct Clients {
@@ -420,6 +493,10 @@ struct HttpState {
     relay: Arc<ClientRelay>,
     max_handlers: usize,
     clients: Clients,
+    /// Sealed sessions ended here.
+    denied: DenyList,
+    /// Set when the gateway stops: no new sessions, the requests in flight finish.
+    draining: std::sync::atomic::AtomicBool,
     observer: Arc<Observer>,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
@@ -648,13 +725,13 @@ async fn handle_post(
         Kind::NoReply => None,
     };
     let (session, created) = match session_header(&headers) {
-        Ok(Some(id)) => match state.session(id, &caller) {
-            Some(session) => (session, false),
-            None => return session_not_found(),
+        Ok(Some(id)) => match state.session_or_resume(id, &caller, peer.ip()) {
+            Ok(session) => (session, false),
+            Err(refused) => return *refused,
         },
         Ok(None) => match &kind {
             Kind::Request { method, .. } if method == "initialize" => {
-                match state.open_session(peer.ip(), caller) {
+                match state.open_session(peer.ip(), caller, Opening::New(&message["params"])) {
                     Ok(session) => (session, true),
                     Err(refused) => return *refused,
                 }
@@ -732,6 +809,7 @@ async fn handle_post(
 
 async fn handle_get(
     State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Response {
@@ -742,9 +820,9 @@ async fn handle_get(
         );
     }
     let session = match session_header(&headers) {
-        Ok(Some(id)) => match state.session(id, &caller) {
-            Some(session) => session,
-            None => return session_not_found(),
+        Ok(Some(id)) => match state.session_or_resume(id, &caller, peer.ip()) {
+            Ok(session) => session,
+            Err(refused) => return *refused,
         },
         Ok(None) => {
             return error_response(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header")
@@ -803,11 +881,30 @@ async fn handle_delete(
         }
         Err(refusal) => return refusal.response(),
     };
-    if state.session(id, &caller).is_none() {
-        return session_not_found();
+    // A sealed session ends everywhere it is not in use yet: no replica that sees this id
+    // after now opens it again (here; others forget it when it expires).
+    let sealed = state
+        .options
+        .session_keys
+        .as_ref()
+        .and_then(|keys| keys.open(id))
+        .filter(|sealed| sealed.client == caller.policy.name && !sealed.expired());
+    if let Some(sealed) = &sealed {
+        state.denied.deny(id, sealed.expires);
     }
-    let Some(session) = lock(&state.sessions).remove(id) else {
-        return session_not_found();
+    let local = state.session(id, &caller).is_some();
+    let session = if local {
+        lock(&state.sessions).remove(id)
+    } else {
+        None
+    };
+    let Some(session) = session else {
+        return if sealed.is_some() {
+            tracing::info!(session = %short(id), "the client ended its session");
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            session_not_found()
+        };
     };
     tracing::info!(session = %short(&session.id), "the client ended its session");
     session.token.cancel();
@@ -815,6 +912,32 @@ async fn handle_delete(
 }
 
 impl HttpState {
+    /// The session `id` of `caller`: this replica's, or a sealed one rebuilt here.
+    fn session_or_resume(
+        self: &Arc<Self>,
+        id: &str,
+        caller: &Caller,
+        peer_ip: std::net::IpAddr,
+    ) -> Result<Arc<HttpSession>, Box<Response>> {
+        if let Some(session) = self.session(id, caller) {
+            return Ok(session);
+        }
+        let sealed = self
+            .options
+            .session_keys
+            .as_ref()
+            .and_then(|keys| keys.open(id))
+            .filter(|sealed| sealed.client == caller.policy.name)
+            .filter(|sealed| !sealed.expired() && !self.denied.is_denied(id));
+        match sealed {
+            Some(sealed) => {
+                tracing::debug!(session = %short(id), "resuming a sealed session on this replica");
+                self.open_session(peer_ip, caller.clone(), Opening::Resume(id, &sealed))
+            }
+            None => Err(Box::new(session_not_found())),
+        }
+    }
+
     /// The session `id`, if it is alive and belongs to `caller` (to anyone else it does not
     /// exist).
     fn session(&self, id: &str, caller: &Caller) -> Option<Arc<HttpSession>> {
@@ -830,6 +953,7 @@ impl HttpState {
         self: &Arc<Self>,
         peer_ip: std::net::IpAddr,
         caller: Caller,
+        opening: Opening<'_>,
     ) -> Result<Arc<HttpSession>, Box<Response>> {
         let quota = match self.clients.policies.policy_of(&caller) {
             Some(policy) => self
@@ -841,7 +965,7 @@ impl HttpState {
             None => return Err(Box::new(Refusal::SESSION_ENDED.response())),
         };
         let mut sessions = lock(&self.sessions);
-        if self.root.is_cancelled() {
+        if self.root.is_cancelled() || self.draining.load(Ordering::Relaxed) {
             return Err(Box::new(
                 Refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -872,7 +996,16 @@ impl HttpState {
                 .response(),
             ));
         }
-        let Some(id) = new_session_id() else {
+        let id = match (&opening, &self.options.session_keys) {
+            (Opening::Resume(id, _), _) => Some((*id).to_owned()),
+            (Opening::New(params), Some(keys)) => keys.seal(&SealedState::from_initialize(
+                params,
+                &caller.policy.name,
+                self.options.session_ttl,
+            )),
+            (Opening::New(_), None) => new_session_id(),
+        };
+        let Some(id) = id else {
             return Err(Box::new(
                 Refusal(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -915,6 +1048,24 @@ impl HttpState {
             next_event_id: AtomicU64::new(1),
             resumable: Mutex::new(std::collections::VecDeque::new()),
         });
+        if let Opening::Resume(_, sealed) = &opening {
+            // The session's `initialize` happened on another replica: replay it here, first in
+            // line (its answer goes nowhere), and the client's `initialized`.
+            let replay = [
+                sealed.initialize_request(),
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            ];
+            for message in replay {
+                if session
+                    .inbox
+                    .try_send(message.to_string().into_bytes())
+                    .is_err()
+                {
+                    return Err(Box::new(Refusal::SESSION_ENDED.response()));
+                }
+            }
+            session.initialized.store(true, Ordering::Relaxed);
+        }
         sessions.insert(id, session.clone());
         let span = tracing::info_span!("http_session", session = %short(&session.id));
         let client = Client {

@@ -61,6 +61,7 @@ mod observe;
 pub mod policy;
 mod relay;
 mod reload;
+mod sealed;
 mod stdio;
 
 use std::future::Future;
@@ -76,6 +77,7 @@ pub use error::Error;
 pub use http::{HttpListener, HttpOptions, ENDPOINT};
 pub use relay::ClientRelay;
 pub use reload::{ReloadHandle, ReloadOutcome, ReloadRecord, DEBOUNCE};
+pub use sealed::SessionKeys;
 pub use stdio::stdio_transport;
 
 /// An [`McpHost`] served as one MCP server. Cheap to clone; every clone serves the same host.

@@ -39,6 +39,8 @@ pub(crate) struct Observer {
     sessions_total: AtomicU64,
     /// HTTP responses by status code (a few dozen codes at most).
     http_responses: Mutex<BTreeMap<u16, u64>>,
+    /// Set when the gateway is stopping: not ready for new sessions.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Observer {
@@ -50,6 +52,7 @@ impl Observer {
             sessions_open: AtomicUsize::new(0),
             sessions_total: AtomicU64::new(0),
             http_responses: Mutex::new(BTreeMap::new()),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -68,8 +71,22 @@ impl Observer {
             .or_default() += 1;
     }
 
+    /// The gateway is stopping: `/readyz` says so from now on.
+    pub(crate) fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
     /// `GET /readyz`: 200 when every required server is ready, else 503 naming those that are not.
     pub(crate) fn readiness(&self) -> Response {
+        if self.draining.load(Ordering::Relaxed) {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "ready": false, "draining": true }).to_string(),
+            )
+                .into_response();
+            set_content_type(&mut response, "application/json");
+            return response;
+        }
         let not_ready: Vec<Value> = self
             .host
             .status()

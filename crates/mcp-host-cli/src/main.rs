@@ -173,6 +173,23 @@ enum Command {
         /// in the configuration (its servers, tools, quotas and audit setting).
         #[arg(long, value_name = "NAME", conflicts_with = "http")]
         client: Option<String>,
+        /// Seal each HTTP session's state into its Mcp-Session-Id with the key(s) in the
+        /// environment variable NAME, so that any replica behind a load balancer serves any
+        /// session: `ID:KEY[,ID:KEY…]` (KEY 32 bytes in base64 or hex; the first seals, all
+        /// open, for rotation). Every replica gets the same value.
+        #[arg(long, value_name = "NAME", requires = "http")]
+        session_key_env: Option<String>,
+        /// Most HTTP sessions at once (503 above).
+        #[arg(long, value_name = "N", default_value_t = 256, requires = "http")]
+        max_sessions: usize,
+        /// Most HTTP sessions from one client address (0: no limit of its own). Behind a load
+        /// balancer every session comes from the balancer's address: raise it or use 0.
+        #[arg(long, value_name = "N", default_value_t = 128, requires = "http")]
+        max_sessions_per_peer: usize,
+        /// On SIGTERM, how long requests in flight may finish (no new session is taken and
+        /// /readyz answers 503 meanwhile) before the servers are stopped.
+        #[arg(long, value_name = "MS", default_value_t = 5000, requires = "http")]
+        drain_timeout_ms: u64,
         /// Write one JSON line per call (client, session, method, server, tool, outcome,
         /// duration, argument size) to FILE; rotated at 100 MiB (the previous kept as FILE.1),
         /// reopened on SIGHUP.
@@ -436,6 +453,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             probes_without_auth,
             client,
             audit_log,
+            session_key_env,
+            max_sessions,
+            max_sessions_per_peer,
+            drain_timeout_ms,
         } => {
             let listen = match (http, metrics) {
                 (Some(addr), _) => Some(Listen::Mcp(addr)),
@@ -446,6 +467,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(Listen::Mcp(addr) | Listen::Observability(addr)) => {
                     let mut options = http_options(addr.clone(), bearer_token_env, allow_origin)?;
                     options.probes_without_auth = probes_without_auth;
+                    options.max_sessions = max_sessions;
+                    options.max_sessions_per_peer = max_sessions_per_peer;
+                    options.drain_timeout = Duration::from_millis(drain_timeout_ms);
+                    if let Some(name) = session_key_env {
+                        let text = std::env::var(&name).ok().filter(|text| !text.trim().is_empty()).with_context(|| {
+                            format!("--session-key-env: the variable `{name}` is not set or is empty")
+                        })?;
+                        let keys = mcp_gateway::SessionKeys::parse(&text)
+                            .map_err(|why| anyhow::anyhow!("--session-key-env {name}: {why}"))?;
+                        options.session_keys = Some(Arc::new(keys));
+                    }
                     Some(options)
                 }
                 // Clap refuses the security options without --http or --metrics.

@@ -4,6 +4,7 @@
 
 mod identity;
 mod limits;
+mod replicas;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ pub(crate) const PROMPTLY: Duration = Duration::from_secs(30);
 pub(crate) struct Served {
     pub(crate) url: String,
     pub(crate) host: Arc<McpHost>,
-    stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
     tasks: JoinSet<()>,
     pub(crate) client: reqwest::Client,
 }
