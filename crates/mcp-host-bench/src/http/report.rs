@@ -96,9 +96,13 @@ pub(crate) fn build(plan: &HttpPlan, versions: Vec<String>, runs: Vec<HttpRun>) 
         .iter()
         .map(|&gateway| gateway_figures(gateway, plan.reps, &runs))
         .collect();
+    // The guard needs both sides; a run of some peers alone has none.
+    let guarded = plan.gateways.contains(&GatewayKind::Direct)
+        && plan.gateways.contains(&GatewayKind::McpHost);
     let guard = plan
         .clients
         .iter()
+        .filter(|_| guarded)
         .map(|&client| {
             let p50 = |gateway| find(&cells, gateway, client).and_then(|cell| cell.seq_p50_us);
             let (direct, ours) = (p50(GatewayKind::Direct), p50(GatewayKind::McpHost));

@@ -305,11 +305,21 @@ impl Driver for RawDriver {
     }
 
     async fn close(&self, mut session: RawSession) -> anyhow::Result<()> {
-        if let Some(id) = session.id.as_deref() {
-            let answer = session.connection.request("DELETE", Some(id), b"").await?;
-            if !matches!(answer.status, 200 | 202 | 204 | 404 | 405) {
-                bail!("HTTP {} for DELETE", answer.status);
+        let Some(id) = session.id.as_deref() else {
+            return Ok(());
+        };
+        // The session's first connection has been idle since `initialize`, and servers close idle
+        // connections (uvicorn after 5 s): as any HTTP client does with an idempotent request, the
+        // DELETE goes again on a new connection when the kept one turns out to be closed.
+        let answer = match session.connection.request("DELETE", Some(id), b"").await {
+            Ok(answer) => answer,
+            Err(_) => {
+                let mut connection = Connection::connect(&self.endpoint).await?;
+                connection.request("DELETE", Some(id), b"").await?
             }
+        };
+        if !matches!(answer.status, 200 | 202 | 204 | 404 | 405) {
+            bail!("HTTP {} for DELETE", answer.status);
         }
         Ok(())
     }
