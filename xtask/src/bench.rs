@@ -1,10 +1,20 @@
-//! `cargo xtask bench`: builds the `mcp-host-bench` crate and the `mcp-host` binary, then runs the benchmark.
+//! `cargo xtask bench`: builds the `mcp-host-bench` crate and the `mcp-host` binary, installs the HTTP section's SDK clients and peer gateways, then runs the benchmark.
 //!
-//! The full run builds in release and measures mcp-host against rmcp and a raw stdio loop; it
-//! prints a Markdown table and writes `results.json`, `results.md` and `latency.svg` into
-//! `<target>/bench/`. `--smoke` builds in debug (the profile CI has already built) and runs every
-//! measurement with tiny counts, into `<target>/bench/smoke/`, so the benchmark cannot rot; it is
-//! the CI step before interop. Figures and targets are explained in `BENCHMARKS.md`.
+//! The full run builds in release and measures mcp-host against rmcp and a raw stdio loop, then
+//! its HTTP gateway against the peer gateways with four clients; it prints Markdown tables and
+//! writes `results.json`, `results.md` and the SVG charts into `<target>/bench/`. `--smoke` builds
+//! in debug (the profile CI has already built) and runs every measurement with tiny counts, into
+//! `<target>/bench/smoke/`, so the benchmark cannot rot; its HTTP part runs every client through
+//! `mcp-host serve --http` and the direct echo server only (no peers) and fails when the guard
+//! does. It is the CI step before interop. `--scale` measures how the host and the HTTP gateway
+//! grow with servers and sessions, into `<target>/bench/scale/`.
+//!
+//! The HTTP section's clients and peers are installed from npm and PyPI, pinned, into
+//! `<target>/bench-peers/` (skipped when the stamps match; see `install.rs`): `clients/node` (the
+//! TypeScript SDK) and `clients/venv` (the Python SDK) always, and for the full run
+//! `peers/node` (supergateway, mcp-proxy), `peers/mcp-proxy-venv` and `peers/fastmcp-venv`.
+//! `crates/mcp-host-bench/src/http/gateway.rs` (`PeersDir`) reads this layout.
+//! Figures and targets are explained in `BENCHMARKS.md`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -13,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::{cargo_command, run_cargo, shell_quote, workspace_root};
+use crate::{cargo_command, install, run_cargo, shell_quote, workspace_root};
 
 /// The crate holding the benchmark.
 pub(crate) const CRATE: &str = "mcp-host-bench";
@@ -21,12 +31,66 @@ pub(crate) const CRATE: &str = "mcp-host-bench";
 /// The crate of the `mcp-host` binary, which the gateway figure runs.
 const CLI_CRATE: &str = "mcp-host-cli";
 
-/// Bounds on the benchmark process (it takes about 45 s, and 2 s with `--smoke`, on a 2-core machine).
-const RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Bounds on the benchmark process (the full run takes about 20 minutes, the smoke about 40 s,
+/// the scale run about 2 minutes, on a 2-core machine).
+const RUN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 const SMOKE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+const SCALE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// Runs `cargo xtask bench [--smoke]`.
-pub(crate) fn run(smoke: bool) -> anyhow::Result<()> {
+/// The TypeScript SDK client, pinned; checked with `npm view @modelcontextprotocol/sdk version`.
+const TS_SDK: &[(&str, &str)] = &[("@modelcontextprotocol/sdk", "1.32.2")];
+/// The Python SDK client, pinned (the version interop uses).
+const PY_SDK: &[(&str, &str)] = &[("mcp", "2.3.0")];
+/// The npm peer gateways, pinned; checked with `npm view <package> version`.
+const NPM_PEERS: &[(&str, &str)] = &[("supergateway", "4.0.0"), ("mcp-proxy", "6.7.19")];
+/// mcp-proxy from PyPI, pinned; in a venv of its own (it needs `mcp` 1.x, the clients 2.3.0).
+const PYPI_MCP_PROXY: &[(&str, &str)] = &[("mcp-proxy", "0.13.0")];
+/// FastMCP, pinned, for its proxy (`fastmcp.server.create_proxy`); in a venv of its own.
+const PYPI_FASTMCP: &[(&str, &str)] = &[("fastmcp", "4.1.6")];
+
+/// What `cargo xtask bench` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Release build, every section, every peer.
+    Full,
+    /// Debug build, tiny counts, no peers; a CI step.
+    Smoke,
+    /// Release build, `mcp-host-bench scale`.
+    Scale,
+}
+
+/// Runs `cargo xtask bench --install-only`: installs the SDK clients and the peers, nothing else.
+pub(crate) fn install_only() -> anyhow::Result<()> {
+    install_http(&target_dir(&workspace_root()?).join("bench-peers"), true)
+}
+
+/// Installs the SDK clients (and with `peers`, the peer gateways) into `dir`.
+fn install_http(dir: &Path, peers: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    install::npm(&dir.join("clients").join("node"), TS_SDK)?;
+    install::venv(&dir.join("clients").join("venv"), PY_SDK, &["python"])?;
+    if peers {
+        let peer_dir = dir.join("peers");
+        install::npm(&peer_dir.join("node"), NPM_PEERS)?;
+        install::venv(
+            &peer_dir.join("mcp-proxy-venv"),
+            PYPI_MCP_PROXY,
+            &["python", "mcp-proxy"],
+        )?;
+        install::venv(&peer_dir.join("fastmcp-venv"), PYPI_FASTMCP, &["python"])?;
+    }
+    println!(
+        "bench: HTTP clients{} ready in {} ({:.1?})",
+        if peers { " and peers" } else { "" },
+        dir.display(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Runs `cargo xtask bench [--smoke | --scale]`.
+pub(crate) fn run(mode: Mode) -> anyhow::Result<()> {
+    let smoke = mode == Mode::Smoke;
     let root = workspace_root()?;
     let started = Instant::now();
     // The smoke run builds exactly what the CI `build` step built (same packages, so the same
@@ -47,12 +111,21 @@ pub(crate) fn run(smoke: bool) -> anyhow::Result<()> {
     };
     run_cargo(&root, &cargo_command(build))?;
     let built = started.elapsed();
+    let peers_dir = target_dir(&root).join("bench-peers");
+    if mode != Mode::Scale {
+        install_http(&peers_dir, mode == Mode::Full)?;
+    }
+    let installed = started.elapsed();
 
     let profile_dir = if smoke { "debug" } else { "release" };
     let exe = target_dir(&root).join(profile_dir).join(CRATE);
-    let mut args = vec!["run".to_owned()];
+    let mut args = vec![if mode == Mode::Scale { "scale" } else { "run" }.to_owned()];
     if smoke {
         args.push("--smoke".to_owned());
+    }
+    if mode != Mode::Scale {
+        args.push("--peers".to_owned());
+        args.push(crate::interop::path_text(&peers_dir)?);
     }
     args.push("--rustc".to_owned());
     args.push(rustc_version(&root));
@@ -69,7 +142,12 @@ pub(crate) fn run(smoke: bool) -> anyhow::Result<()> {
         .spawn()
         .with_context(|| format!("cannot run {}", exe.display()))?;
     // The benchmark bounds each of its workers; this bounds the whole run as a backstop.
-    let deadline = Instant::now() + if smoke { SMOKE_TIMEOUT } else { RUN_TIMEOUT };
+    let deadline = Instant::now()
+        + match mode {
+            Mode::Full => RUN_TIMEOUT,
+            Mode::Smoke => SMOKE_TIMEOUT,
+            Mode::Scale => SCALE_TIMEOUT,
+        };
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -85,7 +163,8 @@ pub(crate) fn run(smoke: bool) -> anyhow::Result<()> {
         bail!("{} exited with {status}", exe.display());
     }
     println!(
-        "bench: built in {built:.1?}, {} in {:.1?} all told",
+        "bench: built in {built:.1?}, installed in {:.1?}, {} in {:.1?} all told",
+        installed.saturating_sub(built),
         if smoke { "smoke run" } else { "measured" },
         started.elapsed()
     );

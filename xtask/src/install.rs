@@ -1,137 +1,134 @@
-//! `cargo xtask install-check` and `cargo xtask man`: mcp-host installed the way users install it.
+//! Pinned npm packages and PyPI venvs under `<target>/`, each directory with a stamp file listing exactly what was installed; a matching stamp skips the install.
 //!
-//! `install-check` runs `cargo install --path crates/mcp-host-cli` into a fresh root (in debug,
-//! sharing the target directory, so CI builds little), then runs the installed binary on the
-//! embedded demo, writes its manual page, and checks `deploy/mcp-host.service` with
-//! `systemd-analyze verify` where systemd is installed.
+//! The stamp format and helpers are `interop`'s (`.mcp-host-interop-stamp`, one package spec a
+//! line), so both caches read the same way. An install removes the stamp first, so an interrupted
+//! install is never taken for a finished one, and fails with the installer's output. Every
+//! installer run is bounded.
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::interop::target_dir;
-use crate::{cargo_command, run_cargo, workspace_root};
+use crate::interop::{path_text, remove_stamp, stamp_matches, write_stamp};
+use crate::shell_quote;
 
-/// Runs `cargo xtask install-check`.
-pub(crate) fn check() -> anyhow::Result<()> {
-    let root = workspace_root()?;
-    let target = target_dir(&root);
-    let install_root = target.join("install-check");
-    let _ = fs::remove_dir_all(&install_root);
-    let mut install = cargo_command(&[
-        "install",
-        "--path",
-        "crates/mcp-host-cli",
-        "--locked",
-        "--debug",
-        "--root",
-        install_root
-            .to_str()
-            .context("the target directory is not valid UTF-8")?,
-    ]);
-    install.envs = vec![(
-        "CARGO_TARGET_DIR".to_owned(),
-        target
-            .to_str()
-            .context("the target directory is not valid UTF-8")?
-            .to_owned(),
-    )];
-    run_cargo(&root, &install)?;
-    let binary = install_root.join("bin").join("mcp-host");
-    let tools = run(&binary, &["tools"])?;
-    if !tools.contains("demo__echo") {
-        bail!("the installed mcp-host did not list the demo's tools:\n{tools}");
-    }
-    println!("install-check: {} lists the demo's tools", binary.display());
-    write_man(&binary, &target)?;
-    verify_unit(&root, &binary)
-}
+/// Bound on one `npm install` or `pip install` (a cold cache on a slow registry takes minutes).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-/// Runs `cargo xtask man`: builds mcp-host and writes `<target>/man/mcp-host.1`.
-pub(crate) fn man() -> anyhow::Result<()> {
-    let root = workspace_root()?;
-    run_cargo(
-        &root,
-        &cargo_command(&[
-            "build",
-            "--package",
-            "mcp-host-cli",
-            "--bin",
-            "mcp-host",
-            "--locked",
-        ]),
-    )?;
-    let target = target_dir(&root);
-    write_man(&target.join("debug").join("mcp-host"), &target)
-}
-
-fn write_man(binary: &Path, target: &Path) -> anyhow::Result<()> {
-    let page = run(binary, &["man"])?;
-    if !page.contains(".TH mcp-host 1") {
-        bail!("`mcp-host man` did not print a manual page");
-    }
-    let dir = target.join("man");
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("mcp-host.1");
-    fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
-    println!(
-        "man: wrote {} (read it with `man -l {}`)",
-        path.display(),
-        path.display()
-    );
-    Ok(())
-}
-
-/// `systemd-analyze verify` on the unit, with its `ExecStart` pointing at `binary`.
-fn verify_unit(root: &Path, binary: &Path) -> anyhow::Result<()> {
-    if crate::debian::which("systemd-analyze").is_none() {
-        println!("install-check: systemd-analyze is not installed; the unit file is not verified");
+/// `npm install --prefix <dir>` of `packages` (`(name, version)`), unless the stamp matches and
+/// every package's `package.json` is there.
+pub(crate) fn npm(dir: &Path, packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    let specs: Vec<String> = packages
+        .iter()
+        .map(|(name, version)| format!("{name}@{version}"))
+        .collect();
+    let present = packages.iter().all(|(name, _)| {
+        dir.join("node_modules")
+            .join(name)
+            .join("package.json")
+            .is_file()
+    });
+    if present && stamp_matches(dir, &specs) {
+        println!(
+            "install: {} up to date in {}",
+            specs.join(" "),
+            dir.display()
+        );
         return Ok(());
     }
-    let unit = fs::read_to_string(root.join("deploy/mcp-host.service"))
-        .context("cannot read deploy/mcp-host.service")?;
-    let binary_text = binary
-        .to_str()
-        .context("the binary's path is not valid UTF-8")?;
-    let unit = unit.replace("/usr/local/bin/mcp-host", binary_text);
-    let dir = binary
-        .parent()
-        .and_then(Path::parent)
-        .context("the install root")?
-        .join("systemd");
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("mcp-host.service");
-    fs::write(&path, unit).with_context(|| format!("cannot write {}", path.display()))?;
-    let output = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run systemd-analyze")?;
-    let complaints = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() || !complaints.trim().is_empty() {
-        bail!("systemd-analyze verify found problems in deploy/mcp-host.service:\n{complaints}");
-    }
-    println!("install-check: deploy/mcp-host.service verified by systemd-analyze");
-    Ok(())
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    remove_stamp(dir)?;
+    let mut args = vec![
+        "install".to_owned(),
+        "--prefix".to_owned(),
+        path_text(dir)?,
+        "--no-audit".to_owned(),
+        "--no-fund".to_owned(),
+        "--loglevel=error".to_owned(),
+    ];
+    args.extend(specs.iter().cloned());
+    run(dir, "npm", &args)?;
+    write_stamp(dir, &specs)
 }
 
-fn run(binary: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new(binary)
+/// A venv at `dir` with `packages` (`(name, version)`) pip-installed, unless the stamp matches and
+/// every program of `programs` is in `dir/bin/`.
+pub(crate) fn venv(dir: &Path, packages: &[(&str, &str)], programs: &[&str]) -> anyhow::Result<()> {
+    let specs: Vec<String> = packages
+        .iter()
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect();
+    let bin = dir.join("bin");
+    let present = programs.iter().all(|program| bin.join(program).is_file());
+    if present && stamp_matches(dir, &specs) {
+        println!(
+            "install: {} up to date in {}",
+            specs.join(" "),
+            dir.display()
+        );
+        return Ok(());
+    }
+    let parent = dir
+        .parent()
+        .with_context(|| format!("{} has no parent", dir.display()))?;
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    if !bin.join("python").is_file() {
+        run(
+            parent,
+            "python3",
+            &["-m".to_owned(), "venv".to_owned(), path_text(dir)?],
+        )?;
+    }
+    remove_stamp(dir)?;
+    let mut args = vec![
+        "install".to_owned(),
+        "--disable-pip-version-check".to_owned(),
+        "-q".to_owned(),
+    ];
+    args.extend(specs.iter().cloned());
+    run(dir, &path_text(&bin.join("pip"))?, &args)?;
+    write_stamp(dir, &specs)
+}
+
+/// Echoes and runs an installer in `cwd`, bounded by [`INSTALL_TIMEOUT`]; its output is passed
+/// through, and a failure or a timeout fails the command.
+fn run(cwd: &Path, program: &str, args: &[String]) -> anyhow::Result<()> {
+    let mut line = shell_quote(program);
+    for arg in args {
+        line.push(' ');
+        line.push_str(&shell_quote(arg));
+    }
+    println!("$ {line}");
+    let started = Instant::now();
+    let mut child = Command::new(program)
         .args(args)
-        .env_remove("MCP_HOST_CONFIG")
+        .current_dir(cwd)
         .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", binary.display()))?;
-    if !output.status.success() {
+        .spawn()
+        .with_context(|| {
+            format!("cannot run `{line}`: is `{program}` installed and on PATH? (the benchmark's HTTP section needs Node.js with npm, and Python 3.10 or newer with venv)")
+        })?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() >= INSTALL_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("`{line}` took longer than {INSTALL_TIMEOUT:?} and was killed");
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    if !status.success() {
         bail!(
-            "{} {} failed: {}",
-            binary.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
+            "`{line}` exited with {status} after {:.1?} (its output is above)",
+            started.elapsed()
         );
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    println!("    done in {:.1?}", started.elapsed());
+    Ok(())
 }

@@ -4,8 +4,9 @@
 //! `mcp-host-interop` tests against them, then the official conformance suite (`cargo xtask conformance`); it is
 //! also the last step of `cargo xtask ci`.
 //!
-//! `cargo xtask bench` measures mcp-host against rmcp and a raw stdio loop (see `BENCHMARKS.md`);
-//! `cargo xtask bench --smoke` runs it with tiny counts and is the CI step before interop.
+//! `cargo xtask bench` measures mcp-host against rmcp and a raw stdio loop, and its HTTP gateway against the
+//! peer gateways with the SDK clients (see `BENCHMARKS.md`); `cargo xtask bench --smoke` runs it with tiny counts
+//! and is the CI step before interop; `cargo xtask bench --scale` measures growth with servers and sessions.
 //!
 //! Subcommands are parsed by hand and cargo is run through `$CARGO`, so this crate stays quick to compile.
 //! It depends on no workspace crate.
@@ -19,6 +20,7 @@ mod bench;
 mod conformance;
 mod debian;
 mod install;
+mod install_check;
 mod interop;
 mod tidy;
 
@@ -36,10 +38,18 @@ Usage: cargo xtask <command>
 Commands:
   ci        run the CI pipeline: fmt, clippy, build, test, doc, install-check, bench --smoke,
             interop (with the conformance suite) (stops at the first failure)
-  bench     build in release and measure mcp-host against rmcp and a raw stdio loop: a Markdown
-            table on stdout, results.json, results.md and latency.svg in target/bench/
+  bench     build in release and measure mcp-host against rmcp and a raw stdio loop, and its HTTP
+            gateway against peer gateways with the TypeScript, Python, rmcp and raw HTTP clients
+            (installed from npm and PyPI into target/bench-peers/): Markdown tables on stdout,
+            results.json, results.md and SVG charts in target/bench/
   bench --smoke
-            every measurement with tiny counts, in debug, in seconds (a CI step)
+            every measurement with tiny counts, in debug, without the peers; fails when a
+            client's p50 through `mcp-host serve --http` exceeds 3 x direct (a CI step)
+  bench --scale
+            1 to 500 stdio servers in one host and 1 to 256 HTTP sessions on the gateway, in
+            release: results and charts in target/bench/scale/
+  bench --install-only
+            only install the HTTP section's SDK clients and peer gateways
   interop   install real MCP servers from npm and PyPI into target/interop/ (skipped when already
             installed), then run the `mcp-host-interop` tests against them, then `conformance`;
             needs node, npm and python3
@@ -68,14 +78,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["ci"] => report(ci()),
-        ["bench"] => report(bench::run(false)),
-        ["bench", "--smoke"] => report(bench::run(true)),
+        ["bench"] => report(bench::run(bench::Mode::Full)),
+        ["bench", "--smoke"] => report(bench::run(bench::Mode::Smoke)),
+        ["bench", "--scale"] => report(bench::run(bench::Mode::Scale)),
+        ["bench", "--install-only"] => report(bench::install_only()),
         ["interop"] => report(interop::run(false)),
         ["interop", "--install-only"] => report(interop::run(true)),
         ["conformance"] => report(conformance::run()),
         ["tidy"] => report(tidy_command()),
-        ["install-check"] => report(install::check()),
-        ["man"] => report(install::man()),
+        ["install-check"] => report(install_check::check()),
+        ["man"] => report(install_check::man()),
         ["soak"] => report(soak(5)),
         ["soak", "--minutes", minutes] => match minutes.parse::<u64>() {
             Ok(minutes) if minutes > 0 => report(soak(minutes)),
@@ -243,7 +255,9 @@ fn ci_steps(root: &Path) -> Vec<Step> {
             commands: vec![cargo_command(&["xtask", "install-check"])],
         },
         Step {
-            // Every benchmark measurement with tiny counts, on the debug binaries the build step made.
+            // Every benchmark measurement with tiny counts, on the debug binaries the build step made, and the HTTP
+            // guard (every client's p50 through `mcp-host serve --http` within 3 x direct); installs the TypeScript
+            // and Python SDK clients into target/bench-peers/ on first use (needs the registries then).
             name: "bench",
             commands: vec![cargo_command(&["xtask", "bench", "--smoke"])],
         },

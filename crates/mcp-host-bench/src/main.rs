@@ -6,12 +6,20 @@
 //! `latency.svg` into the output directory. `mcp-host-bench profile <client> [calls]` runs only
 //! sequential calls in this process, for `valgrind --tool=callgrind` or `perf`.
 //!
+//! The HTTP section (`http.rs`) runs the raw HTTP floor, rmcp's Streamable HTTP client and, with
+//! `--peers DIR` (installed by `cargo xtask bench`), the TypeScript and Python SDK clients through
+//! `mcp-host serve --http`, the direct HTTP echo server and the peer gateways; its guard fails the
+//! run when a client's sequential p50 through mcp-host exceeds 3 × its p50 direct.
+//! `mcp-host-bench scale` measures how the host and the HTTP gateway grow with servers and sessions.
+//!
 //! The echo server (`bench-echo-server`) and the `mcp-host` binary (for the gateway figure) are
 //! expected next to this executable, as `cargo build --bins` leaves them.
 
 mod clients;
+mod http;
 mod procs;
 mod report;
+mod scale;
 mod spec;
 mod svg;
 mod worker;
@@ -23,6 +31,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 
+use crate::http::spec::{GatewayKind, SessionsRun, ThroughputRun};
+use crate::http::{HttpPlan, PeersDir};
 use crate::report::{Collected, Machine, Report, Settings};
 use crate::spec::{ClientKind, Counts, Target, Task, WorkerResult, WorkerSpec};
 
@@ -30,9 +40,21 @@ const USAGE: &str = "\
 Usage: mcp-host-bench <command>
 
 Commands:
-  run [--smoke] [--out DIR] [--reps N] [--rustc VERSION]
-            measure every client and print the table; results.json and latency.svg go to DIR
-            (default: <target>/bench, or <target>/bench/smoke with --smoke)
+  run [--smoke] [--out DIR] [--reps N] [--rustc VERSION] [--sections stdio,http]
+      [--peers DIR] [--gateways NAME,...] [--http-reps N]
+            measure every client and print the tables; results.json, results.md and the SVG
+            charts go to DIR (default: <target>/bench, or <target>/bench/smoke with --smoke).
+            --peers names the directory `cargo xtask bench` installs the SDK clients and the
+            peer gateways into; without it the HTTP section runs the Rust clients only.
+            --gateways picks HTTP servers among direct, mcp-host, supergateway-stateful,
+            supergateway, mcp-proxy-npm, mcp-proxy-pypi, fastmcp (default: all with --peers,
+            direct and mcp-host in a smoke run or without --peers)
+  scale [--smoke] [--out DIR] [--rustc VERSION]
+            1, 10, 100 and 500 stdio echo servers in one McpHost, and 1, 16 and 256 HTTP
+            sessions on `mcp-host serve --http`: start-up, RSS, p50 and throughput per size;
+            results go to DIR (default: <target>/bench/scale)
+  http-client <raw-http|rmcp> <spec-json>
+            internal: one HTTP client process
   profile <raw|rmcp|session|host|gateway> [CALLS]
             sequential calls only, in this process (for callgrind or perf); default 20000 calls;
             `gateway` is the raw client through `mcp-host serve`, which runs under the command
@@ -46,7 +68,12 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let outcome = match args.as_slice() {
         ["run", rest @ ..] => parse_run(rest).and_then(|options| run(&options)),
+        ["scale", rest @ ..] => parse_run(rest).and_then(|options| scale::run(&options)),
         ["worker", spec] => worker_command(spec),
+        ["scale-worker", spec] => scale::worker_command(spec).and_then(|text| write_stdout(&text)),
+        ["http-client", kind, spec] => {
+            http::client_command(kind, spec).and_then(|text| write_stdout(&text))
+        }
         ["profile", client, rest @ ..] => profile_command(client, rest),
         [] | ["help" | "-h" | "--help"] => write_stdout(USAGE),
         _ => {
@@ -66,13 +93,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Options of `run`.
+/// Options of `run` (and `scale`, which takes `--smoke`, `--out` and `--rustc`).
 #[derive(Debug)]
 struct RunOptions {
     smoke: bool,
     out: Option<PathBuf>,
     reps: Option<usize>,
     rustc: Option<String>,
+    stdio: bool,
+    http: bool,
+    peers: Option<PathBuf>,
+    gateways: Option<Vec<GatewayKind>>,
+    http_reps: Option<usize>,
 }
 
 fn parse_run(args: &[&str]) -> anyhow::Result<RunOptions> {
@@ -81,6 +113,11 @@ fn parse_run(args: &[&str]) -> anyhow::Result<RunOptions> {
         out: None,
         reps: None,
         rustc: None,
+        stdio: true,
+        http: true,
+        peers: None,
+        gateways: None,
+        http_reps: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -98,7 +135,44 @@ fn parse_run(args: &[&str]) -> anyhow::Result<RunOptions> {
             "--rustc" => {
                 options.rustc = Some((*args.next().context("--rustc needs a version")?).to_owned())
             }
-            other => bail!("unknown option `{other}` for run"),
+            "--sections" => {
+                let sections = args
+                    .next()
+                    .context("--sections needs stdio, http or both")?;
+                options.stdio = false;
+                options.http = false;
+                for section in sections.split(',') {
+                    match section {
+                        "stdio" => options.stdio = true,
+                        "http" => options.http = true,
+                        other => bail!("unknown section `{other}` (stdio, http)"),
+                    }
+                }
+            }
+            "--peers" => {
+                options.peers = Some(PathBuf::from(
+                    args.next().context("--peers needs a directory")?,
+                ))
+            }
+            "--gateways" => {
+                let names = args.next().context("--gateways needs names")?;
+                let gateways = names
+                    .split(',')
+                    .map(|name| {
+                        GatewayKind::parse(name)
+                            .with_context(|| format!("unknown gateway `{name}`"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                options.gateways = Some(gateways);
+            }
+            "--http-reps" => {
+                let reps = args.next().context("--http-reps needs a number")?;
+                options.http_reps = Some(
+                    reps.parse()
+                        .with_context(|| format!("--http-reps {reps}"))?,
+                );
+            }
+            other => bail!("unknown option `{other}`"),
         }
     }
     Ok(options)
@@ -235,6 +309,102 @@ fn plan(options: &RunOptions) -> Plan {
     }
 }
 
+/// The HTTP section's plan for these options: the smoke measures a little of everything
+/// through ours and the direct server; the full run measures every pair three times.
+fn http_plan(options: &RunOptions, peers: Option<&PeersDir>) -> anyhow::Result<HttpPlan> {
+    let clients = http::available_clients(peers)?;
+    let gateways = match &options.gateways {
+        Some(gateways) => gateways.clone(),
+        None if options.smoke || peers.is_none() => vec![GatewayKind::Direct, GatewayKind::McpHost],
+        None => GatewayKind::ALL.to_vec(),
+    };
+    let throughput = |warmup_s: f64, run_s: f64| {
+        [1, 16, 256]
+            .map(|in_flight| ThroughputRun {
+                in_flight,
+                warmup_s,
+                run_s,
+            })
+            .to_vec()
+    };
+    Ok(if options.smoke {
+        HttpPlan {
+            reps: options.http_reps.unwrap_or(1),
+            gateways,
+            clients,
+            startups: 2,
+            seq_warmup: 20,
+            seq_calls: 200,
+            seq_max_s: 1.0,
+            throughput: throughput(0.05, 0.2),
+            sessions: Some(SessionsRun {
+                n_sessions: 8,
+                in_flight: 4,
+                warmup_s: 0.05,
+                run_s: 0.2,
+            }),
+            scale: None,
+            deadline_s: 60.0,
+        }
+    } else {
+        HttpPlan {
+            reps: options.http_reps.unwrap_or(3),
+            gateways,
+            clients,
+            startups: 10,
+            seq_warmup: 100,
+            seq_calls: 2000,
+            seq_max_s: 2.0,
+            throughput: throughput(0.2, 1.0),
+            sessions: Some(SessionsRun {
+                n_sessions: 64,
+                in_flight: 4,
+                warmup_s: 0.3,
+                run_s: 1.5,
+            }),
+            scale: None,
+            deadline_s: 240.0,
+        }
+    })
+}
+
+/// `<target>/bench` (or `<target>/bench/<sub>`) for an executable in `<target>/<profile>/`.
+fn default_out(dir: &Path, sub: Option<&str>) -> anyhow::Result<PathBuf> {
+    let target_dir = dir
+        .parent()
+        .context("this executable is not in a target directory")?;
+    let bench = target_dir.join("bench");
+    Ok(match sub {
+        Some(sub) => bench.join(sub),
+        None => bench,
+    })
+}
+
+/// A marker unique to this run, carried by every process it starts.
+fn run_marker() -> String {
+    format!(
+        "mcp-host-bench-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+}
+
+fn machine(options: &RunOptions, load_before: String) -> Machine {
+    Machine {
+        n_cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        cpu_model: cpu_model(),
+        kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+        rustc: options
+            .rustc
+            .clone()
+            .unwrap_or_else(|| "rustc (version not given)".to_owned()),
+        load_average_before: load_before,
+        load_average_after: load_average(),
+    }
+}
+
 fn run(options: &RunOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let load_before = load_average();
@@ -242,44 +412,57 @@ fn run(options: &RunOptions) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let out = match &options.out {
         Some(out) => out.clone(),
-        None => {
-            // <target>/<profile>/mcp-host-bench → <target>/bench.
-            let target_dir = dir
-                .parent()
-                .context("this executable is not in a target directory")?;
-            let bench = target_dir.join("bench");
-            if options.smoke {
-                bench.join("smoke")
-            } else {
-                bench
-            }
-        }
+        // <target>/<profile>/mcp-host-bench → <target>/bench.
+        None => default_out(&dir, options.smoke.then_some("smoke"))?,
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let marker = format!(
-        "mcp-host-bench-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
+    let marker = run_marker();
     let echo = echo_target(&dir, &marker)?;
     let gateway_config = out.join(format!("gateway-{marker}.json"));
     let gateway = gateway_target(&dir, &gateway_config, &echo)?;
     let plan = plan(options);
+    let peers = options.peers.clone().map(PeersDir);
+    let http_plan = if options.http {
+        Some(http_plan(options, peers.as_ref())?)
+    } else {
+        None
+    };
+    if options.http && peers.is_none() {
+        progress("bench: note: no --peers: the HTTP section runs the Rust clients only (raw-http, rmcp), without the SDK clients and the peers");
+    }
+    let http_env = http::Env {
+        exe: exe.clone(),
+        echo: echo.program.clone(),
+        mcp_host: dir.join("mcp-host"),
+        peers: peers.clone(),
+        marker: marker.clone(),
+        work: out.join("http"),
+    };
 
-    let outcome = measure(&exe, &plan, &echo, &gateway);
+    let outcome = (|| -> anyhow::Result<_> {
+        let stdio = if options.stdio {
+            Some(measure(&exe, &plan, &echo, &gateway)?)
+        } else {
+            None
+        };
+        let http_runs = match &http_plan {
+            Some(http_plan) => Some(http::measure(&http_env, http_plan)?),
+            None => None,
+        };
+        Ok((stdio, http_runs))
+    })();
     // Whatever happened, nothing this run started may outlive it.
     let leftovers = wait_for_leftovers(&marker, Duration::from_secs(3));
     if !leftovers.is_empty() {
         procs::kill(&leftovers);
     }
     let _ = std::fs::remove_file(&gateway_config);
-    let (collected, gateway_results) = outcome?;
+    let (stdio, http_runs) = outcome?;
     if !leftovers.is_empty() {
         bail!("processes of this run were still alive at the end and were killed: {leftovers:?}");
     }
 
+    let (collected, gateway_results) = stdio.unwrap_or_default();
     let clients: Vec<_> = ClientKind::ALL
         .iter()
         .zip(&collected)
@@ -294,19 +477,19 @@ fn run(options: &RunOptions) -> anyhow::Result<()> {
         .zip(&collected)
         .map(|(kind, collected)| report::series(series_name(*kind), &collected.suites))
         .collect();
-    latency_by_percentile.push(report::series("raw via mcp-host serve", &gateway_results));
+    if !gateway_results.is_empty() {
+        latency_by_percentile.push(report::series("raw via mcp-host serve", &gateway_results));
+    }
+    let http_report = match (&http_plan, http_runs) {
+        (Some(http_plan), Some(runs)) => Some(http::report::build(
+            http_plan,
+            peers.as_ref().map(PeersDir::versions).unwrap_or_default(),
+            runs,
+        )),
+        _ => None,
+    };
     let report = Report {
-        machine: Machine {
-            n_cpus: std::thread::available_parallelism().map_or(0, usize::from),
-            cpu_model: cpu_model(),
-            kernel: read_trimmed("/proc/sys/kernel/osrelease"),
-            rustc: options
-                .rustc
-                .clone()
-                .unwrap_or_else(|| "rustc (version not given)".to_owned()),
-            load_average_before: load_before,
-            load_average_after: load_average(),
-        },
+        machine: machine(options, load_before),
         settings: Settings {
             smoke: options.smoke,
             repetitions: plan.reps,
@@ -324,27 +507,73 @@ fn run(options: &RunOptions) -> anyhow::Result<()> {
         gateway: gateway_figures,
         targets,
         latency_by_percentile,
+        http: http_report,
     };
     let markdown = report::markdown(&report);
     write_stdout(&markdown)?;
     let json_path = out.join("results.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
-    let svg_path = out.join("latency.svg");
-    let chart = svg::latency_chart(
-        "Sequential tools/call latency by percentile (echo server on stdio)",
-        &report.latency_by_percentile,
-    );
-    std::fs::write(&svg_path, chart)
-        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    let mut charts = Vec::new();
+    if options.stdio {
+        charts.push((
+            out.join("latency.svg"),
+            svg::latency_chart(
+                "Sequential tools/call latency by percentile (echo server on stdio)",
+                &report.latency_by_percentile,
+            ),
+        ));
+    }
+    if let Some(http_report) = &report.http {
+        for (client, series) in &http_report.latency_by_percentile {
+            charts.push((
+                out.join(format!("latency-http-{client}.svg")),
+                svg::latency_chart(
+                    &format!(
+                        "Sequential tools/call latency by percentile over HTTP, {client} client"
+                    ),
+                    series,
+                ),
+            ));
+        }
+    }
+    for (path, chart) in &charts {
+        std::fs::write(path, chart).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     std::fs::write(out.join("results.md"), &markdown)
         .with_context(|| format!("cannot write {}", out.join("results.md").display()))?;
     progress(&format!(
-        "bench: wrote {}, {} and results.md in {:.1?}",
+        "bench: wrote {}, results.md and {} chart(s) in {} in {:.1?}",
         json_path.display(),
-        svg_path.display(),
+        charts.len(),
+        out.display(),
         started.elapsed()
     ));
+    if let Some(http_report) = &report.http {
+        let failed: Vec<String> = http_report
+            .guard
+            .iter()
+            .filter(|check| !check.ok)
+            .map(|check| {
+                format!(
+                    "{}: {} µs through mcp-host against {} µs direct ({}, limit {} ×)",
+                    check.client,
+                    report::number(check.mcp_host_p50_us, 0),
+                    report::number(check.direct_p50_us, 0),
+                    check
+                        .ratio
+                        .map_or_else(|| "no ratio".to_owned(), |ratio| format!("{ratio:.2} ×")),
+                    check.limit
+                )
+            })
+            .collect();
+        if !failed.is_empty() {
+            bail!(
+                "the HTTP guard failed: sequential p50 through mcp-host / direct is over its limit for {}",
+                failed.join("; ")
+            );
+        }
+    }
     Ok(())
 }
 
@@ -485,7 +714,7 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
 }
 
 /// Writes one line of progress or error to stderr; a failing stderr is ignored.
-fn progress(line: &str) {
+pub(crate) fn progress(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 

@@ -16,6 +16,8 @@ pub(crate) struct Report {
     pub(crate) targets: Vec<TargetCheck>,
     /// Latency by percentile of every sequential call, per series, for the chart.
     pub(crate) latency_by_percentile: Vec<Series>,
+    /// The HTTP section, when it ran.
+    pub(crate) http: Option<crate::http::report::HttpReport>,
 }
 
 /// Where the run happened.
@@ -250,12 +252,18 @@ pub(crate) fn gateway_figures(direct: &[WorkerResult], gateway: &[WorkerResult])
 
 /// Latency by percentile over every sequential sample of `results`, on the chart's tail scale.
 pub(crate) fn series(name: &str, results: &[WorkerResult]) -> Series {
-    let all: Vec<u64> = sorted(
-        &results
+    series_of(
+        name,
+        results
             .iter()
             .flat_map(|result| result.seq_ns.iter().copied())
-            .collect::<Vec<u64>>(),
-    );
+            .collect(),
+    )
+}
+
+/// Latency by percentile of `samples` (ns), on the chart's tail scale.
+pub(crate) fn series_of(name: &str, samples: Vec<u64>) -> Series {
+    let all = sorted(&samples);
     let mut points = Vec::new();
     if !all.is_empty() {
         // Percentiles from 0 to 99.9 (or as far as the samples go), evenly spaced in -log10(1 - q).
@@ -352,7 +360,7 @@ fn rows(clients: &[ClientFigures]) -> Vec<Row> {
     rows
 }
 
-fn number(value: Option<f64>, decimals: usize) -> String {
+pub(crate) fn number(value: Option<f64>, decimals: usize) -> String {
     match value {
         Some(value) => format!("{value:.decimals$}"),
         None => "–".to_owned(),
@@ -453,7 +461,6 @@ pub(crate) fn check_targets(
 pub(crate) fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let machine = &report.machine;
-    let settings = &report.settings;
     let _ = writeln!(
         out,
         "Machine: {} CPUs ({}), Linux {}, {}; load average {} before, {} after.",
@@ -464,6 +471,19 @@ pub(crate) fn markdown(report: &Report) -> String {
         machine.load_average_before,
         machine.load_average_after
     );
+    if !report.clients.is_empty() {
+        stdio_markdown(report, &mut out);
+    }
+    if let Some(http) = &report.http {
+        out.push_str("\n## HTTP\n\n");
+        out.push_str(&crate::http::report::markdown(http));
+    }
+    out
+}
+
+/// The stdio tables: main table, gateway table, targets.
+fn stdio_markdown(report: &Report, out: &mut String) {
+    let settings = &report.settings;
     let _ = writeln!(
         out,
         "Medians of {} repetitions (each in a fresh process per client, interleaved); {} sequential calls per repetition after {} warm-up calls; fleets of {}; memory from {} repetitions of {} servers; {:.0} s in all{}.",
@@ -550,7 +570,6 @@ pub(crate) fn markdown(report: &Report) -> String {
             check.measured
         );
     }
-    out
 }
 
 #[cfg(test)]

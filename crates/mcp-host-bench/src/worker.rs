@@ -192,7 +192,7 @@ fn resident_kib() -> anyhow::Result<u64> {
 }
 
 /// CPU time and context switches of this whole process (every thread) so far.
-fn usage() -> anyhow::Result<Usage> {
+pub(crate) fn usage() -> anyhow::Result<Usage> {
     use nix::sys::resource::{getrusage, UsageWho};
     let usage = getrusage(UsageWho::RUSAGE_SELF).context("getrusage")?;
     let micros = |time: nix::sys::time::TimeVal| {

@@ -7,13 +7,144 @@
 //! Only the envelope is parsed, borrowing from the input line, and the `text` argument is copied
 //! into the reply as the raw JSON string it already is, so the server is never the bottleneck.
 //! Replies are flushed only when no more input is buffered, which batches pipelined requests.
-//! It exits when stdin ends. Arguments are ignored (the benchmark passes a marker in them, to find
-//! leftover processes).
+//! It exits when stdin ends. Other arguments are ignored (the benchmark passes a marker in them,
+//! to find leftover processes).
+//!
+//! With `--http ADDR` it serves the same answers over Streamable HTTP instead, at
+//! `http://ADDR/mcp` (`ADDR` may end in port 0; the line `listening on http://HOST:PORT/mcp` on
+//! stderr tells the port): the benchmark's "direct" HTTP server, the baseline that the gateways
+//! are compared with. A POST's message is answered by the same function as a stdio line, in
+//! process, as one complete body: an SSE event when the client accepts `text/event-stream`, else
+//! JSON; a notification gets 202. `initialize` hands out an `Mcp-Session-Id` (session ids are not
+//! checked afterwards: the server keeps no state), GET is 405 (no standalone stream) and DELETE
+//! 200. Accepted connections set `TCP_NODELAY`. It runs until SIGINT or SIGTERM.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+mod http {
+    //! The `--http` mode: the echo server's answers over Streamable HTTP, with axum.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use axum::body::{Body, Bytes};
+    use axum::extract::State;
+    use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+    use axum::response::Response;
+    use axum::routing::post;
+    use axum::Router;
+
+    /// Serves `addr` until SIGINT or SIGTERM.
+    pub(crate) fn serve(addr: &str) -> std::io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            use axum::serve::ListenerExt as _;
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let local_addr = listener.local_addr()?;
+            let listener = listener.tap_io(|stream| {
+                // Our answers are one write each, but a baseline must not be the one to stall.
+                let _ = stream.set_nodelay(true);
+            });
+            let sessions = Arc::new(AtomicU64::new(0));
+            let app = Router::new()
+                .route(
+                    "/mcp",
+                    post(handle_post).get(handle_get).delete(handle_delete),
+                )
+                .with_state(sessions);
+            {
+                use std::io::Write as _;
+                let mut stderr = std::io::stderr().lock();
+                writeln!(stderr, "listening on http://{local_addr}/mcp")?;
+                stderr.flush()?;
+            }
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop_signal())
+                .await
+        })
+    }
+
+    async fn stop_signal() {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+
+    async fn handle_post(
+        State(sessions): State<Arc<AtomicU64>>,
+        headers: HeaderMap,
+        message: Bytes,
+    ) -> Response {
+        let mut answer = Vec::with_capacity(256);
+        if super::answer(&message, &mut answer).is_err() || answer.is_empty() {
+            return status(StatusCode::ACCEPTED);
+        }
+        // `answer` wrote one line; the body carries the message without its newline.
+        answer.pop();
+        let event_stream = headers
+            .get(header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/event-stream"));
+        let (content_type, body) = if event_stream {
+            let mut event = Vec::with_capacity(answer.len() + 24);
+            event.extend_from_slice(b"event: message\ndata: ");
+            event.extend_from_slice(&answer);
+            event.extend_from_slice(b"\n\n");
+            ("text/event-stream", event)
+        } else {
+            ("application/json", answer)
+        };
+        let mut response = Response::new(Body::from(body));
+        let response_headers = response.headers_mut();
+        response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if method(&message) == Some("initialize") {
+            let id = sessions.fetch_add(1, Ordering::Relaxed);
+            if let Ok(value) = HeaderValue::from_str(&format!("{}-{id}", std::process::id())) {
+                response_headers.insert("mcp-session-id", value);
+            }
+        }
+        response
+    }
+
+    async fn handle_get() -> Response {
+        status(StatusCode::METHOD_NOT_ALLOWED)
+    }
+
+    async fn handle_delete() -> Response {
+        status(StatusCode::OK)
+    }
+
+    fn status(code: StatusCode) -> Response {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = code;
+        response
+    }
+
+    /// The method of a POSTed message, if it has one.
+    fn method(body: &[u8]) -> Option<&str> {
+        #[derive(serde::Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow, default)]
+            method: Option<&'a str>,
+        }
+        serde_json::from_slice::<Envelope<'_>>(body)
+            .ok()
+            .and_then(|envelope| envelope.method)
+    }
+}
 
 /// The envelope of a message from the client.
 #[derive(Deserialize)]
@@ -52,7 +183,16 @@ struct EchoArguments<'a> {
 const TOOLS: &str = r#"{"tools":[{"name":"echo","description":"Returns its `text` argument.","inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}]}"#;
 
 fn main() {
-    let code = match serve() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let http_addr = args
+        .iter()
+        .position(|arg| arg == "--http")
+        .and_then(|idx| args.get(idx + 1));
+    let outcome = match http_addr {
+        Some(addr) => http::serve(addr),
+        None => serve(),
+    };
+    let code = match outcome {
         Ok(()) => 0,
         // A closed stdout is how a client that went away looks; anything else is worth a line.
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => 0,
