@@ -3,7 +3,7 @@
 //!
 //! The `"gateway"` object of the configuration file is read into [`GatewaySettings`]; the
 //! gateway keeps the live [`Policies`] (replaced whole on reload) and, per client, the state of
-//! its quotas ([`QuotaState`]), which outlives reloads that do not change the quota.
+//! its quotas (`QuotaState`), which outlives reloads that do not change the quota.
 //! A policy becomes an `mcp_host::AgentScope`, so listing, routing and calling are filtered by
 //! the host itself, on every path.
 
