@@ -46,7 +46,72 @@ pub(crate) fn check() -> anyhow::Result<()> {
     }
     println!("install-check: {} lists the demo's tools", binary.display());
     write_man(&binary, &target)?;
-    verify_unit(&root, &binary)
+    verify_unit(&root, &binary)?;
+    validate_kubernetes(&root, &target)?;
+    check_configmap(&root, &binary)
+}
+
+/// The Kubernetes validator from PyPI, pinned, and the version of the API it checks against.
+const KUBERNETES_VALIDATE: (&str, &str) = ("kubernetes-validate", "1.37.0");
+
+/// Validates `deploy/kubernetes/*.yaml` against the Kubernetes API schema (strict: unknown
+/// fields fail), with `kubernetes-validate` installed into `<target>/deploy-check/venv`.
+fn validate_kubernetes(root: &Path, target: &Path) -> anyhow::Result<()> {
+    let venv = target.join("deploy-check").join("venv");
+    crate::install::venv(&venv, &[KUBERNETES_VALIDATE], &["kubernetes-validate"])?;
+    let dir = root.join("deploy/kubernetes");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    let output = Command::new(venv.join("bin").join("kubernetes-validate"))
+        .arg("--strict")
+        .args(&files)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run kubernetes-validate")?;
+    if !output.status.success() {
+        bail!(
+            "deploy/kubernetes does not validate:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    println!(
+        "install-check: {} Kubernetes manifests validate (strict, API 1.37)",
+        files.len()
+    );
+    Ok(())
+}
+
+/// The configuration the ConfigMap carries is one `mcp-host` accepts (`mcp-host check-config`).
+fn check_configmap(root: &Path, binary: &Path) -> anyhow::Result<()> {
+    let text = fs::read_to_string(root.join("deploy/kubernetes/configmap.yaml"))
+        .context("cannot read deploy/kubernetes/configmap.yaml")?;
+    let json: String = text
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with("mcp.json:"))
+        .skip(1)
+        .map(|line| format!("{}\n", line.trim_start()))
+        .collect();
+    let dir = binary
+        .parent()
+        .and_then(Path::parent)
+        .context("the install root")?;
+    let path = dir.join("configmap-mcp.json");
+    fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    let path_text = path.to_str().context("the path is not valid UTF-8")?;
+    let checked = run(binary, &["--config", path_text, "check-config"]).context(
+        "deploy/kubernetes/configmap.yaml: mcp.json is not a configuration mcp-host accepts",
+    )?;
+    println!(
+        "install-check: the ConfigMap's configuration: {}",
+        checked.trim()
+    );
+    Ok(())
 }
 
 /// Runs `cargo xtask man`: builds mcp-host and writes `<target>/man/mcp-host.1`.

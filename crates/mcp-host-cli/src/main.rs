@@ -204,6 +204,9 @@ enum Command {
     },
     /// Print the JSON Schema of the configuration file.
     ConfigSchema,
+    /// Check the configuration file without starting anything: its JSON, every field (named by
+    /// its path when invalid) and the gateway's clients. Exit 0 when it is valid.
+    CheckConfig,
     /// Print a shell completion script: `mcp-host completions bash > /etc/bash_completion.d/mcp-host`.
     Completions {
         /// The shell: bash, zsh, fish, elvish or powershell.
@@ -261,6 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.command,
         Command::DemoServer { .. }
             | Command::ConfigSchema
+            | Command::CheckConfig
             | Command::Completions { .. }
             | Command::Man
     ) {
@@ -277,6 +281,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ConfigSchema => {
             let schema = schemars::schema_for!(ConfigFile);
             print_stdout(&format!("{}\n", serde_json::to_string_pretty(&schema)?))
+        }
+        Command::CheckConfig => {
+            let loaded = config::load(cli.config.as_deref())?;
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+            Policies::from_settings(&loaded.gateway, |name| std::env::var(name).ok()).map_err(
+                |error| anyhow::anyhow!("invalid configuration file {}: {error}", loaded.source),
+            )?;
+            print_stdout(&format!(
+                "{} is valid: {} servers, {} gateway clients{}\n",
+                loaded.source,
+                loaded.clients.len(),
+                loaded.gateway.clients.len(),
+                if loaded.gateway.oauth.is_some() {
+                    ", OAuth"
+                } else {
+                    ""
+                }
+            ))
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
