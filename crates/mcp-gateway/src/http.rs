@@ -401,6 +401,9 @@ pub(crate) async fn serve_http(
         clients: clients.clone(),
         denied: DenyList::default(),
         draining: std::sync::atomic::AtomicBool::new(false),
+        replica: Arc::from(
+            new_session_id().map_or_else(|| "0".to_owned(), |id| id[..8].to_owned()),
+        ),
         observer: observer.clone(),
         options: bound.options,
         sessions: Mutex::new(HashMap::new()),
@@ -498,6 +501,56 @@ async fn drain(
     }
 }
 
+/// An SSE event id: `<replica>.<counter>[.<request>]`, the replica's tag, a counter unique in
+/// the session on that replica, and on a request stream the request's id (base64url of its
+/// JSON), so that any replica can answer a resumption it cannot serve.
+#[derive(Debug, PartialEq)]
+struct EventId {
+    replica: String,
+    counter: u64,
+    request: Option<Value>,
+}
+
+impl EventId {
+    fn text(replica: &str, counter: u64, request: Option<&str>) -> String {
+        match request {
+            Some(request) => format!("{replica}.{counter}.{request}"),
+            None => format!("{replica}.{counter}"),
+        }
+    }
+
+    /// The tag of a request (its id's JSON text) in event ids.
+    fn request_tag(id_key: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id_key)
+    }
+
+    fn parse(text: &str) -> Option<EventId> {
+        use base64::Engine as _;
+        let mut parts = text.trim().splitn(3, '.');
+        let replica = parts.next()?.to_owned();
+        let counter = parts.next()?.parse().ok()?;
+        let request = match parts.next() {
+            Some(tag) => {
+                let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(tag)
+                    .ok()?;
+                let id: Value = serde_json::from_slice(&json).ok()?;
+                if !(id.is_string() || id.is_number()) {
+                    return None;
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        Some(EventId {
+            replica,
+            counter,
+            request,
+        })
+    }
+}
+
 /// How a session comes to be on this replica.
 enum Opening<'a> {
     /// A client's `initialize` (its params).
@@ -524,6 +577,9 @@ struct HttpState {
     denied: DenyList,
     /// Set when the gateway stops: no new sessions, the requests in flight finish.
     draining: std::sync::atomic::AtomicBool,
+    /// This replica's tag (random), which starts every SSE event id it sends: a client that
+    /// resumes a stream on another replica is told its request is lost, not kept waiting.
+    replica: Arc<str>,
     observer: Arc<Observer>,
     options: HttpOptions,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
@@ -547,6 +603,8 @@ struct HttpSession {
     created: Instant,
     /// Gives progress tokens that are unique in the session (see [`Route`]).
     next_progress_token: AtomicU64,
+    /// This replica's tag, in every event id it sends.
+    replica: Arc<str>,
     routes: Mutex<Routes>,
     /// The GET stream, while one is open.
     standalone: Mutex<Option<mpsc::Sender<String>>>,
@@ -561,6 +619,8 @@ struct HttpSession {
 /// One request's stream, resumable: its latest events for replay, what is still to come, and
 /// which HTTP response currently carries it.
 struct ResumableRequest {
+    /// The request's id, in the form its events' ids carry it (see [`EventId`]).
+    request_tag: String,
     log: tokio::sync::Mutex<RequestLog>,
     /// Cancelled to make the current carrier end, when a resumption takes the stream over.
     carrier: Mutex<CancellationToken>,
@@ -860,13 +920,36 @@ async fn handle_get(
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok());
-    if let Some(last_event_id) = last_event_id {
-        if let Some(request) = session.find_resumable(last_event_id) {
-            session.touch();
-            tracing::debug!(session = %short(&session.id), last_event_id, "resuming a request stream");
-            return resumed_stream_reply(session, request, last_event_id).await;
+        .and_then(EventId::parse);
+    match last_event_id {
+        Some(event) if *event.replica == *session.replica => {
+            if let Some(request) = session.find_resumable(event.counter) {
+                session.touch();
+                tracing::debug!(session = %short(&session.id), last_event_id = event.counter, "resuming a request stream");
+                return resumed_stream_reply(session, request, event.counter).await;
+            }
         }
+        // A request stream of another replica, which went away (or the balancer moved the
+        // client): its request's answer is lost with it. Say so at once.
+        Some(EventId {
+            request: Some(request_id),
+            ..
+        }) => {
+            session.touch();
+            tracing::info!(session = %short(&session.id), "a client resumes a request of another replica: its answer is lost");
+            let error = json!({
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "error": {
+                    "code": -32000,
+                    "message": "the gateway replica that was running this request went away; its outcome is unknown"
+                }
+            });
+            let (_, event) = session.event(&error.to_string(), None);
+            let body = futures::stream::iter([Ok::<_, Infallible>(event)]);
+            return event_stream_response(Body::from_stream(body));
+        }
+        _ => {}
     }
     let (sender, receiver) = mpsc::channel(STANDALONE_CAPACITY);
     {
@@ -887,7 +970,7 @@ async fn handle_get(
     };
     let body = futures::stream::unfold(stream, |mut stream| async move {
         let chunk = tokio::select! {
-            message = stream.messages.recv() => stream.session.event(&message?).1,
+            message = stream.messages.recv() => stream.session.event(&message?, None).1,
             _ = stream.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
             () = stream.session.token.cancelled() => return None,
         };
@@ -1069,6 +1152,7 @@ impl HttpState {
             initialized: std::sync::atomic::AtomicBool::new(false),
             created: Instant::now(),
             next_progress_token: AtomicU64::new(1),
+            replica: self.replica.clone(),
             routes: Mutex::new(Routes::default()),
             standalone: Mutex::new(None),
             last_active: Mutex::new(Instant::now()),
@@ -1412,18 +1496,21 @@ impl HttpSession {
         }
     }
 
-    /// One SSE event carrying one JSON-RPC message, and its id.
-    fn event(&self, line: &str) -> (u64, Bytes) {
-        let id = self.next_event_id.fetch_add(1, Ordering::Relaxed);
-        (id, Bytes::from(format!("id: {id}\ndata: {line}\n\n")))
+    /// One SSE event carrying one JSON-RPC message, and its id; `request` is the tag of the
+    /// request whose stream it is on (none on the GET stream).
+    fn event(&self, line: &str, request: Option<&str>) -> (u64, Bytes) {
+        let counter = self.next_event_id.fetch_add(1, Ordering::Relaxed);
+        let id = EventId::text(&self.replica, counter, request);
+        (counter, Bytes::from(format!("id: {id}\ndata: {line}\n\n")))
     }
 
     /// The first event of a request stream: an id to resume from, the reconnection delay, and
     /// no data (SEP-1699).
-    fn priming_event(&self) -> (u64, Bytes) {
-        let id = self.next_event_id.fetch_add(1, Ordering::Relaxed);
+    fn priming_event(&self, request: &str) -> (u64, Bytes) {
+        let counter = self.next_event_id.fetch_add(1, Ordering::Relaxed);
+        let id = EventId::text(&self.replica, counter, Some(request));
         (
-            id,
+            counter,
             Bytes::from(format!("id: {id}\nretry: {RETRY_MS}\ndata: \n\n")),
         )
     }
@@ -1515,10 +1602,12 @@ async fn json_reply(mut pending: PendingRequest) -> Response {
 /// event it got carries on (see [`resumed_stream_reply`]).
 fn event_stream_reply(pending: PendingRequest) -> Response {
     let session = pending.session.clone();
-    let (priming_id, priming) = session.priming_event();
+    let request_tag = EventId::request_tag(&pending.id_key);
+    let (priming_id, priming) = session.priming_event(&request_tag);
     let mut events = std::collections::VecDeque::new();
     events.push_back((priming_id, priming));
     let request = Arc::new(ResumableRequest {
+        request_tag,
         log: tokio::sync::Mutex::new(RequestLog {
             events,
             n_appended: 1,
@@ -1633,7 +1722,7 @@ impl Carrier {
                 () = self.token.cancelled() => return None,
                 () = session_token.cancelled() => return None,
             };
-            let event = self.session.event(&line);
+            let event = self.session.event(&line, Some(&self.request.request_tag));
             *lock(&self.request.since) = Instant::now();
             let mut ids = lock(&self.request.ids);
             ids.push_back(event.0);
@@ -1907,6 +1996,25 @@ mod tests {
         );
         check_classify(json!([{"jsonrpc": "2.0", "method": "x"}]), "invalid");
         check_classify(json!({"jsonrpc": "2.0"}), "invalid");
+    }
+
+    #[test]
+    fn event_ids_name_their_replica_and_request() {
+        let tag = EventId::request_tag("\"req-1\"");
+        let text = EventId::text("ab12cd34", 7, Some(&tag));
+        assert_eq!(
+            EventId::parse(&text),
+            Some(EventId {
+                replica: "ab12cd34".to_owned(),
+                counter: 7,
+                request: Some(json!("req-1")),
+            })
+        );
+        assert_eq!(EventId::parse("ab12cd34.9").unwrap().request, None);
+        assert_eq!(EventId::parse("12"), None);
+        assert_eq!(EventId::parse("a.b"), None);
+        let object = EventId::request_tag("{}");
+        assert_eq!(EventId::parse(&format!("a.1.{object}")), None);
     }
 
     #[test]

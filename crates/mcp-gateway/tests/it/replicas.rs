@@ -175,3 +175,60 @@ async fn a_stopping_gateway_drains() {
     served.finish().await;
     assert_no_process_left(&marker).await;
 }
+
+/// A client that lost a request stream with its replica resumes it on another: that replica
+/// cannot replay it, and says at once that the request's answer is lost (the Python SDK would
+/// otherwise wait on a stream that never answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_stream_resumed_on_another_replica_fails_at_once() {
+    let marker = unique_marker();
+    let day = Duration::from_secs(24 * 3600);
+    let a = replica(&marker, Some(KEY), day).await;
+    let b = replica(&marker, Some(KEY), day).await;
+    let session = session_id(&a.session_as(Some(ALPHA), true).await);
+    let mut slow = a
+        .post_as(
+            Some(ALPHA),
+            Some(&session),
+            &call(41, "s__slow", json!({"ms": 3000})),
+            EVENT_STREAM,
+        )
+        .await;
+    let first = tokio::time::timeout(PROMPTLY, slow.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let first = String::from_utf8(first.to_vec()).unwrap();
+    let event_id = first
+        .lines()
+        .find_map(|line| line.strip_prefix("id: "))
+        .expect("the priming event has an id")
+        .to_owned();
+    let resumed = b
+        .client
+        .get(&b.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("last-event-id", &event_id)
+        .bearer_auth(ALPHA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let body = tokio::time::timeout(PROMPTLY, resumed.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let messages = events(&body);
+    assert_eq!(messages.len(), 1, "{body}");
+    assert_eq!(messages[0]["id"], 41);
+    assert!(messages[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("went away"));
+    drop(slow);
+    a.finish().await;
+    b.finish().await;
+    assert_no_process_left(&marker).await;
+}
