@@ -32,10 +32,13 @@ pub(crate) fn ensure(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
     apt(&args)
 }
 
-/// The path of `program` on `PATH`, if it is there.
+/// The path of `program` on `PATH` (or in the sbin directories), if it is there.
 pub(crate) fn which(program: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    // Daemons such as haproxy and nginx live in the sbin directories, which a user's PATH may
+    // leave out.
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
 }

@@ -55,8 +55,12 @@ pub(crate) fn run(install_only: bool) -> anyhow::Result<()> {
     let start = Instant::now();
     install_npm(&dir)?;
     install_pypi(&dir)?;
-    // The status page is checked in a real browser.
-    crate::debian::ensure(&[("chromium", "chromium")])?;
+    // The status page is checked in a real browser; replicas behind real load balancers.
+    crate::debian::ensure(&[
+        ("chromium", "chromium"),
+        ("haproxy", "haproxy"),
+        ("nginx", "nginx"),
+    ])?;
     println!(
         "interop: servers ready in {} ({:.1?})",
         dir.display(),

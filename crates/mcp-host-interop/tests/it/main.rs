@@ -14,6 +14,7 @@ mod cli;
 mod everything;
 mod python_sdk;
 mod remote;
+mod replicas;
 mod servers;
 mod status_page;
 
@@ -116,7 +117,7 @@ impl Interop {
             .join("dist/index.js")
     }
 
-    fn venv_bin(&self, program: &str) -> PathBuf {
+    pub(crate) fn venv_bin(&self, program: &str) -> PathBuf {
         self.dir.join("venv/bin").join(program)
     }
 
