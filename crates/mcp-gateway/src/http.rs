@@ -1075,6 +1075,15 @@ impl HttpState {
             None => return Err(Box::new(Refusal::SESSION_ENDED.response())),
         };
         let mut sessions = lock(&self.sessions);
+        if let Opening::Resume(id, _) = &opening {
+            // Two requests of one session reached this replica at once: the first rebuilt it.
+            if let Some(session) = sessions
+                .get(*id)
+                .filter(|session| !session.token.is_cancelled())
+            {
+                return Ok(session.clone());
+            }
+        }
         if self.root.is_cancelled() || self.draining.load(Ordering::Relaxed) {
             return Err(Box::new(
                 Refusal(

@@ -232,3 +232,55 @@ async fn a_request_stream_resumed_on_another_replica_fails_at_once() {
     b.finish().await;
     assert_no_process_left(&marker).await;
 }
+
+/// Many requests of a session another replica started reach this one at once: it rebuilds the
+/// session once, not once per request (the extra copies would be orphans nobody sweeps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_session_is_rebuilt_once_under_concurrent_requests() {
+    let marker = unique_marker();
+    let day = Duration::from_secs(24 * 3600);
+    let a = replica(&marker, Some(KEY), day).await;
+    let b = replica(&marker, Some(KEY), day).await;
+    let session = session_id(&a.session_as(Some(ALPHA), true).await);
+    let mut requests = tokio::task::JoinSet::new();
+    for id in 0..16u64 {
+        let client = b.client.clone();
+        let url = b.url.clone();
+        let session = session.clone();
+        requests.spawn(async move {
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", EVENT_STREAM)
+                .header("mcp-session-id", session)
+                .bearer_auth(ALPHA)
+                .body(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let metrics = b
+        .client
+        .get(b.url.replace("/mcp", "/metrics"))
+        .bearer_auth(ALPHA)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("mcp_gateway_sessions_open "))
+        .collect();
+    assert_eq!(open, vec!["mcp_gateway_sessions_open 1"], "{metrics}");
+    a.finish().await;
+    b.finish().await;
+    assert_no_process_left(&marker).await;
+}

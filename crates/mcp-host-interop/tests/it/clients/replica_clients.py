@@ -34,7 +34,9 @@ async def one_client(idx: int, url: str, seconds: float, results: list) -> None:
                         if result.is_error:
                             record["failed"] += 1
                             last_call_ok = False
-                            record["errors"].append("tool error")
+                            if len(record["errors"]) < 5:
+                                at = time.monotonic() - start
+                                record["errors"].append(f"at {at:.1f} s: tool error {result.content!r}"[:300])
                         else:
                             now = time.monotonic()
                             record["longestGapMs"] = max(record["longestGapMs"], (now - last_ok) * 1000.0)
@@ -48,9 +50,12 @@ async def one_client(idx: int, url: str, seconds: float, results: list) -> None:
                         record["failed"] += 1
                         last_call_ok = False
                         if len(record["errors"]) < 5:
-                            record["errors"].append(repr(exc)[:300])
+                            at = time.monotonic() - start
+                            record["errors"].append(f"at {at:.1f} s: {repr(exc)[:300]}")
                 record["survived"] = last_call_ok
     except Exception as exc:  # noqa: BLE001
+        import traceback
+        traceback.print_exception(exc, file=sys.stderr)
         record["errors"].append("session: " + repr(exc)[:300])
     results[idx] = record
 
