@@ -427,7 +427,7 @@ fn relay(peer: &ServerPeer, state: &ConnectionState, notification: ServerNotific
 
 /// How the gateway presents itself in `initialize`, on every transport: completions and
 /// resource subscriptions are offered when a ready server offers them.
-fn server_options(host: &McpHost) -> ServerOptions {
+pub(crate) fn server_options(host: &McpHost) -> ServerOptions {
     let servers: Vec<ServerCapabilities> = host
         .clients()
         .iter()

@@ -52,6 +52,7 @@ use crate::observe::{self, Observer};
 use crate::policy::{QuotaPermit, QuotaRefusal, Quotas};
 use crate::relay::ClientRelay;
 use crate::sealed::{DenyList, SealedState, SessionKeys};
+use crate::stateless;
 use crate::Error;
 
 /// The path of the one MCP endpoint.
@@ -401,6 +402,7 @@ pub(crate) async fn serve_http(
         clients: clients.clone(),
         denied: DenyList::default(),
         draining: std::sync::atomic::AtomicBool::new(false),
+        stateless: Mutex::new(HashMap::new()),
         replica: Arc::from(
             new_session_id().map_or_else(|| "0".to_owned(), |id| id[..8].to_owned()),
         ),
@@ -551,10 +553,113 @@ impl EventId {
     }
 }
 
+/// Answers a POST of revision 2026-07-28 (no session): checked, then answered here
+/// (`server/discover`) or sent through the caller's stateless connection.
+async fn stateless_post(
+    state: &Arc<HttpState>,
+    peer_ip: std::net::IpAddr,
+    caller: Caller,
+    headers: &HeaderMap,
+    mut message: Value,
+    reply: Option<Reply>,
+) -> Response {
+    let Some(reply) = reply else {
+        // The 2026-07-28 wire has no client notifications over HTTP: nothing to do.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let id = message["id"].clone();
+    let answer = |status: StatusCode, body: Value| -> Response {
+        let mut response = (status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    };
+    match stateless::check(headers, &message) {
+        stateless::Verdict::Refuse {
+            status,
+            code,
+            message,
+            data,
+        } => {
+            let mut error = json!({ "code": code, "message": message });
+            if let Some(data) = data {
+                error["data"] = data;
+            }
+            answer(
+                status,
+                json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+            )
+        }
+        stateless::Verdict::Discover => {
+            let options = crate::connection::server_options(&state.host);
+            let capabilities = stateless::capabilities(
+                &serde_json::to_value(&options.capabilities).unwrap_or(Value::Null),
+            );
+            let result = stateless::discover_result(capabilities, options.instructions.as_deref());
+            let response = json!({ "jsonrpc": "2.0", "id": id, "result": result });
+            match reply {
+                Reply::Json => answer(StatusCode::OK, response),
+                Reply::EventStream => {
+                    let event = Bytes::from(format!("data: {response}\n\n"));
+                    let body = futures::stream::iter([Ok::<_, Infallible>(event)]);
+                    event_stream_response(Body::from_stream(body))
+                }
+            }
+        }
+        stateless::Verdict::Forward => {
+            let session = match state.stateless_session(peer_ip, caller) {
+                Ok(session) => session,
+                Err(refused) => return *refused,
+            };
+            session.touch();
+            let internal = format!(
+                "stateless-{}",
+                session.next_progress_token.fetch_add(1, Ordering::Relaxed)
+            );
+            message["id"] = Value::String(internal);
+            let id_key = message["id"].to_string();
+            if session.n_in_flight() >= state.options.max_requests_per_session {
+                return quota_like_busy(state.options.max_requests_per_session);
+            }
+            let Some(mut pending) = session.register(id_key, &mut message, Some(id)) else {
+                return error_response(
+                    StatusCode::CONFLICT,
+                    "a request with this id is already in flight",
+                );
+            };
+            if let Err(refusal) = session.send(&message, state.options.write_timeout).await {
+                pending.cancelled_by_client = true;
+                return refusal.response();
+            }
+            match reply {
+                Reply::Json => json_reply(pending).await,
+                Reply::EventStream => event_stream_reply(pending),
+            }
+        }
+    }
+}
+
+/// 429 for a connection with too many requests in flight.
+fn quota_like_busy(limit: usize) -> Response {
+    let mut response = rpc_error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        -32000,
+        &format!("too many requests in flight (at most {limit})"),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// How a session comes to be on this replica.
 enum Opening<'a> {
     /// A client's `initialize` (its params).
     New(&'a Value),
+    /// The connection the stateless requests of one client go through.
+    Stateless,
     /// A sealed session (its id, and what it carries) that another replica started.
     Resume(&'a str, &'a SealedState),
 }
@@ -577,6 +682,8 @@ struct HttpState {
     denied: DenyList,
     /// Set when the gateway stops: no new sessions, the requests in flight finish.
     draining: std::sync::atomic::AtomicBool,
+    /// The stateless connection of each gateway client, by client name (its session id).
+    stateless: Mutex<HashMap<String, String>>,
     /// This replica's tag (random), which starts every SSE event id it sends: a client that
     /// resumes a stream on another replica is told its request is lost, not kept waiting.
     replica: Arc<str>,
@@ -654,6 +761,9 @@ struct Route {
     response: oneshot::Sender<String>,
     /// The JSON text of the token the gateway sees, and the client's own token.
     progress_token: Option<(String, Value)>,
+    /// The client's own id, when the gateway gave the request another (a stateless request,
+    /// sent through a connection other clients' requests share).
+    original_id: Option<Value>,
 }
 
 /// What one POSTed message is.
@@ -745,7 +855,10 @@ async fn check(state: Arc<Guard>, request: Request, next: Next) -> Response {
         }
     }
     let headers = request.headers();
-    if let Some(version) = headers.get(VERSION_HEADER) {
+    // Requests without a session may be of revision 2026-07-28, whose version errors have a
+    // shape of their own (see `stateless`); those of a session are checked here.
+    let in_session = headers.contains_key(SESSION_HEADER);
+    if let Some(version) = headers.get(VERSION_HEADER).filter(|_| in_session) {
         let supported = version
             .to_str()
             .is_ok_and(|version| SUPPORTED_PROTOCOL_VERSIONS.contains(&version.trim()));
@@ -811,6 +924,9 @@ async fn handle_post(
         },
         Kind::NoReply => None,
     };
+    if matches!(session_header(&headers), Ok(None)) && stateless::is_stateless(&headers, &message) {
+        return stateless_post(&state, peer.ip(), caller, &headers, message, reply).await;
+    }
     let (session, created) = match session_header(&headers) {
         Ok(Some(id)) => match state.session_or_resume(id, &caller, peer.ip()) {
             Ok(session) => (session, false),
@@ -867,7 +983,7 @@ async fn handle_post(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     }
-    let Some(mut pending) = session.register(id_key, &mut message) else {
+    let Some(mut pending) = session.register(id_key, &mut message, None) else {
         return rpc_error_response(
             StatusCode::CONFLICT,
             -32600,
@@ -1022,6 +1138,31 @@ async fn handle_delete(
 }
 
 impl HttpState {
+    /// The connection the stateless requests of `caller` go through (made on first use; its id
+    /// is never given to a client).
+    fn stateless_session(
+        self: &Arc<Self>,
+        peer_ip: std::net::IpAddr,
+        caller: Caller,
+    ) -> Result<Arc<HttpSession>, Box<Response>> {
+        let key = caller.policy.name.clone();
+        let known = lock(&self.stateless).get(&key).cloned();
+        if let Some(id) = known {
+            if let Some(session) = self.session(&id, &caller) {
+                return Ok(session);
+            }
+        }
+        let session = self.open_session(peer_ip, caller, Opening::Stateless)?;
+        let mut stateless = lock(&self.stateless);
+        // Bounded by the clients the policies name (and the OAuth subjects that came).
+        if stateless.len() >= self.options.max_sessions {
+            let sessions = lock(&self.sessions);
+            stateless.retain(|_, id| sessions.contains_key(id));
+        }
+        stateless.insert(key, session.id.clone());
+        Ok(session)
+    }
+
     /// The session `id` of `caller`: this replica's, or a sealed one rebuilt here.
     fn session_or_resume(
         self: &Arc<Self>,
@@ -1117,6 +1258,7 @@ impl HttpState {
         }
         let id = match (&opening, &self.options.session_keys) {
             (Opening::Resume(id, _), _) => Some((*id).to_owned()),
+            (Opening::Stateless, _) => new_session_id().map(|id| format!("stateless-{id}")),
             (Opening::New(params), Some(keys)) => keys.seal(&SealedState::from_initialize(
                 params,
                 &caller.policy.name,
@@ -1168,11 +1310,17 @@ impl HttpState {
             next_event_id: AtomicU64::new(1),
             resumable: Mutex::new(std::collections::VecDeque::new()),
         });
-        if let Opening::Resume(_, sealed) = &opening {
-            // The session's `initialize` happened on another replica: replay it here, first in
-            // line (its answer goes nowhere), and the client's `initialized`.
+        let replayed = match &opening {
+            Opening::Resume(_, sealed) => Some(sealed.initialize_request()),
+            Opening::Stateless => Some(SealedState::stateless_initialize_request()),
+            Opening::New(_) => None,
+        };
+        if let Some(initialize) = replayed {
+            // The session's `initialize` happened on another replica (or, for stateless
+            // requests, never): play it here, first in line (its answer goes nowhere), and the
+            // client's `initialized`.
             let replay = [
-                sealed.initialize_request(),
+                initialize,
                 json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
             ];
             for message in replay {
@@ -1353,7 +1501,12 @@ impl HttpSession {
     /// Registers a request so that its progress and response reach its POST's answer, and
     /// gives it a progress token unique in the session (written into `message`). `None` when a
     /// request with this id is in flight already.
-    fn register(self: &Arc<Self>, id_key: String, message: &mut Value) -> Option<PendingRequest> {
+    fn register(
+        self: &Arc<Self>,
+        id_key: String,
+        message: &mut Value,
+        original_id: Option<Value>,
+    ) -> Option<PendingRequest> {
         let (progress_sender, progress) = mpsc::channel(PROGRESS_CAPACITY);
         let (response_sender, response) = oneshot::channel();
         let mut routes = lock(&self.routes);
@@ -1383,6 +1536,7 @@ impl HttpSession {
                 progress: progress_sender,
                 response: response_sender,
                 progress_token,
+                original_id,
             },
         );
         Some(PendingRequest {
@@ -1452,7 +1606,14 @@ impl HttpSession {
                 };
                 match route {
                     Some(route) => {
-                        let _ = route.response.send(line.to_owned());
+                        let line = match (&route.original_id, serde_json::from_str::<Value>(line)) {
+                            (Some(original), Ok(mut response)) => {
+                                response["id"] = original.clone();
+                                response.to_string()
+                            }
+                            _ => line.to_owned(),
+                        };
+                        let _ = route.response.send(line);
                     }
                     None => tracing::debug!("dropping a response nobody waits for any more"),
                 }

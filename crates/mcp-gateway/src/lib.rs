@@ -62,6 +62,7 @@ pub mod policy;
 mod relay;
 mod reload;
 mod sealed;
+mod stateless;
 mod stdio;
 
 use std::future::Future;

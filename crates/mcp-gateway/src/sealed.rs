@@ -204,6 +204,21 @@ impl SealedState {
         })
     }
 
+    /// The `initialize` of the connection stateless requests go through (revision 2025-11-25
+    /// inside the gateway; the client's capabilities travel with each request).
+    pub(crate) fn stateless_initialize_request() -> Value {
+        json!({
+            "jsonrpc": "2.0",
+            "id": "mcp-host-stateless",
+            "method": "initialize",
+            "params": {
+                "protocolVersion": mcp_session::protocol::LATEST_PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "stateless requests", "version": "0"}
+            }
+        })
+    }
+
     fn encode(&self) -> Option<Vec<u8>> {
         let version = SUPPORTED_PROTOCOL_VERSIONS
             .iter()

@@ -688,7 +688,7 @@ async fn mcp_host_reaches_its_own_http_gateway() {
     let marker = unique_marker();
     let config = json!({ "mcpServers": { "one": fake_entry(&FakeConfig::default(), &marker) }});
     let gateway = start_http_gateway(&config, &[], &[]).await;
-    for protocol in ["2025-11-25", "auto"] {
+    for protocol in ["2025-11-25", "auto", "2026-07-28"] {
         let client_config = write_config(&json!({ "mcpServers": {
             "far": { "type": "http", "url": gateway.url, "protocol": protocol },
         }}));
@@ -717,9 +717,14 @@ async fn mcp_host_reaches_its_own_http_gateway() {
         assert!(String::from_utf8_lossy(&call.stdout).contains("through two hosts"));
         let status = crate::run_cli(&["status", "--json"], Some(&client_config)).await;
         let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-        // The gateway speaks 2025-11-25: `auto` falls back to it after its `server/discover`.
+        // The gateway speaks both revisions: `auto` gets 2026-07-28 from its `server/discover`.
+        let expected = if protocol == "2025-11-25" {
+            "2025-11-25"
+        } else {
+            "2026-07-28"
+        };
         assert_eq!(
-            status[0]["protocolVersion"], "2025-11-25",
+            status[0]["protocolVersion"], expected,
             "{protocol}: {status}"
         );
     }
