@@ -619,6 +619,7 @@ async fn stateless_post(
                 session.next_progress_token.fetch_add(1, Ordering::Relaxed)
             );
             message["id"] = Value::String(internal);
+            stateless::strip_envelope(&mut message);
             let id_key = message["id"].to_string();
             if session.n_in_flight() >= state.options.max_requests_per_session {
                 return quota_like_busy(state.options.max_requests_per_session);
@@ -762,8 +763,11 @@ struct Route {
     /// The JSON text of the token the gateway sees, and the client's own token.
     progress_token: Option<(String, Value)>,
     /// The client's own id, when the gateway gave the request another (a stateless request,
-    /// sent through a connection other clients' requests share).
+    /// sent through a connection other clients' requests share), and what the answer's
+    /// result must carry in revision 2026-07-28.
     original_id: Option<Value>,
+    /// The answer is a cacheable result of revision 2026-07-28 (lists, reads).
+    cacheable: bool,
 }
 
 /// What one POSTed message is.
@@ -1507,6 +1511,10 @@ impl HttpSession {
         message: &mut Value,
         original_id: Option<Value>,
     ) -> Option<PendingRequest> {
+        let cacheable = original_id.is_some()
+            && message["method"]
+                .as_str()
+                .is_some_and(|method| stateless::CACHEABLE.contains(&method));
         let (progress_sender, progress) = mpsc::channel(PROGRESS_CAPACITY);
         let (response_sender, response) = oneshot::channel();
         let mut routes = lock(&self.routes);
@@ -1537,6 +1545,7 @@ impl HttpSession {
                 response: response_sender,
                 progress_token,
                 original_id,
+                cacheable,
             },
         );
         Some(PendingRequest {
@@ -1609,6 +1618,12 @@ impl HttpSession {
                         let line = match (&route.original_id, serde_json::from_str::<Value>(line)) {
                             (Some(original), Ok(mut response)) => {
                                 response["id"] = original.clone();
+                                if let Some(result) = response.get_mut("result") {
+                                    stateless::complete_result(result, route.cacheable);
+                                }
+                                if let Some(code) = response["error"]["code"].as_i64() {
+                                    response["error"]["code"] = json!(stateless::error_code(code));
+                                }
                                 response.to_string()
                             }
                             _ => line.to_owned(),

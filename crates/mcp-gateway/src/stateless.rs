@@ -30,6 +30,62 @@ const METHODS: [&str; 8] = [
     "completion/complete",
 ];
 
+/// The methods whose results are cacheable in revision 2026-07-28 (`ttlMs`, `cacheScope`).
+pub(crate) const CACHEABLE: [&str; 5] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// Gives a result what revision 2026-07-28 requires of it: `resultType`, and for a cacheable
+/// one `ttlMs` (0: stale at once, as the gateway's lists change with its servers) and
+/// `cacheScope` (`private`: what a client sees depends on its policy).
+pub(crate) fn complete_result(result: &mut Value, cacheable: bool) {
+    let Some(result) = result.as_object_mut() else {
+        return;
+    };
+    result
+        .entry("resultType")
+        .or_insert_with(|| json!("complete"));
+    if cacheable {
+        result.entry("ttlMs").or_insert_with(|| json!(0));
+        result
+            .entry("cacheScope")
+            .or_insert_with(|| json!("private"));
+    }
+}
+
+/// The methods whose target (`params.name`, or `params.uri`) is also in the `Mcp-Name` header.
+const NAMED: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
+
+/// Removes what only this revision's envelope carries (`_meta` keys under
+/// `io.modelcontextprotocol/`) before the request goes on to servers that may speak another;
+/// the progress token stays.
+pub(crate) fn strip_envelope(message: &mut Value) {
+    if let Some(meta) = message["params"]
+        .get_mut("_meta")
+        .and_then(Value::as_object_mut)
+    {
+        meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
+        if meta.is_empty() {
+            if let Some(params) = message["params"].as_object_mut() {
+                params.remove("_meta");
+            }
+        }
+    }
+}
+
+/// In this revision a resource that does not exist is invalid params (-32602), with its URI.
+pub(crate) fn error_code(code: i64) -> i64 {
+    if code == -32002 {
+        -32602
+    } else {
+        code
+    }
+}
+
 /// JSON-RPC error codes of revision 2026-07-28.
 const HEADER_MISMATCH: i64 = -32020;
 const UNSUPPORTED_VERSION: i64 = -32022;
@@ -119,16 +175,33 @@ pub(crate) fn check(headers: &HeaderMap, message: &Value) -> Verdict {
         );
     }
     let method = message["method"].as_str().unwrap_or_default();
-    if let Some(named) = headers
+    let named = headers
         .get("mcp-method")
         .and_then(|value| value.to_str().ok())
-    {
-        if named.trim() != method {
+        .map(str::trim);
+    if named != Some(method) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            HEADER_MISMATCH,
+            "header mismatch: the Mcp-Method header must be present and equal the request's method",
+            Some(json!({ "header": named, "method": method })),
+        );
+    }
+    // The request's target (a tool or prompt's name, a resource's URI) is in Mcp-Name too.
+    let target = message["params"]["name"]
+        .as_str()
+        .or_else(|| message["params"]["uri"].as_str());
+    if let Some(target) = target.filter(|_| NAMED.contains(&method)) {
+        let header = headers
+            .get("mcp-name")
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim);
+        if header != Some(target) {
             return refuse(
                 StatusCode::BAD_REQUEST,
                 HEADER_MISMATCH,
-                "header mismatch: Mcp-Method must equal the request's method",
-                Some(json!({ "header": named, "method": method })),
+                "header mismatch: the Mcp-Name header must be present and equal the request's name or URI",
+                Some(json!({ "header": header, "name": target })),
             );
         }
     }
@@ -160,6 +233,7 @@ pub(crate) fn discover_result(capabilities: Value, instructions: Option<&str>) -
     if let Some(instructions) = instructions {
         result["instructions"] = json!(instructions);
     }
+    complete_result(&mut result, true);
     result
 }
 
@@ -195,6 +269,11 @@ mod tests {
         headers
     }
 
+    fn with_method(mut headers: HeaderMap, method: &str) -> HeaderMap {
+        headers.insert("mcp-method", HeaderValue::from_str(method).unwrap());
+        headers
+    }
+
     fn request(method: &str, meta: Value) -> Value {
         json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"_meta": meta}})
     }
@@ -215,13 +294,31 @@ mod tests {
     fn requests_are_checked_in_the_spec_order() {
         let v = STATELESS_PROTOCOL_VERSION;
         assert!(matches!(
-            check(&headers(Some(v)), &request("server/discover", meta(v))),
+            check(
+                &with_method(headers(Some(v)), "server/discover"),
+                &request("server/discover", meta(v))
+            ),
             Verdict::Discover
         ));
         assert!(matches!(
-            check(&headers(Some(v)), &request("tools/list", meta(v))),
+            check(
+                &with_method(headers(Some(v)), "tools/list"),
+                &request("tools/list", meta(v))
+            ),
             Verdict::Forward
         ));
+        // Mcp-Method and Mcp-Name must be there and match.
+        assert_eq!(
+            refused(check(&headers(Some(v)), &request("tools/list", meta(v)))),
+            (400, HEADER_MISMATCH)
+        );
+        let mut call = request("tools/call", meta(v));
+        call["params"]["name"] = json!("a__echo");
+        let call_headers = with_method(headers(Some(v)), "tools/call");
+        assert_eq!(refused(check(&call_headers, &call)), (400, HEADER_MISMATCH));
+        let mut named = call_headers.clone();
+        named.insert("mcp-name", HeaderValue::from_static(" a__echo "));
+        assert!(matches!(check(&named, &call), Verdict::Forward));
         let no_meta = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}});
         assert_eq!(refused(check(&headers(Some(v)), &no_meta)), (400, -32602));
         let no_capabilities = request("server/discover", json!({ META_PROTOCOL_VERSION: v }));
@@ -256,7 +353,10 @@ mod tests {
             "unknown/method",
         ] {
             assert_eq!(
-                refused(check(&headers(Some(v)), &request(removed, meta(v)))),
+                refused(check(
+                    &with_method(headers(Some(v)), removed),
+                    &request(removed, meta(v))
+                )),
                 (404, -32601)
             );
         }
@@ -272,5 +372,23 @@ mod tests {
         assert_eq!(result["supportedVersions"][0], STATELESS_PROTOCOL_VERSION);
         assert_eq!(result["_meta"][META_SERVER_INFO]["name"], "mcp-host");
         assert_eq!(result["instructions"], "hello");
+    }
+}
+
+#[cfg(test)]
+mod envelope_tests {
+    use super::*;
+
+    #[test]
+    fn the_envelope_does_not_go_downstream() {
+        let mut message = json!({"params": {"_meta": {META_PROTOCOL_VERSION: "2026-07-28", "progressToken": 3}, "x": 1}});
+        strip_envelope(&mut message);
+        assert_eq!(
+            message,
+            json!({"params": {"_meta": {"progressToken": 3}, "x": 1}})
+        );
+        let mut message = json!({"params": {"_meta": {META_PROTOCOL_VERSION: "2026-07-28"}}});
+        strip_envelope(&mut message);
+        assert_eq!(message, json!({"params": {}}));
     }
 }
