@@ -209,7 +209,8 @@ impl ClientManager {
                 session.shut_down();
                 let report =
                     close_polling(process, &mut connection, connection_done, grace, security).await;
-                tracing::warn!(error = %error, exit = %report, "client failed to start");
+                // The error goes back to the caller, who reports it; logging it here too would say it twice.
+                tracing::debug!(error = %error, exit = %report, "client failed to start");
                 self.roots.remove(&id);
                 return Err(error);
             }

@@ -6,11 +6,15 @@ use std::time::Duration;
 ///
 /// Messages never contain a resolved secret: the [`SecurityManager`](crate::SecurityManager)
 /// masks them before an error is built.
-#[derive(Debug, thiserror::Error)]
+///
+/// A variant that wraps a lower crate's error ([`Error::Spawn`], [`Error::Connect`],
+/// [`Error::Session`]) adds no words of its own: the lower error already names the server and
+/// says what failed, so its `Display` is the lower error's and its `source()` is the lower
+/// error's cause. Each cause is said once, the server named once.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// A field of a client's configuration is invalid.
-    #[error("invalid configuration of client `{client}`: `{field}` {reason}")]
     InvalidConfig {
         /// The client id (as written in the configuration).
         client: String,
@@ -20,13 +24,11 @@ pub enum Error {
         reason: String,
     },
     /// Two clients have the same id.
-    #[error("client id `{client}` is used more than once")]
     DuplicateClientId {
         /// The repeated id.
         client: String,
     },
     /// A secret reference names an environment variable that is not set.
-    #[error("client `{client}` refers to environment variable `{variable}`, which is not set")]
     MissingSecret {
         /// The client.
         client: String,
@@ -34,7 +36,6 @@ pub enum Error {
         variable: String,
     },
     /// A root is not a `file://` URI of an existing directory.
-    #[error("invalid root `{root}` for client `{client}`: {reason}")]
     InvalidRoot {
         /// The client.
         client: String,
@@ -44,34 +45,27 @@ pub enum Error {
         reason: String,
     },
     /// The server process could not be started.
-    #[error("failed to start client `{client}`")]
     Spawn {
         /// The client.
         client: String,
         /// What went wrong.
-        #[source]
         source: mcp_transport::Error,
     },
     /// The connection to a remote server could not be set up (invalid URL or header).
-    #[error("failed to set up the connection of client `{client}`")]
     Connect {
         /// The client.
         client: String,
         /// What went wrong.
-        #[source]
         source: mcp_http::Error,
     },
     /// The session with the server failed (handshake refused, server exited, …).
-    #[error("client `{client}` failed")]
     Session {
         /// The client.
         client: String,
         /// What went wrong (boxed: session errors are large and this one is rare).
-        #[source]
         source: Box<mcp_session::Error>,
     },
     /// The server did not finish the handshake within the startup timeout.
-    #[error("client `{client}` did not start within {} ms{}", timeout.as_millis(), tail_suffix(stderr_tail))]
     StartupTimeout {
         /// The client.
         client: String,
@@ -81,17 +75,73 @@ pub enum Error {
         stderr_tail: String,
     },
     /// The client was stopped (its token cancelled) before it was ready.
-    #[error("client `{client}` was stopped before it was ready")]
     Cancelled {
         /// The client.
         client: String,
     },
     /// The client's task ended without reporting readiness or an error (for example it panicked).
-    #[error("the task of client `{client}` ended before the client was ready")]
     TaskEnded {
         /// The client.
         client: String,
     },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::InvalidConfig {
+                client,
+                field,
+                reason,
+            } => write!(
+                f,
+                "invalid configuration of client `{client}`: `{field}` {reason}"
+            ),
+            Error::DuplicateClientId { client } => {
+                write!(f, "client id `{client}` is used more than once")
+            }
+            Error::MissingSecret { client, variable } => write!(
+                f,
+                "client `{client}` refers to environment variable `{variable}`, which is not set"
+            ),
+            Error::InvalidRoot {
+                client,
+                root,
+                reason,
+            } => write!(f, "invalid root `{root}` for client `{client}`: {reason}"),
+            Error::Spawn { source, .. } => source.fmt(f),
+            Error::Connect { source, .. } => source.fmt(f),
+            Error::Session { source, .. } => source.fmt(f),
+            Error::StartupTimeout {
+                client,
+                timeout,
+                stderr_tail,
+            } => write!(
+                f,
+                "client `{client}` did not start within {} ms{}",
+                timeout.as_millis(),
+                tail_suffix(stderr_tail)
+            ),
+            Error::Cancelled { client } => {
+                write!(f, "client `{client}` was stopped before it was ready")
+            }
+            Error::TaskEnded { client } => write!(
+                f,
+                "the task of client `{client}` ended before the client was ready"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn { source, .. } => std::error::Error::source(source),
+            Error::Connect { source, .. } => std::error::Error::source(source),
+            Error::Session { source, .. } => std::error::Error::source(&**source),
+            _ => None,
+        }
+    }
 }
 
 fn tail_suffix(tail: &str) -> String {

@@ -188,9 +188,11 @@ async fn drive(
                 tracing::debug!(server = %shared.server, "server closed its output");
                 Ok(())
             } else {
-                let error = reason.to_error(&shared.server);
-                tracing::error!(server = %shared.server, error = %error, "server closed the connection unexpectedly");
-                Err(error)
+                // The error goes back to whoever drives the connection, who reports it (with
+                // secrets masked from the stderr tail): not logged here, which would say it twice
+                // and unmasked.
+                tracing::debug!(server = %shared.server, "server closed the connection unexpectedly");
+                Err(reason.to_error(&shared.server))
             }
         }
         Err(source) => {

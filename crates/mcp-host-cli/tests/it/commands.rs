@@ -172,18 +172,31 @@ async fn a_server_that_cannot_start_is_reported_once() {
     }}));
     let output = run_cli(&["tools"], Some(&config)).await;
     assert!(output.status.success(), "{}", stderr(&output));
-    // The rest of the repetition is the foundation's (`Spawn` names the client, the transport
-    // error it wraps names the server): see the report on issue #13.
     assert_eq!(
         lines_about(&stderr(&output), "`x`"),
         vec![
-            "WARN failed to start client `x`: failed to start server `x` (program \
-             `/nonexistent/mcp-server`): No such file or directory (os error 2); going on \
-             without it"
+            "WARN failed to start server `x` (program `/nonexistent/mcp-server`): No such file \
+             or directory (os error 2); going on without it"
         ],
         "{}",
         stderr(&output)
     );
+
+    // A server that exits at once, saying why on stderr: one warning, the server named once.
+    let config = write_config(&json!({ "mcpServers": {
+        "x": { "command": "sh", "args": ["-c", "echo boom >&2; exit 3"] },
+    }}));
+    let output = run_cli(&["tools"], Some(&config)).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    let lines = lines_about(&err, "`x`");
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("WARN server `x` "),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(lines[0].matches("`x`").count(), 1, "{}", stderr(&output));
 
     let config = write_config(&json!({ "mcpServers": {
         "x": { "command": "/nonexistent/mcp-server", "required": true },
@@ -193,9 +206,8 @@ async fn a_server_that_cannot_start_is_reported_once() {
     assert_eq!(
         lines_about(&stderr(&output), "`x`"),
         vec![
-            "error: cannot run without a required server: failed to start client `x`: failed \
-             to start server `x` (program `/nonexistent/mcp-server`): No such file or directory \
-             (os error 2)"
+            "error: cannot run without a required server: failed to start server `x` (program \
+             `/nonexistent/mcp-server`): No such file or directory (os error 2)"
         ],
         "{}",
         stderr(&output)

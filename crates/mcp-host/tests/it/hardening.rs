@@ -296,12 +296,10 @@ async fn errors_say_each_cause_once() {
     let missing = ClientConfig::new("x", "/nonexistent/mcp-server");
     let error = host.register_client(missing).await.unwrap_err();
     assert!(matches!(error, Error::Start { .. }), "{error:?}");
-    // The rest of the repetition is the foundation's (`Spawn` names the client, the transport
-    // error it wraps names the server); see the report on issue #13.
     assert_eq!(
         error_chain(&error),
-        "failed to start client `x`: failed to start server `x` \
-         (program `/nonexistent/mcp-server`): No such file or directory (os error 2)"
+        "failed to start server `x` (program `/nonexistent/mcp-server`): No such file or \
+         directory (os error 2)"
     );
 
     host.register_client(fake_client("slowpoke", &FakeConfig::default(), &marker))
