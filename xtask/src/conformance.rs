@@ -23,8 +23,10 @@
 //!   that the gateway offers the names the scenarios call (`test_simple_text`, …) as they are.
 //!
 //! The pre-release suite (0.2 alpha, installed beside the stable one under the npm alias
-//! `mcp-conformance-next`) runs the client scenarios of the stateless revision 2026-07-28
-//! (`--spec-version 2026-07-28`; the client then negotiates with `server/discover`).
+//! `mcp-conformance-next`) runs the client and server scenarios of the stateless revision
+//! 2026-07-28 (`--spec-version 2026-07-28`): our client then negotiates with `server/discover`,
+//! and the suite's client sends sessionless requests to the same gateway, whose fixture behind
+//! it still speaks 2025-11-25.
 //!
 //! Scenarios we cannot pass are listed in `EXPECTED_FAILURES` with the ids of exactly the checks
 //! that fail, and the reason. Such a scenario fails as expected only when the suite ran to its end
@@ -242,6 +244,9 @@ pub(crate) fn run_scenarios(
             }
             Target::Server { url } => {
                 command.args(["server", "--url", url, "--scenario", scenario]);
+                if let Some(version) = suite.spec_version {
+                    command.args(["--spec-version", version]);
+                }
             }
         }
         command
@@ -410,7 +415,8 @@ fn verdict(
             let mut expected: Vec<&str> = expected.to_vec();
             expected.sort_unstable();
             expected.dedup();
-            if failing == expected && exit_code != 0 {
+            // The suite exits with 0 when the only checks that went wrong are warnings.
+            if failing == expected && (exit_code != 0 || counts.failed == 0) {
                 (Verdict::ExpectedFailure, None)
             } else {
                 (
@@ -516,21 +522,140 @@ const STATELESS_CLIENT_SCENARIOS: &[&str] = &[
     "sep-2322-client-request-state",
 ];
 
-/// Scenarios we run knowing they fail: the checks that fail (exactly those), and why. One of
-/// them passing, or failing in any other way, fails the run.
-const EXPECTED_FAILURES: &[(&str, &[&str], &str)] = &[(
-    "sep-2322-client-request-state",
-    // The client calls none of the scenario's tools, so the suite reports every check of the
-    // scenario as failed ("Tool was not called by client or MRTR flow not completed").
-    &[
-        "sep-2322-client-request-state-echoed",
-        "sep-2322-client-jsonrpc-id-different",
-        "sep-2322-client-no-state-omitted",
-        "sep-2322-client-parallel-isolation",
-        "sep-2322-default-result-type-complete",
-    ],
-    "multi-round-trip requests (`resultType: input_required`, SEP-2322) are not answered: the session declares no roots, sampling or elicitation in 2026-07-28 and fails such a result",
-)];
+/// The runs of scenarios, each with its own expected failures (a scenario's name alone is not
+/// enough: `tools_call` is a client scenario of both suites, `tools-list` a server one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Client,
+    StatelessClient,
+    Server,
+    StatelessServer,
+}
+
+/// Why the scenarios that run a multi-round-trip tool of SEP-2322 fail against the gateway.
+const NO_INPUT_REQUIRED_BRIDGE: &str = "the gateway does not turn a 2025 server's elicitation, sampling or roots requests made during a call into an `input_required` result (SEP-2322), and the fixture, a 2025-11-25 server, has none of the scenario's tools";
+
+/// Scenarios we run knowing they fail: the run, the checks that fail (exactly those), and why.
+/// One of them passing, or failing in any other way, fails the run.
+const EXPECTED_FAILURES: &[(Run, &str, &[&str], &str)] = &[
+    (
+        Run::StatelessClient,
+        "sep-2322-client-request-state",
+        // The client calls none of the scenario's tools, so the suite reports every check of
+        // the scenario as failed ("Tool was not called by client or MRTR flow not completed").
+        &[
+            "sep-2322-client-request-state-echoed",
+            "sep-2322-client-jsonrpc-id-different",
+            "sep-2322-client-no-state-omitted",
+            "sep-2322-client-parallel-isolation",
+            "sep-2322-default-result-type-complete",
+        ],
+        "multi-round-trip requests (`resultType: input_required`, SEP-2322) are not answered: the session declares no roots, sampling or elicitation in 2026-07-28 and fails such a result",
+    ),
+    (
+        Run::StatelessServer,
+        "server-stateless",
+        &[
+            "sep-2575-server-rejects-undeclared-capability",
+            "sep-2575-missing-capability-http-400",
+            "sep-2575-http-server-no-independent-requests-on-stream",
+        ],
+        "the checks need tools that ask the client for sampling or elicitation in the middle of a stateless call; a 2025 server's request carries nothing that ties it to the call that caused it, so the gateway can neither answer -32021 for that call nor turn the request into an `input_required` result, and the fixture does not offer `test_missing_capability` or `test_streaming_elicitation`",
+    ),
+    (
+        Run::StatelessServer,
+        "http-custom-header-server-validation",
+        &[
+            "sep-2243-server-no-xmcp-tool",
+            "sep-2243-server-decode-base64",
+            "sep-2243-server-validate-param-match",
+            "sep-2243-server-reject-invalid-param-chars",
+            "sep-2243-server-reject-param-mismatch",
+        ],
+        "the gateway does not check `Mcp-Param-*` headers against `x-mcp-header` arguments (SEP-2243), and the fixture declares no such argument",
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-basic-elicitation",
+        &["sep-2322-elicitation-incomplete"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-basic-sampling",
+        &["sep-2322-sampling-incomplete"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-basic-list-roots",
+        &["sep-2322-list-roots-incomplete"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-request-state",
+        &["sep-2322-request-state-incomplete"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-multiple-input-requests",
+        &["sep-2322-multiple-inputs-incomplete"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-multi-round",
+        &["sep-2322-multi-round-r1"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-missing-input-response",
+        &["sep-2322-missing-response-rerequests"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-non-tool-request",
+        &["sep-2322-non-tool-incomplete"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-result-type",
+        &["sep-2322-result-type-included"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-tampered-state",
+        &["sep-2322-reject-tampered-state"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-capability-check",
+        &["sep-2322-respect-client-capabilities"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+    (
+        Run::StatelessServer,
+        "input-required-result-ignore-extra-params",
+        &["sep-2322-ignore-unexpected-params"],
+        NO_INPUT_REQUIRED_BRIDGE,
+    ),
+];
+
+/// The expected failures of one run, as [`run_scenarios`] takes them.
+fn expected_failures(run: Run) -> Vec<ExpectedFailure> {
+    EXPECTED_FAILURES
+        .iter()
+        .filter(|(listed, ..)| *listed == run)
+        .map(|(_, scenario, check_ids, _)| (*scenario, *check_ids))
+        .collect()
+}
 
 /// Every server scenario of the suite (`list --server`), run against the gateway fronting the
 /// fixture server.
@@ -569,6 +694,53 @@ const SERVER_SCENARIOS: &[&str] = &[
     "dns-rebinding-protection",
 ];
 
+/// Every server scenario of the pre-release suite at revision 2026-07-28
+/// (`list --server --spec-version 2026-07-28`), against the same gateway: its clients then speak
+/// the stateless revision (`server/discover`, no session) while the fixture behind the gateway
+/// still speaks 2025-11-25.
+const STATELESS_SERVER_SCENARIOS: &[&str] = &[
+    "server-stateless",
+    "completion-complete",
+    "tools-list",
+    "tools-call-simple-text",
+    "tools-call-image",
+    "tools-call-audio",
+    "tools-call-embedded-resource",
+    "tools-call-mixed-content",
+    "tools-call-error",
+    "tools-call-with-progress",
+    "json-schema-2020-12",
+    "server-sse-multiple-streams",
+    "resources-list",
+    "resources-read-text",
+    "resources-read-binary",
+    "resources-templates-read",
+    "sep-2164-resource-not-found",
+    "prompts-list",
+    "prompts-get-simple",
+    "prompts-get-with-args",
+    "prompts-get-embedded-resource",
+    "prompts-get-with-image",
+    "dns-rebinding-protection",
+    "caching",
+    "http-header-validation",
+    "http-custom-header-server-validation",
+    "input-required-result-basic-elicitation",
+    "input-required-result-basic-sampling",
+    "input-required-result-basic-list-roots",
+    "input-required-result-request-state",
+    "input-required-result-multiple-input-requests",
+    "input-required-result-multi-round",
+    "input-required-result-missing-input-response",
+    "input-required-result-non-tool-request",
+    "input-required-result-result-type",
+    "input-required-result-unsupported-methods",
+    "input-required-result-tampered-state",
+    "input-required-result-capability-check",
+    "input-required-result-ignore-extra-params",
+    "input-required-result-validate-input",
+];
+
 /// The fixture server the server scenarios run against, relative to the workspace root.
 const FIXTURE_SERVER: &str = "crates/mcp-host-interop/tests/it/servers/conformance_everything.py";
 
@@ -600,15 +772,11 @@ pub(crate) fn run() -> anyhow::Result<()> {
     )?;
     let client = target.join("debug/examples/conformance-client");
     let command = shell_quote(&interop::path_text(&client)?);
-    let expected: Vec<ExpectedFailure> = EXPECTED_FAILURES
-        .iter()
-        .map(|(scenario, check_ids, _)| (*scenario, *check_ids))
-        .collect();
     let client_results = run_scenarios(
         &suite,
         Target::Client { command: &command },
         CLIENT_SCENARIOS,
-        &expected,
+        &expected_failures(Run::Client),
         &dir.join("client"),
     )?;
 
@@ -616,7 +784,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         &next_suite,
         Target::Client { command: &command },
         STATELESS_CLIENT_SCENARIOS,
-        &expected,
+        &expected_failures(Run::StatelessClient),
         &dir.join("client-2026-07-28"),
     )?;
 
@@ -630,16 +798,35 @@ pub(crate) fn run() -> anyhow::Result<()> {
         &suite,
         Target::Server { url: &gateway.url },
         SERVER_SCENARIOS,
-        &expected,
+        &expected_failures(Run::Server),
         &dir.join("server"),
-    );
+    )
+    .and_then(|server_results| {
+        let stateless_server_results = run_scenarios(
+            &next_suite,
+            Target::Server { url: &gateway.url },
+            STATELESS_SERVER_SCENARIOS,
+            &expected_failures(Run::StatelessServer),
+            &dir.join("server-2026-07-28"),
+        )?;
+        Ok((server_results, stateless_server_results))
+    });
     gateway.stop()?;
-    let server_results = server_results?;
+    let (server_results, stateless_server_results) = server_results?;
 
     let table = table(&[
-        ("client", &client_results),
-        ("client 2026-07-28", &stateless_results),
-        ("server", &server_results),
+        ("client", Run::Client, &client_results),
+        (
+            "client 2026-07-28",
+            Run::StatelessClient,
+            &stateless_results,
+        ),
+        ("server", Run::Server, &server_results),
+        (
+            "server 2026-07-28",
+            Run::StatelessServer,
+            &stateless_server_results,
+        ),
     ]);
     print!("{table}");
     let file = dir.join("results.md");
@@ -652,6 +839,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let mut all = client_results;
     all.extend(stateless_results);
     all.extend(server_results);
+    all.extend(stateless_server_results);
     summarize(&all)
 }
 
@@ -786,11 +974,11 @@ impl Gateway {
 }
 
 /// The Markdown table of results, one section per side.
-fn table(sides: &[(&str, &[ScenarioResult])]) -> String {
+fn table(sides: &[(&str, Run, &[ScenarioResult])]) -> String {
     let mut text = String::from(
         "| side | scenario | verdict | checks passed / failed / warnings | time |\n|---|---|---|---|---|\n",
     );
-    for (side, results) in sides {
+    for (side, run, results) in sides {
         for result in *results {
             let verdict = match result.verdict {
                 Verdict::Passed => "pass".to_owned(),
@@ -801,8 +989,10 @@ fn table(sides: &[(&str, &[ScenarioResult])]) -> String {
                 Verdict::ExpectedFailure => {
                     let why = EXPECTED_FAILURES
                         .iter()
-                        .find(|(scenario, _, _)| *scenario == result.scenario)
-                        .map_or("", |(_, _, why)| why);
+                        .find(|(listed, scenario, ..)| {
+                            listed == run && *scenario == result.scenario
+                        })
+                        .map_or("", |(.., why)| why);
                     format!("expected failure: {why}")
                 }
                 Verdict::UnexpectedPass => {
@@ -1013,7 +1203,7 @@ mod tests {
     fn the_listed_expected_failure_matches_the_suites_own_output() {
         let checks = parse_checks(SEP_2322_CHECKS);
         assert_eq!(checks.len(), 5);
-        let (scenario, check_ids, _) = EXPECTED_FAILURES[0];
+        let (_, scenario, check_ids, _) = EXPECTED_FAILURES[0];
         assert_eq!(scenario, "sep-2322-client-request-state");
         let (verdict, why) = verdict(Some(1), Some(&checks), Some(check_ids));
         assert_eq!(verdict, Verdict::ExpectedFailure, "{why:?}");
@@ -1021,9 +1211,31 @@ mod tests {
 
     #[test]
     fn expected_failures_name_their_checks() {
-        for (scenario, check_ids, why) in EXPECTED_FAILURES {
+        for (_, scenario, check_ids, why) in EXPECTED_FAILURES {
             assert!(!check_ids.is_empty(), "{scenario} lists no failing check");
             assert!(!why.is_empty(), "{scenario} says not why it fails");
         }
+    }
+
+    #[test]
+    fn a_scenario_expected_to_warn_fails_as_expected_though_the_suite_exits_with_0() {
+        let checks = vec![
+            Check {
+                id: "sep-2322-ignore-unexpected-params".to_owned(),
+                status: "WARNING".to_owned(),
+            },
+            Check {
+                id: "wire-schema-valid".to_owned(),
+                status: "SUCCESS".to_owned(),
+            },
+        ];
+        let expected: &[&str] = &["sep-2322-ignore-unexpected-params"];
+        let (warned, why) = verdict(Some(0), Some(&checks), Some(expected));
+        assert_eq!(warned, Verdict::ExpectedFailure, "{why:?}");
+        // A failure that exits with 0 is not believed.
+        let mut failing = checks.clone();
+        failing[0].status = "FAILURE".to_owned();
+        let (failed, _) = verdict(Some(0), Some(&failing), Some(expected));
+        assert_eq!(failed, Verdict::Failed);
     }
 }

@@ -44,8 +44,9 @@ def json_schema_2020_12_tool(name: str = "", address: dict | None = None) -> str
     return f"name={name} address={json.dumps(address)}"
 
 
-# The scenario checks that `$schema`, `$defs` and `additionalProperties` reach the client unchanged, so this tool's
-# input schema is written out rather than derived from the function's signature.
+# The scenario checks that JSON Schema 2020-12 keywords reach the client unchanged: `$schema`, `$defs` and
+# `additionalProperties` (2025-11-25), and composition, conditional and `$anchor` keywords too (SEP-2106,
+# 2026-07-28). So this tool's input schema is written out rather than derived from the function's signature.
 schema_tool = Tool.from_function(json_schema_2020_12_tool).model_copy(
     update={
         "parameters": {
@@ -53,11 +54,22 @@ schema_tool = Tool.from_function(json_schema_2020_12_tool).model_copy(
             "type": "object",
             "$defs": {
                 "address": {
+                    "$anchor": "addressDef",
                     "type": "object",
                     "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
                 }
             },
-            "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+            "properties": {
+                "name": {"type": "string"},
+                "address": {"$ref": "#/$defs/address"},
+                "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                "phone": {"type": "string"},
+                "email": {"type": "string"},
+            },
+            "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+            "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+            "then": {"required": ["phone"]},
+            "else": {"required": ["email"]},
             "additionalProperties": False,
         }
     }
@@ -112,6 +124,13 @@ async def test_tool_with_logging(ctx: Context) -> str:
     await asyncio.sleep(0.05)
     await ctx.info("Tool execution completed")
     return "Tool with logging executed successfully"
+
+
+@server.tool()
+async def test_logging_tool(ctx: Context) -> str:
+    """Logs one message (2026-07-28: a client that sets no log level in `_meta` must not get it)."""
+    await ctx.info("test_logging_tool ran")
+    return "logged"
 
 
 @server.tool()
