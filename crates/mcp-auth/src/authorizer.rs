@@ -240,7 +240,7 @@ impl Authorizer {
             return Ok(None);
         };
         if expiring {
-            match self.renew(Some(&token), None, None).await {
+            match self.renew(Some(token), None, None).await {
                 Ok(()) => {}
                 Err(error) if error.needs_login() => return Err(error),
                 Err(error) => {
@@ -274,7 +274,7 @@ impl Authorizer {
         self.ensure_loaded().await?;
         let challenge = challenge.and_then(Challenge::parse);
         let used = used.and_then(bearer_text);
-        self.renew(used.as_deref(), challenge.as_ref(), None).await
+        self.renew(used, challenge, None).await
     }
 
     /// Handles a 403 answer: when its challenge says `insufficient_scope` with the scopes the
@@ -303,8 +303,7 @@ impl Authorizer {
         self.refuse_plain_http()?;
         self.ensure_loaded().await?;
         let used = used.and_then(bearer_text);
-        self.renew(used.as_deref(), Some(&challenge), Some(required))
-            .await?;
+        self.renew(used, Some(challenge), Some(required)).await?;
         Ok(true)
     }
 
@@ -325,11 +324,8 @@ impl Authorizer {
         let _renewal = self.inner.renewal.lock().await;
         lock(&self.inner.state).authorized.clear();
         let tokens = match self.inner.options.grant {
-            Grant::ClientCredentials => self.client_credentials(challenge.as_ref(), None).await?,
-            Grant::AuthorizationCode => {
-                self.authorize(browser.as_ref(), challenge.as_ref(), None)
-                    .await?
-            }
+            Grant::ClientCredentials => self.client_credentials(challenge, None).await?,
+            Grant::AuthorizationCode => self.authorize(browser, challenge, None).await?,
         };
         Ok(LoginOutcome::LoggedIn {
             expires_at: tokens.expires_at,
@@ -447,10 +443,11 @@ impl Authorizer {
     /// none). `step_up` holds the scopes a 403 asked for.
     async fn renew(
         &self,
-        stale: Option<&str>,
-        challenge: Option<&Challenge>,
+        stale: Option<String>,
+        challenge: Option<Challenge>,
         step_up: Option<Vec<String>>,
     ) -> Result<(), Error> {
+        let stale = stale.as_deref();
         let _renewal = self.inner.renewal.lock().await;
         // Renewed by another request while this one waited?
         if let Some((current, expiring)) = self.current() {
@@ -489,7 +486,7 @@ impl Authorizer {
                 Ok(())
             }
             (Grant::AuthorizationCode, Some(browser)) => {
-                self.authorize(browser.as_ref(), challenge, step_up).await?;
+                self.authorize(browser.clone(), challenge, step_up).await?;
                 Ok(())
             }
             (Grant::AuthorizationCode, None) => {
@@ -551,10 +548,10 @@ impl Authorizer {
     /// The client credentials grant.
     async fn client_credentials(
         &self,
-        challenge: Option<&Challenge>,
+        challenge: Option<Challenge>,
         step_up: Option<Vec<String>>,
     ) -> Result<Tokens, Error> {
-        let discovered = discover(&self.inner.fetcher, &self.inner.server_url, challenge).await?;
+        let discovered = discover(&self.inner.fetcher, &self.inner.server_url, challenge.clone()).await?;
         if !discovered.supports_grant("client_credentials") {
             return Err(Error::Authorization {
                 server: self.inner.server.clone(),
@@ -564,7 +561,7 @@ impl Authorizer {
                 ),
             });
         }
-        let scopes = self.scopes_for(challenge, &discovered, step_up.as_deref(), false)?;
+        let scopes = self.scopes_for(challenge.as_ref(), &discovered, step_up.as_deref(), false)?;
         let stored = lock(&self.inner.state).record.client.clone();
         let client = identify(
             &self.inner.fetcher,
@@ -596,12 +593,12 @@ impl Authorizer {
     /// The authorization code flow with PKCE.
     async fn authorize(
         &self,
-        browser: &dyn Browser,
-        challenge: Option<&Challenge>,
+        browser: Arc<dyn Browser>,
+        challenge: Option<Challenge>,
         step_up: Option<Vec<String>>,
     ) -> Result<Tokens, Error> {
         let server = &self.inner.server;
-        let discovered = discover(&self.inner.fetcher, &self.inner.server_url, challenge).await?;
+        let discovered = discover(&self.inner.fetcher, &self.inner.server_url, challenge.clone()).await?;
         if !discovered.supports_grant("authorization_code") {
             return Err(Error::Authorization {
                 server: server.clone(),
@@ -633,7 +630,7 @@ impl Authorizer {
                 ),
             });
         };
-        let scopes = self.scopes_for(challenge, &discovered, step_up.as_deref(), true)?;
+        let scopes = self.scopes_for(challenge.as_ref(), &discovered, step_up.as_deref(), true)?;
         let redirect_uri = browser.redirect_uri();
         let stored = lock(&self.inner.state).record.client.clone();
         let client = identify(

@@ -28,6 +28,20 @@ const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 /// The type of a JWT client assertion (RFC 7523 §2.2).
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The `oauth2` crate's HTTP client: our [`Fetcher`].
+struct OauthHttp<'a>(&'a Fetcher);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OauthHttp<'_> {
+    type Error = FetchError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, FetchError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.0.oauth(request))
+    }
+}
+
 /// The key that signs client assertions.
 #[derive(Clone)]
 pub(crate) struct AssertionKey {
@@ -97,7 +111,7 @@ impl TokenRequest<'_> {
         for (name, value) in self.assertion(grant)? {
             request = request.add_extra_param(name, value);
         }
-        let http = |request| self.fetcher.oauth(request);
+        let http = OauthHttp(self.fetcher);
         let answer = request.request_async(&http).await;
         self.tokens(grant, answer, scopes, None)
     }
@@ -118,7 +132,7 @@ impl TokenRequest<'_> {
         for (name, value) in self.assertion(grant)? {
             request = request.add_extra_param(name, value);
         }
-        let http = |request| self.fetcher.oauth(request);
+        let http = OauthHttp(self.fetcher);
         let answer = request.request_async(&http).await;
         self.tokens(grant, answer, scopes, Some(refresh_token))
     }
@@ -139,7 +153,7 @@ impl TokenRequest<'_> {
         for (name, value) in self.assertion(grant)? {
             request = request.add_extra_param(name, value);
         }
-        let http = |request| self.fetcher.oauth(request);
+        let http = OauthHttp(self.fetcher);
         let answer = request.request_async(&http).await;
         self.tokens(grant, answer, scopes, None)
     }

@@ -109,12 +109,13 @@ impl Discovered {
 pub(crate) async fn discover(
     fetcher: &Fetcher,
     server_url: &Url,
-    challenge: Option<&Challenge>,
+    challenge: Option<Challenge>,
 ) -> Result<Discovered, Error> {
     let server = &fetcher.server;
     let mut candidates = Vec::new();
-    if let Some(named) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
-        let url = Url::parse(named).map_err(|error| Error::Refused {
+    let named = challenge.and_then(|c| c.resource_metadata);
+    if let Some(named) = named {
+        let url = Url::parse(&named).map_err(|error| Error::Refused {
             server: server.clone(),
             what: "the resource_metadata of the server's challenge".to_owned(),
             reason: format!("not a URL ({error}): {named}"),

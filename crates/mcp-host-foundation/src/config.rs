@@ -114,6 +114,93 @@ pub struct ClientConfig {
     /// Default: never restarted.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// How the host authorizes with a `url` server that asks for OAuth (MCP authorization):
+    /// every field is optional, discovery and dynamic registration fill in the rest; `false`
+    /// turns OAuth off for the server. Default: OAuth when the server asks for it, with tokens
+    /// from `mcp-host login`, unless `headers` sets `Authorization`.
+    #[serde(default, skip_serializing_if = "AuthSetting::is_default")]
+    pub auth: AuthSetting,
+}
+
+/// Whether and how the host authorizes with a remote server: `false`, or the settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AuthSetting {
+    /// `true` (OAuth when the server asks, with defaults) or `false` (never).
+    Enabled(bool),
+    /// OAuth with these settings.
+    Settings(AuthConfig),
+}
+
+impl Default for AuthSetting {
+    fn default() -> AuthSetting {
+        AuthSetting::Enabled(true)
+    }
+}
+
+impl AuthSetting {
+    fn is_default(&self) -> bool {
+        *self == AuthSetting::Enabled(true)
+    }
+
+    /// The settings, unless OAuth is turned off (`false`).
+    pub fn config(&self) -> Option<AuthConfig> {
+        match self {
+            AuthSetting::Enabled(false) => None,
+            AuthSetting::Enabled(true) => Some(AuthConfig::default()),
+            AuthSetting::Settings(config) => Some(config.clone()),
+        }
+    }
+}
+
+/// How the host authorizes with a remote server (OAuth 2.1, MCP revision 2025-11-25).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A client id registered with the server's authorization server. Default: a Client ID
+    /// Metadata Document (`clientMetadataUrl`) where the server supports them, else dynamic
+    /// registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The client's secret; write it as `${env:NAME}`. It is masked in every output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The HTTPS URL of this client's Client ID Metadata Document, used as its client id where
+    /// the authorization server supports such documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata_url: Option<String>,
+    /// The scopes to ask for. Default: those the server names in its challenge, else all those
+    /// its protected resource metadata lists (and `offline_access` when the authorization server
+    /// offers it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// `"authorization_code"` (a person logs in with `mcp-host login`) or `"client_credentials"`
+    /// (machine to machine: needs `clientId` and `clientSecret` or `privateKey`).
+    /// Default: `"authorization_code"`.
+    #[serde(default)]
+    pub grant: GrantChoice,
+    /// `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`. Default: chosen
+    /// from what the authorization server supports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// A private key in PEM for `private_key_jwt`; write it as `${env:NAME}`. Masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// The algorithm of the client assertions signed with `privateKey`. Default: `ES256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<String>,
+}
+
+/// The OAuth grant of a server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum GrantChoice {
+    /// The authorization code grant with PKCE.
+    #[default]
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    /// The client credentials grant.
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
 }
 
 /// How the protocol revision is agreed with a server.
@@ -281,6 +368,7 @@ impl ClientConfig {
             namespace: default_namespace(),
             protocol: ProtocolChoice::Initialize,
             restart: RestartPolicy::default(),
+            auth: AuthSetting::default(),
         }
     }
 
@@ -438,6 +526,12 @@ impl ClientConfig {
             return Err(invalid("callTimeoutMs".to_owned(), "must be more than 0"));
         }
         self.tools.validate(&self.id)?;
+        if let AuthSetting::Settings(auth) = &self.auth {
+            if self.url.is_none() {
+                return Err(invalid("auth".to_owned(), "applies to `url` servers only"));
+            }
+            auth.validate(&invalid)?;
+        }
         if self.restart.initial_backoff_ms == 0 {
             return Err(invalid(
                 "restart.initialBackoffMs".to_owned(),
@@ -451,6 +545,47 @@ impl ClientConfig {
             ));
         }
         Ok(id)
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self, invalid: &dyn Fn(String, &str) -> Error) -> Result<(), Error> {
+        if let Some(method) = &self.token_endpoint_auth_method {
+            let known = [
+                "none",
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ];
+            if !known.contains(&method.as_str()) {
+                return Err(invalid(
+                    "auth.tokenEndpointAuthMethod".to_owned(),
+                    "must be `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`",
+                ));
+            }
+        }
+        if let Some(url) = &self.client_metadata_url {
+            if !url.starts_with("https://") {
+                return Err(invalid(
+                    "auth.clientMetadataUrl".to_owned(),
+                    "must be an https:// URL",
+                ));
+            }
+        }
+        if self.grant == GrantChoice::ClientCredentials && self.client_id.is_none() {
+            return Err(invalid(
+                "auth.clientId".to_owned(),
+                "is required with `\"grant\": \"client_credentials\"`",
+            ));
+        }
+        if (self.client_secret.is_some() || self.private_key.is_some()) && self.client_id.is_none()
+        {
+            return Err(invalid(
+                "auth.clientId".to_owned(),
+                "is required with `clientSecret` or `privateKey`",
+            ));
+        }
+        Ok(())
     }
 }
 

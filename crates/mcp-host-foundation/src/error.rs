@@ -61,6 +61,10 @@ pub enum Error {
         #[source]
         source: mcp_http::Error,
     },
+    /// The OAuth authorization of a remote server could not be set up (a bad key, a token file
+    /// that cannot be read). Its cause names the server.
+    #[error(transparent)]
+    Auth(mcp_auth::Error),
     /// The session with the server failed (handshake refused, server exited, …).
     #[error("client `{client}` failed")]
     Session {

@@ -14,7 +14,9 @@ use mcp_transport::{
     CloseStep, Diagnostics, ExitReport, FrameReader, ServerName, Transport, TransportOptions,
     DEFAULT_MAX_LINE_LEN,
 };
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncWriteExt, DuplexStream};
@@ -38,6 +40,8 @@ const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// How long the bridge waits for the server to answer the standalone GET before it sends the
 /// first message after `notifications/initialized`.
 const GET_STREAM_WAIT: Duration = Duration::from_secs(1);
+/// How often one request is sent again after its token was renewed (401, 403 `insufficient_scope`).
+const AUTH_RETRIES: u32 = 2;
 /// The JSON-RPC code of the error responses the bridge writes for requests that HTTP failed.
 pub const TRANSPORT_ERROR_CODE: i64 = -32603;
 
@@ -67,6 +71,10 @@ pub struct HttpOptions {
     pub retry_backoff: Duration,
     /// How often a broken SSE stream is resumed with `Last-Event-ID` before giving up (default 5).
     pub stream_resumptions: u32,
+    /// The server's OAuth authorization (default none): it gives each request its bearer token,
+    /// and a request answered 401 (or 403 `insufficient_scope`) is sent again once it has
+    /// renewed the token, at most twice.
+    pub auth: Option<mcp_auth::Authorizer>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -81,6 +89,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
             .field("stream_resumptions", &self.stream_resumptions)
+            .field("auth", &self.auth.as_ref().map(|auth| auth.server()))
             .finish()
     }
 }
@@ -97,6 +106,7 @@ impl HttpOptions {
             retries: 3,
             retry_backoff: Duration::from_millis(100),
             stream_resumptions: 5,
+            auth: None,
         }
     }
 }
@@ -308,12 +318,17 @@ enum SendFailure {
     /// The request may have reached the server, but no response came (the connection broke, or
     /// its headers did not arrive in time): this request failed, the server may be fine.
     Failed(String),
+    /// The server wants authorization that could not be had (no token, a login needed, a scope
+    /// refused): this request failed, and so will others until someone logs in.
+    Auth(String),
 }
 
 impl SendFailure {
     fn reason(self) -> String {
         match self {
-            SendFailure::Unreachable(reason) | SendFailure::Failed(reason) => reason,
+            SendFailure::Unreachable(reason)
+            | SendFailure::Failed(reason)
+            | SendFailure::Auth(reason) => reason,
         }
     }
 }
@@ -324,6 +339,15 @@ impl Shared {
     }
 
     fn record(&self, line: &str) {
+        // A server may echo the token it was sent; what it says is kept and logged masked.
+        let masked;
+        let line = match &self.options.auth {
+            Some(auth) => {
+                masked = auth.mask(line);
+                masked.as_str()
+            }
+            None => line,
+        };
         tracing::warn!(server = %self.server(), "{line}");
         self.diagnostics.record(line);
     }
@@ -387,6 +411,11 @@ impl Shared {
 
     /// Sends a request built by `build`, retrying while the server cannot be reached or says it
     /// is overloaded; waits at most `response_timeout` for each response's headers.
+    ///
+    /// With an authorizer, each attempt carries the current bearer token; a 401, or a 403 whose
+    /// challenge says `insufficient_scope`, is handed to the authorizer and, once it has renewed
+    /// the token, the request is sent again (at most [`AUTH_RETRIES`] times): the server refused
+    /// it without running it, so sending it again cannot run it twice.
     async fn send(
         &self,
         what: &str,
@@ -395,11 +424,60 @@ impl Shared {
     ) -> Result<Response, SendFailure> {
         let mut delay = self.options.retry_backoff;
         let mut attempt = 0;
+        let mut auth_attempts = 0;
         loop {
-            let request = self.headers_for(build(), message);
+            let mut request = self.headers_for(build(), message);
+            let mut sent_token = None;
+            if let Some(auth) = &self.options.auth {
+                match auth.bearer().await {
+                    Ok(Some(token)) => {
+                        request = request.header(AUTHORIZATION, token.clone());
+                        sent_token = Some(token);
+                    }
+                    Ok(None) => {}
+                    Err(error) => return Err(SendFailure::Auth(format!("{what}: {error}"))),
+                }
+            }
             let outcome = tokio::time::timeout(self.options.response_timeout, request.send()).await;
             let retry_because = match outcome {
                 Ok(Ok(response)) => match response.status() {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                        if self.options.auth.is_some() =>
+                    {
+                        let Some(auth) = &self.options.auth else {
+                            return Ok(response);
+                        };
+                        let challenge = response
+                            .headers()
+                            .get(WWW_AUTHENTICATE)
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_owned);
+                        let renewed = if response.status() == StatusCode::UNAUTHORIZED {
+                            auth.unauthorized(challenge.as_deref(), sent_token.as_ref())
+                                .await
+                                .map(|()| true)
+                        } else {
+                            auth.forbidden(challenge.as_deref(), sent_token.as_ref())
+                                .await
+                        };
+                        match renewed {
+                            Ok(false) => return Ok(response),
+                            Ok(true) if auth_attempts < AUTH_RETRIES => {
+                                auth_attempts += 1;
+                                tracing::debug!(server = %self.server(), "{what}: HTTP {}; sending it again with the renewed token", response.status());
+                                continue;
+                            }
+                            Ok(true) => {
+                                return Err(SendFailure::Auth(format!(
+                                    "{what}: HTTP {} again after the token was renewed {AUTH_RETRIES} times",
+                                    response.status()
+                                )))
+                            }
+                            Err(error) => {
+                                return Err(SendFailure::Auth(format!("{what}: {error}")))
+                            }
+                        }
+                    }
                     StatusCode::TOO_MANY_REQUESTS
                     | StatusCode::BAD_GATEWAY
                     | StatusCode::SERVICE_UNAVAILABLE
@@ -775,7 +853,7 @@ async fn post_message(
             }
         }
         Err(SendFailure::Unreachable(reason)) => shared.lose(&reason),
-        Err(SendFailure::Failed(reason)) => shared.record(&reason),
+        Err(SendFailure::Failed(reason) | SendFailure::Auth(reason)) => shared.record(&reason),
     }
 }
 
@@ -1098,6 +1176,11 @@ async fn listen(
             Ok(response) => response,
             Err(SendFailure::Unreachable(reason)) => {
                 shared.lose(&reason);
+                return;
+            }
+            Err(SendFailure::Auth(reason)) => {
+                // Without authorization there is no stream to listen to; requests say why.
+                shared.record(&reason);
                 return;
             }
             Err(SendFailure::Failed(reason)) => {
