@@ -22,6 +22,9 @@
 //!   (run by the interop venv, which is installed first), configured with `"namespace": false` so
 //!   that the gateway offers the names the scenarios call (`test_simple_text`, …) as they are.
 //!
+//! The OAuth client scenarios (`auth/*`, every one the suite has: its `auth`, back-compat, draft and
+//! extension suites) run the same client, which then authorizes through `mcp-auth`.
+//!
 //! The pre-release suite (0.2 alpha, installed beside the stable one under the npm alias
 //! `mcp-conformance-next`) runs the client scenarios of the stateless revision 2026-07-28
 //! (`--spec-version 2026-07-28`; the client then negotiates with `server/discover`).
@@ -495,12 +498,40 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Client scenarios we run (the `auth/*` ones are not: the HTTP client has no OAuth yet).
+/// Client scenarios we run, but for the OAuth ones (`AUTH_SCENARIOS`).
 const CLIENT_SCENARIOS: &[&str] = &[
     "initialize",
     "tools_call",
     "sse-retry",
     "elicitation-sep1034-client-defaults",
+];
+
+/// Every OAuth client scenario of the suite (`--suite all` less the others): the `auth` suite
+/// (tier 1), the 2025-03-26 back-compat ones, the draft ones and the extensions. The client under
+/// test authorizes through `mcp-auth`, following the authorization redirect itself.
+const AUTH_SCENARIOS: &[&str] = &[
+    "auth/metadata-default",
+    "auth/metadata-var1",
+    "auth/metadata-var2",
+    "auth/metadata-var3",
+    "auth/basic-cimd",
+    "auth/scope-from-www-authenticate",
+    "auth/scope-from-scopes-supported",
+    "auth/scope-omitted-when-undefined",
+    "auth/scope-step-up",
+    "auth/scope-retry-limit",
+    "auth/token-endpoint-auth-basic",
+    "auth/token-endpoint-auth-post",
+    "auth/token-endpoint-auth-none",
+    "auth/pre-registration",
+    "auth/2025-03-26-oauth-metadata-backcompat",
+    "auth/2025-03-26-oauth-endpoint-fallback",
+    "auth/resource-mismatch",
+    "auth/offline-access-scope",
+    "auth/offline-access-not-supported",
+    "auth/client-credentials-jwt",
+    "auth/client-credentials-basic",
+    "auth/cross-app-access-complete-flow",
 ];
 
 /// Client scenarios of revision 2026-07-28 (run with the pre-release suite, the client under
@@ -518,7 +549,8 @@ const STATELESS_CLIENT_SCENARIOS: &[&str] = &[
 
 /// Scenarios we run knowing they fail: the checks that fail (exactly those), and why. One of
 /// them passing, or failing in any other way, fails the run.
-const EXPECTED_FAILURES: &[(&str, &[&str], &str)] = &[(
+const EXPECTED_FAILURES: &[(&str, &[&str], &str)] = &[
+    (
     "sep-2322-client-request-state",
     // The client calls none of the scenario's tools, so the suite reports every check of the
     // scenario as failed ("Tool was not called by client or MRTR flow not completed").
@@ -530,7 +562,15 @@ const EXPECTED_FAILURES: &[(&str, &[&str], &str)] = &[(
         "sep-2322-default-result-type-complete",
     ],
     "multi-round-trip requests (`resultType: input_required`, SEP-2322) are not answered: the session declares no roots, sampling or elicitation in 2026-07-28 and fails such a result",
-)];
+    ),
+    (
+        "auth/cross-app-access-complete-flow",
+        // The authorization server offers only the JWT bearer grant; the client refuses to start
+        // a code flow there, so neither step of the scenario happens.
+        &["complete-flow-token-exchange", "complete-flow-jwt-bearer"],
+        "Enterprise-Managed Authorization (SEP-990: an IdP's ID token exchanged for an ID-JAG, RFC 8693, then the JWT bearer grant, RFC 7523) is an extension mcp-auth does not implement: the client stops with \"the authorization server does not offer the authorization_code grant\"",
+    ),
+];
 
 /// Every server scenario of the suite (`list --server`), run against the gateway fronting the
 /// fixture server.
@@ -612,6 +652,14 @@ pub(crate) fn run() -> anyhow::Result<()> {
         &dir.join("client"),
     )?;
 
+    let auth_results = run_scenarios(
+        &suite,
+        Target::Client { command: &command },
+        AUTH_SCENARIOS,
+        &expected,
+        &dir.join("client-auth"),
+    )?;
+
     let stateless_results = run_scenarios(
         &next_suite,
         Target::Client { command: &command },
@@ -638,6 +686,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
 
     let table = table(&[
         ("client", &client_results),
+        ("client auth", &auth_results),
         ("client 2026-07-28", &stateless_results),
         ("server", &server_results),
     ]);
@@ -650,6 +699,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         file.display()
     );
     let mut all = client_results;
+    all.extend(auth_results);
     all.extend(stateless_results);
     all.extend(server_results);
     summarize(&all)
@@ -1017,6 +1067,39 @@ mod tests {
         assert_eq!(scenario, "sep-2322-client-request-state");
         let (verdict, why) = verdict(Some(1), Some(&checks), Some(check_ids));
         assert_eq!(verdict, Verdict::ExpectedFailure, "{why:?}");
+    }
+
+    /// The top-level checks of `auth/cross-app-access-complete-flow` as suite 0.1.16 wrote them
+    /// for our client (its INFO checks, the requests it saw, left out).
+    const CROSS_APP_ACCESS_CHECKS: &str = r#"[
+  {
+    "id": "prm-pathbased-requested",
+    "status": "SUCCESS"
+  },
+  {
+    "id": "authorization-server-metadata",
+    "status": "SUCCESS"
+  },
+  {
+    "id": "complete-flow-token-exchange",
+    "status": "FAILURE"
+  },
+  {
+    "id": "complete-flow-jwt-bearer",
+    "status": "FAILURE"
+  }
+]"#;
+
+    #[test]
+    fn the_cross_app_access_expected_failure_matches_the_suites_own_output() {
+        let checks = parse_checks(CROSS_APP_ACCESS_CHECKS);
+        let (_, check_ids, _) = EXPECTED_FAILURES
+            .iter()
+            .find(|(scenario, _, _)| *scenario == "auth/cross-app-access-complete-flow")
+            .unwrap();
+        let (verdict, why) = verdict(Some(1), Some(&checks), Some(check_ids));
+        assert_eq!(verdict, Verdict::ExpectedFailure, "{why:?}");
+        assert!(AUTH_SCENARIOS.contains(&"auth/cross-app-access-complete-flow"));
     }
 
     #[test]
