@@ -150,9 +150,9 @@ impl Authorizer {
         let assertion_key = match &options.private_key {
             Some(pem) => {
                 let algorithm = options.signing_algorithm.as_deref().unwrap_or("ES256");
-                let algorithm: jsonwebtoken::Algorithm = algorithm
-                    .parse()
-                    .map_err(|_| config_error(format!("unknown signing algorithm `{algorithm}`")))?;
+                let algorithm: jsonwebtoken::Algorithm = algorithm.parse().map_err(|_| {
+                    config_error(format!("unknown signing algorithm `{algorithm}`"))
+                })?;
                 let key = AssertionKey {
                     pem: pem.clone(),
                     algorithm,
@@ -208,6 +208,17 @@ impl Authorizer {
     /// The file the tokens are kept in, for a store that keeps files.
     pub fn token_file(&self) -> Option<std::path::PathBuf> {
         self.inner.store.path(&self.inner.key)
+    }
+
+    /// The port of the loopback redirect URI of the stored registration, so that a new login
+    /// can listen on it and use the registration again (an authorization server may compare
+    /// redirect URIs exactly).
+    pub async fn redirect_port(&self) -> Option<u16> {
+        self.ensure_loaded().await.ok()?;
+        let state = lock(&self.inner.state);
+        let client = state.record.client.as_ref()?;
+        let uri = Url::parse(client.redirect_uri.as_deref()?).ok()?;
+        uri.port()
     }
 
     /// What this authorizer did so far.
@@ -296,7 +307,9 @@ impl Authorizer {
         let Some(challenge) = challenge.and_then(Challenge::parse) else {
             return Ok(false);
         };
-        let Some(required) = challenge.scopes().filter(|_| challenge.is_insufficient_scope())
+        let Some(required) = challenge
+            .scopes()
+            .filter(|_| challenge.is_insufficient_scope())
         else {
             return Ok(false);
         };
@@ -551,7 +564,12 @@ impl Authorizer {
         challenge: Option<Challenge>,
         step_up: Option<Vec<String>>,
     ) -> Result<Tokens, Error> {
-        let discovered = discover(&self.inner.fetcher, &self.inner.server_url, challenge.clone()).await?;
+        let discovered = discover(
+            &self.inner.fetcher,
+            &self.inner.server_url,
+            challenge.clone(),
+        )
+        .await?;
         if !discovered.supports_grant("client_credentials") {
             return Err(Error::Authorization {
                 server: self.inner.server.clone(),
@@ -571,7 +589,9 @@ impl Authorizer {
             stored.as_ref(),
         )
         .await?;
-        self.inner.client_credentials.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .client_credentials
+            .fetch_add(1, Ordering::Relaxed);
         let request = TokenRequest {
             fetcher: &self.inner.fetcher,
             token_endpoint: &discovered.token_endpoint,
@@ -598,7 +618,12 @@ impl Authorizer {
         step_up: Option<Vec<String>>,
     ) -> Result<Tokens, Error> {
         let server = &self.inner.server;
-        let discovered = discover(&self.inner.fetcher, &self.inner.server_url, challenge.clone()).await?;
+        let discovered = discover(
+            &self.inner.fetcher,
+            &self.inner.server_url,
+            challenge.clone(),
+        )
+        .await?;
         if !discovered.supports_grant("authorization_code") {
             return Err(Error::Authorization {
                 server: server.clone(),
@@ -765,9 +790,7 @@ impl Authorizer {
             scopes = remembered;
         }
         let offline = "offline_access".to_owned();
-        if code_flow
-            && discovered.server_scopes().contains(&offline)
-            && !scopes.contains(&offline)
+        if code_flow && discovered.server_scopes().contains(&offline) && !scopes.contains(&offline)
         {
             scopes.push(offline);
         }
@@ -889,11 +912,7 @@ impl Authorizer {
     fn store_error(&self, source: std::io::Error) -> Error {
         Error::Store {
             server: self.inner.server.clone(),
-            path: self
-                .inner
-                .store
-                .path(&self.inner.key)
-                .unwrap_or_default(),
+            path: self.inner.store.path(&self.inner.key).unwrap_or_default(),
             source,
         }
     }

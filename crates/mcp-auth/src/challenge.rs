@@ -81,7 +81,10 @@ impl Challenge {
 
     /// The scopes of `scope`, if it has any.
     pub fn scopes(&self) -> Option<Vec<String>> {
-        self.scope.as_deref().map(split_scopes).filter(|s| !s.is_empty())
+        self.scope
+            .as_deref()
+            .map(split_scopes)
+            .filter(|s| !s.is_empty())
     }
 
     /// Whether the challenge says that the token lacks a scope (`insufficient_scope`).
@@ -198,7 +201,12 @@ mod tests {
         );
         check(
             r#"Bearer error="insufficient_scope", scope="mcp:basic mcp:write", resource_metadata="https://x/m""#,
-            Some(("insufficient_scope", "", "mcp:basic mcp:write", "https://x/m")),
+            Some((
+                "insufficient_scope",
+                "",
+                "mcp:basic mcp:write",
+                "https://x/m",
+            )),
         );
         // Case, spacing, token values, other schemes before and after, escapes.
         check(

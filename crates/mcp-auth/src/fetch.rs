@@ -181,7 +181,10 @@ impl Fetcher {
                     origin_text(&target),
                     origin_text(url)
                 ),
-                None => format!("it answers HTTP {} without a usable Location", response.status()),
+                None => format!(
+                    "it answers HTTP {} without a usable Location",
+                    response.status()
+                ),
             };
             return Err(Error::Refused {
                 server: self.server.clone(),
@@ -211,7 +214,10 @@ impl Fetcher {
             Ok(Err(reason)) => Err(self.http_error(url, reason)),
             Err(_) => Err(self.http_error(
                 url,
-                format!("the answer did not end within {} ms", self.timeout.as_millis()),
+                format!(
+                    "the answer did not end within {} ms",
+                    self.timeout.as_millis()
+                ),
             )),
         }
     }
@@ -236,11 +242,9 @@ pub(crate) fn check_url(server: &ServerName, url: &Url) -> Result<(), Error> {
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(url) => {}
-        "http" => {
-            return Err(refuse(
-                "plain http to a host other than this machine (authorization endpoints must use https)",
-            ))
-        }
+        "http" => return Err(refuse(
+            "plain http to a host other than this machine (authorization endpoints must use https)",
+        )),
         _ => return Err(refuse("not an http(s) URL")),
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -283,7 +287,6 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,7 +294,8 @@ mod tests {
     #[test]
     fn urls_that_may_be_used() {
         let server = ServerName::new("s");
-        let check = |url: &str| check_url(&server, &Url::parse(url).unwrap()).map_err(|e| e.to_string());
+        let check =
+            |url: &str| check_url(&server, &Url::parse(url).unwrap()).map_err(|e| e.to_string());
         for ok in [
             "https://auth.example.com/token",
             "http://127.0.0.1:8080/token",

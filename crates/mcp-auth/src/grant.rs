@@ -295,7 +295,8 @@ pub(crate) fn sign_assertion(
     let encoding_key = encoding_key(key)?;
     let now = now_secs();
     let mut jti = [0u8; 16];
-    getrandom::fill(&mut jti).map_err(|error| format!("no randomness for the assertion: {error}"))?;
+    getrandom::fill(&mut jti)
+        .map_err(|error| format!("no randomness for the assertion: {error}"))?;
     let claims = serde_json::json!({
         "iss": client_id,
         "sub": client_id,
@@ -304,8 +305,12 @@ pub(crate) fn sign_assertion(
         "exp": now + ASSERTION_LIFETIME.as_secs(),
         "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
     });
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(key.algorithm), &claims, &encoding_key)
-        .map_err(|error| format!("cannot sign the client assertion: {error}"))
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(key.algorithm),
+        &claims,
+        &encoding_key,
+    )
+    .map_err(|error| format!("cannot sign the client assertion: {error}"))
 }
 
 /// The signing key of `key`, by its algorithm's family.
@@ -314,7 +319,9 @@ pub(crate) fn encoding_key(key: &AssertionKey) -> Result<jsonwebtoken::EncodingK
     let pem = key.pem.as_bytes();
     let parsed = match key.algorithm {
         ES256 | ES384 => jsonwebtoken::EncodingKey::from_ec_pem(pem),
-        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => jsonwebtoken::EncodingKey::from_rsa_pem(pem),
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => {
+            jsonwebtoken::EncodingKey::from_rsa_pem(pem)
+        }
         EdDSA => jsonwebtoken::EncodingKey::from_ed_pem(pem),
         _ => {
             return Err(format!(
@@ -323,7 +330,12 @@ pub(crate) fn encoding_key(key: &AssertionKey) -> Result<jsonwebtoken::EncodingK
             ))
         }
     };
-    parsed.map_err(|error| format!("the private key is not a {:?} key in PEM: {error}", key.algorithm))
+    parsed.map_err(|error| {
+        format!(
+            "the private key is not a {:?} key in PEM: {error}",
+            key.algorithm
+        )
+    })
 }
 
 #[cfg(test)]
@@ -342,6 +354,9 @@ mod tests {
             algorithm: jsonwebtoken::Algorithm::ES256,
         };
         let error = sign_assertion("c", "https://as", &garbage).unwrap_err();
-        assert!(error.starts_with("the private key is not a ES256 key"), "{error}");
+        assert!(
+            error.starts_with("the private key is not a ES256 key"),
+            "{error}"
+        );
     }
 }

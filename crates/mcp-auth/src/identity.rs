@@ -118,10 +118,11 @@ async fn register(
             reason: format!("{endpoint} answered HTTP {status}: {}", text.trim()),
         });
     }
-    let registered: Registered = serde_json::from_slice(&answer).map_err(|error| Error::Registration {
-        server: server.clone(),
-        reason: format!("{endpoint} did not answer with a client: {error}"),
-    })?;
+    let registered: Registered =
+        serde_json::from_slice(&answer).map_err(|error| Error::Registration {
+            server: server.clone(),
+            reason: format!("{endpoint} did not answer with a client: {error}"),
+        })?;
     let auth_method = registered
         .token_endpoint_auth_method
         .unwrap_or_else(|| method.to_owned());

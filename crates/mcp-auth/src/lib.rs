@@ -175,7 +175,10 @@ impl std::fmt::Debug for AuthOptions {
             .field("client_metadata_url", &self.client_metadata_url)
             .field("scopes", &self.scopes)
             .field("grant", &self.grant)
-            .field("token_endpoint_auth_method", &self.token_endpoint_auth_method)
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
             .field("has_private_key", &self.private_key.is_some())
             .field("signing_algorithm", &self.signing_algorithm)
             .field("client_name", &self.client_name)

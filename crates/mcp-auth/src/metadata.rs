@@ -82,7 +82,10 @@ impl Discovered {
             .and_then(|m| m.grant_types_supported.as_ref())
         {
             Some(grants) => grants.iter().any(|g| g == grant),
-            None => matches!(grant, "authorization_code" | "refresh_token" | "client_credentials"),
+            None => matches!(
+                grant,
+                "authorization_code" | "refresh_token" | "client_credentials"
+            ),
         }
     }
 
@@ -174,7 +177,9 @@ async fn discover_from_resource(
     let Some(issuer) = metadata.authorization_servers.first() else {
         return Err(Error::Discovery {
             server: server.clone(),
-            reason: format!("the protected resource metadata at {url} names no authorization server"),
+            reason: format!(
+                "the protected resource metadata at {url} names no authorization server"
+            ),
         });
     };
     let issuer_url = Url::parse(issuer).map_err(|error| Error::Refused {
@@ -310,10 +315,12 @@ fn finish(
         "registration_endpoint",
         metadata.registration_endpoint.as_ref(),
     )?;
-    let token_endpoint = endpoint("token_endpoint", metadata.token_endpoint.as_ref())?
-        .ok_or_else(|| Error::Discovery {
-            server: server.clone(),
-            reason: format!("the authorization server metadata at {url} has no token_endpoint"),
+    let token_endpoint =
+        endpoint("token_endpoint", metadata.token_endpoint.as_ref())?.ok_or_else(|| {
+            Error::Discovery {
+                server: server.clone(),
+                reason: format!("the authorization server metadata at {url} has no token_endpoint"),
+            }
         })?;
     Ok(Discovered {
         resource,
@@ -422,7 +429,9 @@ mod tests {
     #[test]
     fn resource_metadata_is_looked_for_with_the_path_then_at_the_root() {
         assert_eq!(
-            texts(resource_metadata_urls(&url("https://mcp.example.com/public/mcp?x=1"))),
+            texts(resource_metadata_urls(&url(
+                "https://mcp.example.com/public/mcp?x=1"
+            ))),
             [
                 "https://mcp.example.com/.well-known/oauth-protected-resource/public/mcp",
                 "https://mcp.example.com/.well-known/oauth-protected-resource"
@@ -444,7 +453,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            texts(server_metadata_urls(&url("https://auth.example.com/tenant1/"))),
+            texts(server_metadata_urls(&url(
+                "https://auth.example.com/tenant1/"
+            ))),
             [
                 "https://auth.example.com/.well-known/oauth-authorization-server/tenant1",
                 "https://auth.example.com/.well-known/openid-configuration/tenant1",
@@ -457,7 +468,10 @@ mod tests {
     fn resources() {
         let server = url("https://MCP.example.com:443/mcp");
         assert_eq!(canonical_resource(&server), "https://mcp.example.com/mcp");
-        assert_eq!(canonical_resource(&url("https://a.example/#x")), "https://a.example");
+        assert_eq!(
+            canonical_resource(&url("https://a.example/#x")),
+            "https://a.example"
+        );
         for (resource, expect) in [
             ("https://mcp.example.com/mcp", true),
             ("https://mcp.example.com/mcp/", true),

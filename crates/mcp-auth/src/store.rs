@@ -212,7 +212,9 @@ impl TokenStore {
         getrandom::fill(&mut suffix).map_err(|error| std::io::Error::other(error.to_string()))?;
         let temp = dir.join(format!(
             ".{}.{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("record"),
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("record"),
             u64::from_le_bytes(suffix)
         ));
         let written = async {

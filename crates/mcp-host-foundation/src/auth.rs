@@ -68,8 +68,9 @@ impl AuthRegistry {
                 return Ok(entry.authorizer.clone());
             }
         }
-        let authorizer = Authorizer::new(id.server_name().clone(), url, options, self.store.clone())
-            .map_err(Error::Auth)?;
+        let authorizer =
+            Authorizer::new(id.server_name().clone(), url, options, self.store.clone())
+                .map_err(Error::Auth)?;
         authorizers.insert(
             id.clone(),
             Entry {

@@ -292,8 +292,7 @@ impl ClientManager {
         if config.is_remote() {
             let mut options = security.http_for(config)?;
             if let Some(auth) = security.auth_for(config)? {
-                options.auth =
-                    Some(self.auth.authorizer(id, &options.url, &config.auth, auth)?);
+                options.auth = Some(self.auth.authorizer(id, &options.url, &config.auth, auth)?);
             }
             let (connection, transport) = mcp_http::connect(
                 id.server_name().clone(),

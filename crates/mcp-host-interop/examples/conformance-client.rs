@@ -70,13 +70,9 @@ async fn run(url: &str, scenario: &str) -> Result<(), String> {
         .with_browser(std::sync::Arc::new(FollowRedirect::new()?));
         http_options.auth = Some(authorizer);
     }
-    let (http, transport) = mcp_http::connect(
-        server,
-        http_options,
-        &TransportOptions::default(),
-        &tracker,
-    )
-    .map_err(|error| error.to_string())?;
+    let (http, transport) =
+        mcp_http::connect(server, http_options, &TransportOptions::default(), &tracker)
+            .map_err(|error| error.to_string())?;
     let stateless = std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION")
         .is_ok_and(|version| version == mcp_session::protocol::STATELESS_PROTOCOL_VERSION);
     let options = SessionOptions {
