@@ -67,6 +67,8 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
             .tcp_nodelay(true)
+            // Authorization asks a few times an hour: no connection is kept open between.
+            .pool_max_idle_per_host(0)
             .redirect(policy)
             .build()
             .map_err(|error| Error::Config {

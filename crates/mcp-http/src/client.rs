@@ -815,7 +815,15 @@ async fn write_loop(mut from_server: mpsc::Receiver<Vec<u8>>, mut write: DuplexS
 
 /// Ends the HTTP session with a DELETE, as the protocol asks of a client that is done.
 async fn end_session(shared: &Shared, cancel: &CancellationToken) {
-    let delete = shared.session_headers(shared.client.delete(shared.url.clone()));
+    let mut delete = shared.session_headers(shared.client.delete(shared.url.clone()));
+    if let Some(auth) = &shared.options.auth {
+        // Bounded like the DELETE: a token due for renewal is not renewed at the end.
+        if let Ok(Ok(Some(token))) =
+            tokio::time::timeout(Duration::from_millis(500), auth.bearer()).await
+        {
+            delete = delete.header(AUTHORIZATION, token);
+        }
+    }
     tokio::select! {
         outcome = tokio::time::timeout(Duration::from_secs(2), delete.send()) => match outcome {
             Ok(Ok(response)) if response.status().is_success()
