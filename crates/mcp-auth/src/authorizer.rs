@@ -769,10 +769,8 @@ impl Authorizer {
             configured.clone()
         } else if let Some(challenged) = challenge.and_then(Challenge::scopes) {
             challenged
-        } else if let Some(listed) = discovered.resource_scopes.clone() {
-            listed
         } else {
-            Vec::new()
+            discovered.resource_scopes.clone().unwrap_or_default()
         };
         let remembered = lock(&self.inner.state).record.scopes.clone();
         if let Some(required) = step_up {

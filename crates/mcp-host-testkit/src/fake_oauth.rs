@@ -339,7 +339,7 @@ async fn token(
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
             if s256(&verifier) != challenge
                 || form.get("redirect_uri") != Some(&redirect_uri)
-                || form.get("resource").is_none()
+                || !form.contains_key("resource")
             {
                 return refused("invalid_grant");
             }
