@@ -43,6 +43,8 @@ pub struct FakeAuthConfig {
     pub metadata_redirect: Option<String>,
     /// How long the token endpoint waits before it answers (to let concurrent callers pile up).
     pub token_delay: Duration,
+    /// `code_challenge_methods_supported` of its metadata (`None`: left out).
+    pub pkce_methods: Option<Vec<String>>,
 }
 
 impl Default for FakeAuthConfig {
@@ -56,6 +58,7 @@ impl Default for FakeAuthConfig {
             token_endpoint_override: None,
             metadata_redirect: None,
             token_delay: Duration::ZERO,
+            pkce_methods: Some(vec!["S256".to_owned()]),
         }
     }
 }
@@ -259,11 +262,13 @@ async fn metadata(State(state): State<Arc<Shared>>) -> Response {
         "registration_endpoint": format!("{issuer}/register"),
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
     });
     if let Some(scopes) = &state.config.scopes_supported {
         document["scopes_supported"] = json!(scopes);
+    }
+    if let Some(methods) = &state.config.pkce_methods {
+        document["code_challenge_methods_supported"] = json!(methods);
     }
     Json(document).into_response()
 }

@@ -18,6 +18,8 @@ struct SdkOAuthServer {
     child: tokio::process::Child,
     url: String,
     auth_url: String,
+    /// Reads the server's stdout to its end: it logs every request, and dies of a closed pipe.
+    drain: tokio::task::JoinSet<()>,
 }
 
 fn free_port() -> u16 {
@@ -54,17 +56,21 @@ impl SdkOAuthServer {
             panic!("the SDK's example server ended before listening");
         })
         .await;
+        let mut drain = tokio::task::JoinSet::new();
+        drain.spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         SdkOAuthServer {
             child,
             // The server's own idea of its URL: tokens are issued for it (RFC 8707).
             url: format!("http://localhost:{port}/mcp"),
             auth_url: format!("http://localhost:{auth_port}"),
+            drain,
         }
     }
 
     async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = bounded("the SDK's example server exit", PROMPTLY, self.child.wait()).await;
+        let _ = bounded("its stdout's end", PROMPTLY, self.drain.join_next()).await;
     }
 }
 
@@ -204,7 +210,11 @@ async fn login_headlessly_then_tools_call_status_and_logout_with_the_typescript_
         .iter()
         .map(|tool| tool["name"].as_str().unwrap().to_owned())
         .collect();
-    assert!(names.contains(&"sdk__greet".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"sdk__greet".to_owned()),
+        "{names:?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let output = mcp_host(
         &scratch,

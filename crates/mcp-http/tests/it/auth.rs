@@ -15,18 +15,24 @@ use serde_json::json;
 
 use crate::{args, client_with, Client, PROMPTLY};
 
-/// Plays the person at the authorization endpoint: reads its redirect without following it.
+/// Plays the person at the authorization endpoint: reads its redirect without following it
+/// (and, to play an attacker, changes what it brings back).
 struct FollowRedirect {
     client: reqwest::Client,
+    tamper: fn(&mut Callback),
 }
 
 impl FollowRedirect {
     fn new() -> Arc<FollowRedirect> {
+        FollowRedirect::tampering(|_| {})
+    }
+
+    fn tampering(tamper: fn(&mut Callback)) -> Arc<FollowRedirect> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        Arc::new(FollowRedirect { client })
+        Arc::new(FollowRedirect { client, tamper })
     }
 }
 
@@ -49,7 +55,9 @@ impl Browser for FollowRedirect {
                 .ok_or("no redirect")?
                 .to_str()
                 .map_err(|e| e.to_string())?;
-            Ok(Callback::from_url(&reqwest::Url::parse(location).unwrap()))
+            let mut callback = Callback::from_url(&reqwest::Url::parse(location).unwrap());
+            (self.tamper)(&mut callback);
+            Ok(callback)
         })
     }
 }
@@ -391,6 +399,56 @@ async fn malicious_metadata_is_refused_before_anything_is_sent_to_it() {
     );
     assert_eq!(auth.log().metadata_requests, 1);
     assert!(auth.log().authorizations.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_pkce_s256_a_forged_state_or_another_issuer_in_the_redirect_is_refused() {
+    let (auth, server) = protected(FakeAuthConfig {
+        pkce_methods: Some(vec!["plain".to_owned()]),
+        ..FakeAuthConfig::default()
+    })
+    .await;
+    let error = authorizer(&server, TokenStore::memory())
+        .login(FollowRedirect::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("its metadata does not list PKCE with S256"),
+        "{error}"
+    );
+    assert!(auth.log().authorizations.is_empty());
+
+    let (auth, server) = protected(FakeAuthConfig::default()).await;
+    let error = authorizer(&server, TokenStore::memory())
+        .login(FollowRedirect::tampering(|callback| {
+            callback.state = Some("forged".to_owned());
+        }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.ends_with("authorization failed: the redirect's `state` is not the one sent (a forged or stale redirect)"),
+        "{error}"
+    );
+    let error = authorizer(&server, TokenStore::memory())
+        .login(FollowRedirect::tampering(|callback| {
+            callback.issuer = Some("http://127.0.0.1:1".to_owned());
+        }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(
+            "refused the authorization redirect: it comes from the issuer http://127.0.0.1:1"
+        ),
+        "{error}"
+    );
+    assert_eq!(auth.log().authorizations.len(), 2);
+    assert!(
+        auth.log().token_requests.is_empty(),
+        "no code was exchanged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
