@@ -72,8 +72,9 @@ pub struct HttpOptions {
     /// How often a broken SSE stream is resumed with `Last-Event-ID` before giving up (default 5).
     pub stream_resumptions: u32,
     /// The server's OAuth authorization (default none): it gives each request its bearer token,
-    /// and a request answered 401 (or 403 `insufficient_scope`) is sent again once it has
-    /// renewed the token, at most twice.
+    /// and a request answered 401 with a `Bearer` challenge (or 403 `insufficient_scope`) is
+    /// sent again once it has renewed the token, at most twice. A 401 without such a challenge is
+    /// not OAuth's and fails the request as other HTTP errors do.
     pub auth: Option<mcp_auth::Authorizer>,
 }
 
@@ -452,6 +453,15 @@ impl Shared {
                             .get(WWW_AUTHENTICATE)
                             .and_then(|value| value.to_str().ok())
                             .map(str::to_owned);
+                        // A 401 without a `Bearer` challenge is not OAuth's (RFC 6750 §3 and
+                        // MCP require the challenge): an API key or another scheme was refused.
+                        let bearer = challenge
+                            .as_deref()
+                            .and_then(mcp_auth::Challenge::parse)
+                            .is_some();
+                        if !bearer {
+                            return Ok(response);
+                        }
                         let renewed = if response.status() == StatusCode::UNAUTHORIZED {
                             auth.unauthorized(challenge.as_deref(), sent_token.as_ref())
                                 .await
