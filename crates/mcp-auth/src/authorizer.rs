@@ -90,7 +90,7 @@ struct Inner {
     store: TokenStore,
     fetcher: Fetcher,
     assertion_key: Option<AssertionKey>,
-    browser: Option<Arc<dyn Browser>>,
+    browser: Mutex<Option<Arc<dyn Browser>>>,
     state: Mutex<State>,
     /// Held while tokens are renewed (or loaded): one renewal at a time.
     renewal: tokio::sync::Mutex<()>,
@@ -118,6 +118,15 @@ impl std::fmt::Debug for Authorizer {
             .field("options", &self.inner.options)
             .field("store", &self.inner.store)
             .finish_non_exhaustive()
+    }
+}
+
+fn lock_browser(
+    browser: &Mutex<Option<Arc<dyn Browser>>>,
+) -> MutexGuard<'_, Option<Arc<dyn Browser>>> {
+    match browser.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -176,7 +185,7 @@ impl Authorizer {
                 store,
                 fetcher,
                 assertion_key,
-                browser: None,
+                browser: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 renewal: tokio::sync::Mutex::new(()),
                 refreshes: AtomicU64::new(0),
@@ -186,18 +195,11 @@ impl Authorizer {
         })
     }
 
-    /// The same authorizer (a new one: call before sharing it), which runs the authorization
-    /// code flow with `browser` whenever it needs a new token.
+    /// The same authorizer (and its clones), which from now on runs the authorization code flow
+    /// with `browser` whenever it needs a new token and no refresh gives one.
     pub fn with_browser(self, browser: Arc<dyn Browser>) -> Authorizer {
-        match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                inner.browser = Some(browser);
-                Authorizer {
-                    inner: Arc::new(inner),
-                }
-            }
-            Err(inner) => Authorizer { inner },
-        }
+        *lock_browser(&self.inner.browser) = Some(browser);
+        self
     }
 
     /// The server.
@@ -486,20 +488,24 @@ impl Authorizer {
                     Ok(()) => return Ok(()),
                     Err(TokenFailure::InvalidGrant(reason)) => {
                         tracing::warn!(server = %self.inner.server, %reason, "the refresh token was refused; the server needs a login");
-                        self.mark_needs_login(format!("the refresh token was refused ({reason})"))
-                            .await?;
+                        self.note_needs_login(
+                            format!("the refresh token was refused ({reason})"),
+                            true,
+                        )
+                        .await?;
                     }
                     Err(TokenFailure::Other(error)) => return Err(error),
                 }
             }
         }
-        match (self.inner.options.grant, &self.inner.browser) {
+        let browser = lock_browser(&self.inner.browser).clone();
+        match (self.inner.options.grant, browser) {
             (Grant::ClientCredentials, _) => {
                 self.client_credentials(challenge, step_up).await?;
                 Ok(())
             }
             (Grant::AuthorizationCode, Some(browser)) => {
-                self.authorize(browser.clone(), challenge, step_up).await?;
+                self.authorize(browser, challenge, step_up).await?;
                 Ok(())
             }
             (Grant::AuthorizationCode, None) => {
@@ -508,8 +514,11 @@ impl Authorizer {
                     reason,
                 };
                 let reason = if let Some(scopes) = &step_up {
+                    // The token still serves what it was granted for: it is kept.
                     self.remember_scopes(scopes);
-                    format!("the server asks for scope `{}`", scopes.join(" "))
+                    let reason = format!("the server asks for scope `{}`", scopes.join(" "));
+                    self.note_needs_login(reason.clone(), false).await?;
+                    return Err(needs_login(reason));
                 } else if let Some(reason) = lock(&self.inner.state).record.needs_login.clone() {
                     return Err(needs_login(reason));
                 } else if stale.is_some() {
@@ -517,7 +526,7 @@ impl Authorizer {
                 } else {
                     return Err(needs_login("no token yet".to_owned()));
                 };
-                self.mark_needs_login(reason.clone()).await?;
+                self.note_needs_login(reason.clone(), true).await?;
                 Err(needs_login(reason))
             }
         }
@@ -836,10 +845,12 @@ impl Authorizer {
             .map_err(|source| self.store_error(source))
     }
 
-    /// Drops the tokens and says why a login is needed.
-    async fn mark_needs_login(&self, reason: String) -> Result<(), Error> {
+    /// Says why a login is needed, dropping the tokens when they are of no use any more.
+    async fn note_needs_login(&self, reason: String, drop_tokens: bool) -> Result<(), Error> {
         let mut record = lock(&self.inner.state).record.clone();
-        record.tokens = None;
+        if drop_tokens {
+            record.tokens = None;
+        }
         record.needs_login = Some(reason);
         if record.server_url.is_empty() {
             record.version = 1;

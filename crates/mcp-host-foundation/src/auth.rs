@@ -1,9 +1,10 @@
 //! The OAuth authorization of each remote client, kept across its reconnections.
 //!
-//! A client's [`mcp_auth::Authorizer`] holds its tokens and serializes their renewal; it must
-//! outlive one connection, so that a server that restarts or a session that is opened again
-//! finds the tokens (and the renewal under way) where they were. [`AuthRegistry`] keeps one per
-//! client id for as long as the client's URL and `auth` settings stay the same.
+//! A client's [`mcp_auth::Authorizer`] holds its tokens and serializes their renewal, for every
+//! request of the client's connection. [`AuthRegistry`] keeps one per client id while the client
+//! runs (and while its URL and `auth` settings stay the same); a client that stops forgets it, and
+//! its next start (a restart, a reload) builds it again from the token store, where the tokens
+//! are.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -82,7 +83,7 @@ impl AuthRegistry {
         Ok(authorizer)
     }
 
-    /// Forgets the authorizer of a client that was removed.
+    /// Forgets the authorizer of a client that stopped.
     pub fn forget(&self, id: &ClientId) {
         lock(&self.authorizers).remove(id);
     }

@@ -227,6 +227,7 @@ impl ClientManager {
                     close_polling(process, &mut connection, connection_done, grace, security).await;
                 tracing::warn!(error = %error, exit = %report, "client failed to start");
                 self.roots.remove(&id);
+                self.auth.forget(&id);
                 return Err(error);
             }
         };
@@ -262,6 +263,8 @@ impl ClientManager {
         let report =
             close_polling(process, &mut connection, connection_done, grace, security).await;
         self.roots.remove(&id);
+        // A restart builds it again from the token store: no authorizer outlives its client.
+        self.auth.forget(&id);
         match &cause {
             ExitCause::Cancelled => tracing::info!(exit = %report, "client stopped"),
             ExitCause::ServerExited { error: Some(error) } => {

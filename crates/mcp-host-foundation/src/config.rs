@@ -123,7 +123,7 @@ pub struct ClientConfig {
 }
 
 /// Whether and how the host authorizes with a remote server: `false`, or the settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum AuthSetting {
     /// `true` (OAuth when the server asks, with defaults) or `false` (never).
@@ -135,6 +135,19 @@ pub enum AuthSetting {
 impl Default for AuthSetting {
     fn default() -> AuthSetting {
         AuthSetting::Enabled(true)
+    }
+}
+
+/// A boolean, or the settings read as [`AuthConfig`] (so that a mistake in them is named, which
+/// an untagged enum's error would not do).
+impl<'de> Deserialize<'de> for AuthSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<AuthSetting, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Bool(enabled) => Ok(AuthSetting::Enabled(enabled)),
+            settings => AuthConfig::deserialize(settings)
+                .map(AuthSetting::Settings)
+                .map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -1135,6 +1148,76 @@ mod tests {
         ] {
             assert!(schema.contains(expect), "{expect} not in {schema}");
         }
+    }
+
+    #[test]
+    fn auth_settings() {
+        let remote = |auth: &str| -> Result<ClientConfig, String> {
+            let json = format!(r#"{{"id":"r","url":"https://mcp.example.com/mcp","auth":{auth}}}"#);
+            let config: ClientConfig = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+            config.validate().map(|_| config).map_err(|e| e.to_string())
+        };
+        assert_eq!(remote("false").unwrap().auth.config(), None);
+        assert_eq!(
+            remote("true").unwrap().auth.config(),
+            Some(AuthConfig::default())
+        );
+        let full = remote(
+            r#"{"clientId":"c","clientSecret":"${env:S}","clientMetadataUrl":"https://app.example/cimd.json",
+                "scopes":["a","b"],"grant":"client_credentials","tokenEndpointAuthMethod":"client_secret_post",
+                "privateKey":"${env:K}","signingAlgorithm":"RS256"}"#,
+        )
+        .unwrap();
+        let auth = full.auth.config().unwrap();
+        assert_eq!(auth.grant, GrantChoice::ClientCredentials);
+        assert_eq!(
+            auth.scopes.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+        // Round trip; the default is not written.
+        let round_trip: ClientConfig =
+            serde_json::from_value(serde_json::to_value(&full).unwrap()).unwrap();
+        assert_eq!(round_trip, full);
+        let plain = serde_json::to_value(ClientConfig::remote("r", "https://x/mcp")).unwrap();
+        assert!(plain.get("auth").is_none(), "{plain}");
+
+        let err = |field: &str, reason: &str| {
+            format!("invalid configuration of client `r`: `{field}` {reason}")
+        };
+        assert_eq!(
+            remote(r#"{"grant":"client_credentials"}"#).unwrap_err(),
+            err(
+                "auth.clientId",
+                "is required with `\"grant\": \"client_credentials\"`"
+            )
+        );
+        assert_eq!(
+            remote(r#"{"clientSecret":"s"}"#).unwrap_err(),
+            err(
+                "auth.clientId",
+                "is required with `clientSecret` or `privateKey`"
+            )
+        );
+        assert_eq!(
+            remote(r#"{"tokenEndpointAuthMethod":"magic"}"#).unwrap_err(),
+            err(
+                "auth.tokenEndpointAuthMethod",
+                "must be `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`"
+            )
+        );
+        assert_eq!(
+            remote(r#"{"clientMetadataUrl":"http://app.example/cimd.json"}"#).unwrap_err(),
+            err("auth.clientMetadataUrl", "must be an https:// URL")
+        );
+        assert!(remote(r#"{"clientid":"typo"}"#)
+            .unwrap_err()
+            .contains("unknown field"));
+        let mut local = ClientConfig::new("r", "x");
+        local.auth = AuthSetting::Settings(AuthConfig::default());
+        assert_eq!(
+            local.validate().unwrap_err().to_string(),
+            err("auth", "applies to `url` servers only")
+        );
     }
 
     #[test]
