@@ -2,7 +2,7 @@
 //! `127.0.0.1:<port>/callback` that the authorization server sends the person's browser back to.
 //!
 //! [`LoopbackBrowser::bind`] listens (on the given port when it is free, else on any); its
-//! [`Browser::visit`](crate::Browser::visit) hands the authorization URL to a function of the
+//! [`Browser::visit`] hands the authorization URL to a function of the
 //! caller (which prints it and opens a browser), then answers connections one at a time until a
 //! `GET /callback` arrives, whose query it returns. Each request is read within 10 s and 8 KiB;
 //! the whole wait is bounded by the authorizer's login timeout.
