@@ -340,6 +340,7 @@ impl Authorizer {
         lock(&self.inner.state).authorized.clear();
         let tokens = match self.inner.options.grant {
             Grant::ClientCredentials => self.client_credentials(challenge, None).await?,
+            Grant::IdentityAssertion => self.identity_assertion(challenge, None).await?,
             Grant::AuthorizationCode => self.authorize(browser, challenge, None).await?,
         };
         Ok(LoginOutcome::LoggedIn {
@@ -388,7 +389,7 @@ impl Authorizer {
             (None, Some(tokens)) => AuthStatus::LoggedIn {
                 expires_at: tokens.expires_at,
                 refreshable: tokens.refresh_token.is_some()
-                    || self.inner.options.grant == Grant::ClientCredentials,
+                    || self.inner.options.grant != Grant::AuthorizationCode,
             },
             (None, None) => AuthStatus::NotLoggedIn,
         })
@@ -504,6 +505,10 @@ impl Authorizer {
                 self.client_credentials(challenge, step_up).await?;
                 Ok(())
             }
+            (Grant::IdentityAssertion, _) => {
+                self.identity_assertion(challenge, step_up).await?;
+                Ok(())
+            }
             (Grant::AuthorizationCode, Some(browser)) => {
                 self.authorize(browser, challenge, step_up).await?;
                 Ok(())
@@ -616,6 +621,74 @@ impl Authorizer {
         self.store_new(&discovered, client, tokens.clone(), scopes)
             .await?;
         tracing::info!(server = %self.inner.server, "access token obtained with the client credentials grant");
+        Ok(tokens)
+    }
+
+    /// Enterprise-Managed Authorization (SEP-990): the identity provider's identity assertion
+    /// for this server's authorization server, then the JWT bearer grant.
+    async fn identity_assertion(
+        &self,
+        challenge: Option<Challenge>,
+        step_up: Option<Vec<String>>,
+    ) -> Result<Tokens, Error> {
+        let Some(provider) = self.inner.options.identity_provider.clone() else {
+            return Err(Error::Config {
+                server: self.inner.server.clone(),
+                reason: "the identity assertion grant needs an identity provider".to_owned(),
+            });
+        };
+        let discovered = discover(
+            &self.inner.fetcher,
+            &self.inner.server_url,
+            challenge.clone(),
+        )
+        .await?;
+        let listed = discovered
+            .metadata
+            .as_ref()
+            .and_then(|m| m.grant_types_supported.as_ref());
+        if listed.is_some_and(|grants| !grants.iter().any(|g| g == crate::grant::JWT_BEARER)) {
+            return Err(Error::Authorization {
+                server: self.inner.server.clone(),
+                reason: format!(
+                    "the authorization server {} does not offer the JWT bearer grant",
+                    discovered.issuer
+                ),
+            });
+        }
+        let scopes = self.scopes_for(challenge.as_ref(), &discovered, step_up.as_deref(), false)?;
+        let stored = lock(&self.inner.state).record.client.clone();
+        let client = identify(
+            &self.inner.fetcher,
+            &self.inner.options,
+            &discovered,
+            None,
+            stored.as_ref(),
+        )
+        .await?;
+        let assertion = crate::grant::exchange_id_token(
+            &self.inner.fetcher,
+            &provider,
+            &discovered.issuer,
+            &discovered.resource,
+            &scopes,
+        )
+        .await?;
+        let request = TokenRequest {
+            fetcher: &self.inner.fetcher,
+            token_endpoint: &discovered.token_endpoint,
+            issuer: &discovered.issuer,
+            client: &client,
+            key: self.inner.assertion_key.as_ref(),
+            resource: Some(&discovered.resource),
+        };
+        let tokens = request
+            .jwt_bearer(&assertion, &scopes)
+            .await
+            .map_err(|failure| failure.into_error(&self.inner.fetcher, "jwt-bearer"))?;
+        self.store_new(&discovered, client, tokens.clone(), scopes)
+            .await?;
+        tracing::info!(server = %self.inner.server, "access token obtained with an identity assertion");
         Ok(tokens)
     }
 

@@ -122,6 +122,44 @@ impl Fetcher {
         Ok((status, body))
     }
 
+    /// POSTs a form to `url`, with HTTP Basic client authentication (RFC 6749 §2.3.1: both parts
+    /// form-encoded) when `basic` is given; returns the status and the body.
+    pub(crate) async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&str, String)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<(StatusCode, Vec<u8>), Error> {
+        check_url(&self.server, url)?;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(name, value)| (*name, value.as_str())))
+            .finish();
+        let mut request = self
+            .client
+            .post(url.clone())
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            use base64::Engine as _;
+            let encode = |text: &str| {
+                url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>()
+            };
+            let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                encode(id),
+                encode(secret)
+            ));
+            if let Some(value) = sensitive(&format!("Basic {credentials}")) {
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+        }
+        let response = self.send(url, request).await?;
+        let status = response.status();
+        let body = self.body(url, response).await?;
+        Ok((status, body))
+    }
+
     /// Sends an OAuth request built by the `oauth2` crate (a token request): the URL is checked,
     /// header values are marked sensitive (they carry client credentials), and the answer is
     /// read whole, bounded.

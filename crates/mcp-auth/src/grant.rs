@@ -42,6 +42,18 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OauthHttp<'_> {
     }
 }
 
+/// The JWT bearer grant type (RFC 7523 §2.1).
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The token exchange grant type (RFC 8693).
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// The token type of an Identity Assertion JWT Authorization Grant (SEP-990).
+const ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
+
+/// The token type of an OpenID Connect ID token.
+const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+
 /// The key that signs client assertions.
 #[derive(Clone)]
 pub(crate) struct AssertionKey {
@@ -155,6 +167,70 @@ impl TokenRequest<'_> {
         }
         let http = OauthHttp(self.fetcher);
         let answer = request.request_async(&http).await;
+        self.tokens(grant, answer, scopes, None)
+    }
+
+    /// The JWT bearer grant with an identity assertion (an ID-JAG from the enterprise's identity
+    /// provider, SEP-990).
+    pub(crate) async fn jwt_bearer(
+        &self,
+        assertion: &str,
+        scopes: &[String],
+    ) -> Result<Tokens, TokenFailure> {
+        let grant = "jwt-bearer";
+        let mut form = vec![
+            ("grant_type", JWT_BEARER.to_owned()),
+            ("assertion", assertion.to_owned()),
+        ];
+        if !scopes.is_empty() {
+            form.push(("scope", scopes.join(" ")));
+        }
+        if let Some(resource) = self.resource {
+            form.push(("resource", resource.to_owned()));
+        }
+        let client = self.client;
+        let mut basic = None;
+        match client.auth_method.as_str() {
+            "client_secret_basic" | "client_secret_post" => {
+                let Some(secret) = &client.client_secret else {
+                    return Err(self.other(
+                        grant,
+                        format!(
+                            "the client authenticates with {} but has no secret",
+                            client.auth_method
+                        ),
+                    ));
+                };
+                if client.auth_method == "client_secret_basic" {
+                    basic = Some((client.client_id.as_str(), secret.as_str()));
+                } else {
+                    form.push(("client_id", client.client_id.clone()));
+                    form.push(("client_secret", secret.clone()));
+                }
+            }
+            _ => form.push(("client_id", client.client_id.clone())),
+        }
+        form.extend(self.assertion(grant)?);
+        let (status, body) = self
+            .fetcher
+            .post_form(self.token_endpoint, &form, basic)
+            .await
+            .map_err(TokenFailure::Other)?;
+        let answer = if status.is_success() {
+            serde_json::from_slice::<oauth2::basic::BasicTokenResponse>(&body).map_err(|error| {
+                RequestTokenError::Other(format!(
+                    "the answer is not a token response ({:?} error at line {} column {})",
+                    error.classify(),
+                    error.line(),
+                    error.column()
+                ))
+            })
+        } else {
+            match serde_json::from_slice::<oauth2::basic::BasicErrorResponse>(&body) {
+                Ok(response) => Err(RequestTokenError::ServerResponse(response)),
+                Err(_) => Err(RequestTokenError::Other(format!("HTTP {status}"))),
+            }
+        };
         self.tokens(grant, answer, scopes, None)
     }
 
@@ -283,6 +359,76 @@ impl TokenRequest<'_> {
             scope: split_scopes(&scope.join(" ")),
         })
     }
+}
+
+/// Exchanges the ID token of `provider` for an Identity Assertion JWT Authorization Grant
+/// (RFC 8693 token exchange at the identity provider, SEP-990) for the authorization server
+/// `audience` and the resource `resource`.
+pub(crate) async fn exchange_id_token(
+    fetcher: &Fetcher,
+    provider: &crate::IdentityProvider,
+    audience: &str,
+    resource: &str,
+    scopes: &[String],
+) -> Result<String, Error> {
+    let refused = |reason: String| Error::Token {
+        server: fetcher.server.clone(),
+        grant: "token-exchange",
+        reason,
+    };
+    let endpoint = Url::parse(&provider.token_endpoint).map_err(|error| {
+        refused(format!(
+            "the identity provider's token endpoint is not a URL: {error}"
+        ))
+    })?;
+    let mut form = vec![
+        ("grant_type", TOKEN_EXCHANGE.to_owned()),
+        ("requested_token_type", ID_JAG.to_owned()),
+        ("subject_token", provider.id_token.clone()),
+        ("subject_token_type", ID_TOKEN.to_owned()),
+        ("audience", audience.to_owned()),
+        ("resource", resource.to_owned()),
+    ];
+    if !scopes.is_empty() {
+        form.push(("scope", scopes.join(" ")));
+    }
+    let basic = match &provider.client_secret {
+        Some(secret) => Some((provider.client_id.as_str(), secret.as_str())),
+        None => {
+            form.push(("client_id", provider.client_id.clone()));
+            None
+        }
+    };
+    let (status, body) = fetcher.post_form(&endpoint, &form, basic).await?;
+    let answer: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| refused(format!("{endpoint} answered HTTP {status} without JSON")))?;
+    if !status.is_success() {
+        let error = answer
+            .get("error")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("an error");
+        let description = answer
+            .get("error_description")
+            .and_then(serde_json::Value::as_str)
+            .map(|text| format!(": {text}"))
+            .unwrap_or_default();
+        return Err(refused(format!("{endpoint} answered {error}{description}")));
+    }
+    if let Some(issued) = answer
+        .get("issued_token_type")
+        .and_then(serde_json::Value::as_str)
+    {
+        if issued != ID_JAG {
+            return Err(refused(format!(
+                "{endpoint} issued a {issued}, not an ID-JAG"
+            )));
+        }
+    }
+    answer
+        .get("access_token")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| refused(format!("{endpoint} answered without an access_token")))
 }
 
 /// A client assertion: a JWT with `iss` and `sub` the client id, `aud` the issuer, valid for

@@ -81,7 +81,7 @@ pub(crate) async fn identify(
     let Some(redirect_uri) = redirect_uri else {
         return Err(Error::Registration {
             server: server.clone(),
-            reason: "the client credentials grant needs a registered client: set `auth.clientId` and `auth.clientSecret`".to_owned(),
+            reason: "this grant (client credentials, identity assertion) needs a registered client: set `auth.clientId` and `auth.clientSecret`".to_owned(),
         });
     };
     register(fetcher, options, discovered, endpoint, redirect_uri).await

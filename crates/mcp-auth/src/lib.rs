@@ -117,6 +117,33 @@ pub enum Grant {
     /// The client credentials grant: machine to machine, with a configured client id and a secret
     /// or private key; no person involved.
     ClientCredentials,
+    /// Enterprise-Managed Authorization (SEP-990): the enterprise identity provider exchanges the
+    /// user's ID token for an identity assertion (RFC 8693), which the authorization server takes
+    /// with the JWT bearer grant (RFC 7523); needs a configured client id and an
+    /// [`IdentityProvider`].
+    IdentityAssertion,
+}
+
+/// The enterprise identity provider of the identity assertion grant. `Debug` shows no secret.
+#[derive(Clone)]
+pub struct IdentityProvider {
+    /// Its token endpoint (RFC 8693 token exchange).
+    pub token_endpoint: String,
+    /// This client's id there.
+    pub client_id: String,
+    /// This client's secret there, if it has one.
+    pub client_secret: Option<String>,
+    /// The user's ID token from the provider's single sign-on.
+    pub id_token: String,
+}
+
+impl std::fmt::Debug for IdentityProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityProvider")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How this host authorizes with one server. Everything is optional: discovery and registration
@@ -141,6 +168,8 @@ pub struct AuthOptions {
     pub private_key: Option<String>,
     /// The algorithm of the client assertions (default `ES256`; `RS256`, `PS256`, `EdDSA`, …).
     pub signing_algorithm: Option<String>,
+    /// The identity provider of [`Grant::IdentityAssertion`].
+    pub identity_provider: Option<IdentityProvider>,
     /// The client's name in a dynamic registration.
     pub client_name: String,
     /// Bound on each request to an OAuth endpoint (default 10 s).
@@ -160,6 +189,7 @@ impl Default for AuthOptions {
             token_endpoint_auth_method: None,
             private_key: None,
             signing_algorithm: None,
+            identity_provider: None,
             client_name: "mcp-host".to_owned(),
             request_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(300),
@@ -181,6 +211,7 @@ impl std::fmt::Debug for AuthOptions {
             )
             .field("has_private_key", &self.private_key.is_some())
             .field("signing_algorithm", &self.signing_algorithm)
+            .field("identity_provider", &self.identity_provider)
             .field("client_name", &self.client_name)
             .finish_non_exhaustive()
     }

@@ -129,7 +129,7 @@ pub enum AuthSetting {
     /// `true` (OAuth when the server asks, with defaults) or `false` (never).
     Enabled(bool),
     /// OAuth with these settings.
-    Settings(AuthConfig),
+    Settings(Box<AuthConfig>),
 }
 
 impl Default for AuthSetting {
@@ -145,7 +145,7 @@ impl<'de> Deserialize<'de> for AuthSetting {
         match serde_json::Value::deserialize(deserializer)? {
             serde_json::Value::Bool(enabled) => Ok(AuthSetting::Enabled(enabled)),
             settings => AuthConfig::deserialize(settings)
-                .map(AuthSetting::Settings)
+                .map(|config| AuthSetting::Settings(Box::new(config)))
                 .map_err(serde::de::Error::custom),
         }
     }
@@ -161,7 +161,7 @@ impl AuthSetting {
         match self {
             AuthSetting::Enabled(false) => None,
             AuthSetting::Enabled(true) => Some(AuthConfig::default()),
-            AuthSetting::Settings(config) => Some(config.clone()),
+            AuthSetting::Settings(config) => Some(AuthConfig::clone(config)),
         }
     }
 }
@@ -202,6 +202,25 @@ pub struct AuthConfig {
     /// The algorithm of the client assertions signed with `privateKey`. Default: `ES256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_algorithm: Option<String>,
+    /// The enterprise identity provider of `"grant": "identity_assertion"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<IdentityProviderConfig>,
+}
+
+/// The enterprise identity provider whose identity assertions the authorization server takes
+/// (Enterprise-Managed Authorization, SEP-990).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityProviderConfig {
+    /// Its token endpoint (RFC 8693 token exchange).
+    pub token_endpoint: String,
+    /// This client's id there.
+    pub client_id: String,
+    /// This client's secret there; write it as `${env:NAME}`. Masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The user's ID token from the provider's single sign-on; write it as `${env:NAME}`. Masked.
+    pub id_token: String,
 }
 
 /// The OAuth grant of a server.
@@ -214,6 +233,10 @@ pub enum GrantChoice {
     /// The client credentials grant.
     #[serde(rename = "client_credentials")]
     ClientCredentials,
+    /// Enterprise-Managed Authorization (SEP-990): an identity assertion from the identity
+    /// provider, taken with the JWT bearer grant.
+    #[serde(rename = "identity_assertion")]
+    IdentityAssertion,
 }
 
 /// How the protocol revision is agreed with a server.
@@ -590,6 +613,20 @@ impl AuthConfig {
                 "auth.clientId".to_owned(),
                 "is required with `\"grant\": \"client_credentials\"`",
             ));
+        }
+        if self.grant == GrantChoice::IdentityAssertion {
+            if self.client_id.is_none() {
+                return Err(invalid(
+                    "auth.clientId".to_owned(),
+                    "is required with `\"grant\": \"identity_assertion\"`",
+                ));
+            }
+            if self.identity_provider.is_none() {
+                return Err(invalid(
+                    "auth.identityProvider".to_owned(),
+                    "is required with `\"grant\": \"identity_assertion\"`",
+                ));
+            }
         }
         if (self.client_secret.is_some() || self.private_key.is_some()) && self.client_id.is_none()
         {
@@ -1209,11 +1246,33 @@ mod tests {
             remote(r#"{"clientMetadataUrl":"http://app.example/cimd.json"}"#).unwrap_err(),
             err("auth.clientMetadataUrl", "must be an https:// URL")
         );
+        assert_eq!(
+            remote(r#"{"grant":"identity_assertion","clientId":"c"}"#).unwrap_err(),
+            err(
+                "auth.identityProvider",
+                "is required with `\"grant\": \"identity_assertion\"`"
+            )
+        );
+        let enterprise = remote(
+            r#"{"grant":"identity_assertion","clientId":"c","identityProvider":
+                {"tokenEndpoint":"https://idp.example/token","clientId":"i","idToken":"${env:ID}"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            enterprise
+                .auth
+                .config()
+                .unwrap()
+                .identity_provider
+                .unwrap()
+                .client_id,
+            "i"
+        );
         assert!(remote(r#"{"clientid":"typo"}"#)
             .unwrap_err()
             .contains("unknown field"));
         let mut local = ClientConfig::new("r", "x");
-        local.auth = AuthSetting::Settings(AuthConfig::default());
+        local.auth = AuthSetting::Settings(Box::default());
         assert_eq!(
             local.validate().unwrap_err().to_string(),
             err("auth", "applies to `url` servers only")

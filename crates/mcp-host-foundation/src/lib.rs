@@ -26,8 +26,8 @@ mod task_status;
 pub use auth::AuthRegistry;
 pub use client_manager::{ClientExit, ClientManager, ClientSession, ExitCause};
 pub use config::{
-    validate_all, AuthConfig, AuthSetting, ClientConfig, ClientId, GrantChoice, ProtocolChoice,
-    RestartPolicy, ToolFilter, ValueMap,
+    validate_all, AuthConfig, AuthSetting, ClientConfig, ClientId, GrantChoice,
+    IdentityProviderConfig, ProtocolChoice, RestartPolicy, ToolFilter, ValueMap,
 };
 pub use error::Error;
 pub use roots::RootManager;

@@ -282,6 +282,15 @@ impl SecurityManager {
         };
         let client_secret = secret(&auth.client_secret)?;
         let private_key = secret(&auth.private_key)?;
+        let identity_provider = match &auth.identity_provider {
+            Some(provider) => Some(mcp_auth::IdentityProvider {
+                token_endpoint: self.resolve(client, &provider.token_endpoint, false)?,
+                client_id: self.resolve(client, &provider.client_id, false)?,
+                client_secret: secret(&provider.client_secret)?,
+                id_token: secret(&Some(provider.id_token.clone()))?.unwrap_or_default(),
+            }),
+            None => None,
+        };
         let client_id = match &auth.client_id {
             Some(id) => Some(self.resolve(client, id, false)?),
             None => None,
@@ -294,7 +303,9 @@ impl SecurityManager {
             grant: match auth.grant {
                 crate::GrantChoice::AuthorizationCode => mcp_auth::Grant::AuthorizationCode,
                 crate::GrantChoice::ClientCredentials => mcp_auth::Grant::ClientCredentials,
+                crate::GrantChoice::IdentityAssertion => mcp_auth::Grant::IdentityAssertion,
             },
+            identity_provider,
             token_endpoint_auth_method: auth.token_endpoint_auth_method.clone(),
             private_key,
             signing_algorithm: auth.signing_algorithm.clone(),

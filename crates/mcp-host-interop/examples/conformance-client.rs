@@ -206,6 +206,19 @@ fn auth_options() -> mcp_auth::AuthOptions {
     if scenario.starts_with("auth/client-credentials") {
         options.grant = mcp_auth::Grant::ClientCredentials;
     }
+    if let (Some(token_endpoint), Some(client_id), Some(id_token)) = (
+        text("idp_token_endpoint"),
+        text("idp_client_id"),
+        text("idp_id_token"),
+    ) {
+        options.grant = mcp_auth::Grant::IdentityAssertion;
+        options.identity_provider = Some(mcp_auth::IdentityProvider {
+            token_endpoint,
+            client_id,
+            client_secret: None,
+            id_token,
+        });
+    }
     options
 }
 
