@@ -22,6 +22,9 @@
 //!   (run by the interop venv, which is installed first), configured with `"namespace": false` so
 //!   that the gateway offers the names the scenarios call (`test_simple_text`, …) as they are.
 //!
+//! The OAuth client scenarios (`auth/*`, every one the suite has: its `auth`, back-compat, draft and
+//! extension suites) run the same client, which then authorizes through `mcp-auth`.
+//!
 //! The pre-release suite (0.2 alpha, installed beside the stable one under the npm alias
 //! `mcp-conformance-next`) runs the client and server scenarios of the stateless revision
 //! 2026-07-28 (`--spec-version 2026-07-28`): our client then negotiates with `server/discover`,
@@ -501,12 +504,40 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Client scenarios we run (the `auth/*` ones are not: the HTTP client has no OAuth yet).
+/// Client scenarios we run, but for the OAuth ones (`AUTH_SCENARIOS`).
 const CLIENT_SCENARIOS: &[&str] = &[
     "initialize",
     "tools_call",
     "sse-retry",
     "elicitation-sep1034-client-defaults",
+];
+
+/// Every OAuth client scenario of the suite (`--suite all` less the others): the `auth` suite
+/// (tier 1), the 2025-03-26 back-compat ones, the draft ones and the extensions. The client under
+/// test authorizes through `mcp-auth`, following the authorization redirect itself.
+const AUTH_SCENARIOS: &[&str] = &[
+    "auth/metadata-default",
+    "auth/metadata-var1",
+    "auth/metadata-var2",
+    "auth/metadata-var3",
+    "auth/basic-cimd",
+    "auth/scope-from-www-authenticate",
+    "auth/scope-from-scopes-supported",
+    "auth/scope-omitted-when-undefined",
+    "auth/scope-step-up",
+    "auth/scope-retry-limit",
+    "auth/token-endpoint-auth-basic",
+    "auth/token-endpoint-auth-post",
+    "auth/token-endpoint-auth-none",
+    "auth/pre-registration",
+    "auth/2025-03-26-oauth-metadata-backcompat",
+    "auth/2025-03-26-oauth-endpoint-fallback",
+    "auth/resource-mismatch",
+    "auth/offline-access-scope",
+    "auth/offline-access-not-supported",
+    "auth/client-credentials-jwt",
+    "auth/client-credentials-basic",
+    "auth/cross-app-access-complete-flow",
 ];
 
 /// Client scenarios of revision 2026-07-28 (run with the pre-release suite, the client under
@@ -527,6 +558,7 @@ const STATELESS_CLIENT_SCENARIOS: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Run {
     Client,
+    ClientAuth,
     StatelessClient,
     Server,
     StatelessServer,
@@ -780,6 +812,14 @@ pub(crate) fn run() -> anyhow::Result<()> {
         &dir.join("client"),
     )?;
 
+    let auth_results = run_scenarios(
+        &suite,
+        Target::Client { command: &command },
+        AUTH_SCENARIOS,
+        &expected_failures(Run::ClientAuth),
+        &dir.join("client-auth"),
+    )?;
+
     let stateless_results = run_scenarios(
         &next_suite,
         Target::Client { command: &command },
@@ -816,6 +856,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
 
     let table = table(&[
         ("client", Run::Client, &client_results),
+        ("client auth", Run::ClientAuth, &auth_results),
         (
             "client 2026-07-28",
             Run::StatelessClient,
@@ -837,6 +878,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
         file.display()
     );
     let mut all = client_results;
+    all.extend(auth_results);
     all.extend(stateless_results);
     all.extend(server_results);
     all.extend(stateless_server_results);

@@ -26,6 +26,9 @@ const NPM_PACKAGES: &[(&str, &str)] = &[
     ("@modelcontextprotocol/server-everything", "2026.8.31"),
     ("@modelcontextprotocol/server-filesystem", "2026.8.31"),
     ("@modelcontextprotocol/server-memory", "2026.8.31"),
+    // The TypeScript SDK: its example server (`simpleStreamableHttp --oauth`) is the
+    // OAuth-protected server of the `oauth` interop test.
+    ("@modelcontextprotocol/sdk", "1.32.2"),
 ];
 
 /// The PyPI packages, pinned to versions checked with `pip index versions <package>`.

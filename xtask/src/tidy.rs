@@ -69,6 +69,7 @@ pub(crate) fn check(root: &Path) -> Vec<Violation> {
 /// Internal library crates from the bottom layer up: a crate depends only on crates to its left.
 const LAYERS: &[&str] = &[
     "mcp-transport",
+    "mcp-auth",
     "mcp-http",
     "mcp-session",
     "mcp-host-foundation",

@@ -31,6 +31,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "namespace",
     "protocol",
     "restart",
+    "auth",
     // VS Code's `servers` entries carry a transport type: `stdio`, or `http` for a `url`.
     "type",
     // Claude Desktop and others use these for documentation or disabling.

@@ -10,6 +10,7 @@
 
 mod config;
 mod demo_server;
+mod login;
 mod output;
 mod signals;
 mod systemd;
@@ -196,6 +197,29 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         audit_log: Option<PathBuf>,
     },
+    /// Log in to a remote server that asks for OAuth: `mcp-host login github`.
+    ///
+    /// Runs the server's grant. For the authorization code flow (the default) it listens on
+    /// 127.0.0.1:<port>/callback, prints the authorization URL on stderr, opens the browser
+    /// (unless --no-browser, or there is no display), and waits for the redirect. The tokens are
+    /// kept in $XDG_DATA_HOME/mcp-host/oauth (else ~/.local/share/mcp-host/oauth), one file per
+    /// server with mode 0600, and refreshed by every later command.
+    #[command(verbatim_doc_comment)]
+    Login {
+        /// The server's id in the configuration.
+        server: String,
+        /// Print the URL only; open no browser (for SSH sessions).
+        #[arg(long)]
+        no_browser: bool,
+        /// Give up when the browser has not come back after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// Forget the OAuth tokens of a remote server: `mcp-host logout github`.
+    Logout {
+        /// The server's id in the configuration.
+        server: String,
+    },
     /// Run the built-in demo MCP server on stdio (tools echo, add, sleep; a resource; a prompt).
     DemoServer {
         /// The server's name.
@@ -317,15 +341,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_stdout(&String::from_utf8_lossy(&page))
         }
         Command::Status { json } => {
+            let clients = config::load(cli.config.as_deref())?.clients;
             let host = start(cli.config, None, false).await?;
             let statuses = host.status();
-            let text = if json {
-                format!("{}\n", serde_json::to_string_pretty(&statuses)?)
-            } else {
-                output::status_table(&statuses)
-            };
             stop(&host).await;
+            // Read after the servers ran: a refresh refused meanwhile shows as `needs login`.
+            let auth = login::states(&clients).await;
+            let text = if json {
+                let mut rows = serde_json::to_value(&statuses)?;
+                for row in rows.as_array_mut().into_iter().flatten() {
+                    let id = row.get("id").and_then(Value::as_str).unwrap_or_default();
+                    if let Some((_, status)) = auth.iter().find(|(server, _)| server == id) {
+                        row["auth"] = login::state_json(status);
+                    }
+                }
+                format!("{}\n", serde_json::to_string_pretty(&rows)?)
+            } else {
+                let mut text = output::status_table(&statuses);
+                text.push_str(&login::state_lines(&auth));
+                text
+            };
             print_stdout(&text)
+        }
+        Command::Login {
+            server,
+            no_browser,
+            timeout_secs,
+        } => {
+            let clients = config::load(cli.config.as_deref())?.clients;
+            let timeout = Duration::from_secs(timeout_secs.max(1));
+            let line = login::login(&clients, &server, no_browser, timeout).await?;
+            print_stdout(&line)
+        }
+        Command::Logout { server } => {
+            let clients = config::load(cli.config.as_deref())?.clients;
+            print_stdout(&login::logout(&clients, &server).await?)
         }
         Command::Tools { json } => {
             let host = start(cli.config, None, true).await?;

@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::{ClientConfig, ClientId, Error, RootManager, SecurityManager, TaskStatus};
+use crate::{
+    AuthRegistry, ClientConfig, ClientId, Error, RootManager, SecurityManager, TaskStatus,
+};
 
 /// A client whose handshake succeeded: what [`TaskStatus::started`] hands back to the starter.
 #[derive(Clone, Debug)]
@@ -66,6 +68,7 @@ pub struct ClientManager {
     roots: RootManager,
     client_info: Implementation,
     client_requests: Option<Arc<dyn mcp_session::ClientRequestHandler>>,
+    auth: AuthRegistry,
 }
 
 impl fmt::Debug for ClientManager {
@@ -86,7 +89,20 @@ impl ClientManager {
             roots,
             client_info: Implementation::new("mcp-host", env!("CARGO_PKG_VERSION")),
             client_requests: None,
+            auth: AuthRegistry::default(),
         }
+    }
+
+    /// The same manager, whose remote clients keep their OAuth tokens in `auth` (by default the
+    /// user's token store, [`mcp_auth::TokenStore::user`]).
+    pub fn with_auth(mut self, auth: AuthRegistry) -> ClientManager {
+        self.auth = auth;
+        self
+    }
+
+    /// The OAuth authorizers of the remote clients.
+    pub fn auth(&self) -> &AuthRegistry {
+        &self.auth
     }
 
     /// The same manager, whose clients answer their servers' sampling and elicitation requests
@@ -212,6 +228,7 @@ impl ClientManager {
                 // The error goes back to the caller, who reports it; logging it here too would say it twice.
                 tracing::debug!(error = %error, exit = %report, "client failed to start");
                 self.roots.remove(&id);
+                self.auth.forget(&id);
                 return Err(error);
             }
         };
@@ -247,6 +264,8 @@ impl ClientManager {
         let report =
             close_polling(process, &mut connection, connection_done, grace, security).await;
         self.roots.remove(&id);
+        // A restart builds it again from the token store: no authorizer outlives its client.
+        self.auth.forget(&id);
         match &cause {
             ExitCause::Cancelled => tracing::info!(exit = %report, "client stopped"),
             ExitCause::ServerExited { error: Some(error) } => {
@@ -275,7 +294,10 @@ impl ClientManager {
     ) -> Result<(Endpoint, Transport), Error> {
         let client = id.as_str().to_owned();
         if config.is_remote() {
-            let options = security.http_for(config)?;
+            let mut options = security.http_for(config)?;
+            if let Some(auth) = security.auth_for(config)? {
+                options.auth = Some(self.auth.authorizer(id, &options.url, &config.auth, auth)?);
+            }
             let (connection, transport) = mcp_http::connect(
                 id.server_name().clone(),
                 options,

@@ -114,6 +114,129 @@ pub struct ClientConfig {
     /// Default: never restarted.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// How the host authorizes with a `url` server that asks for OAuth (MCP authorization):
+    /// every field is optional, discovery and dynamic registration fill in the rest; `false`
+    /// turns OAuth off for the server. Default: OAuth when the server asks for it, with tokens
+    /// from `mcp-host login`, unless `headers` sets `Authorization`.
+    #[serde(default, skip_serializing_if = "AuthSetting::is_default")]
+    pub auth: AuthSetting,
+}
+
+/// Whether and how the host authorizes with a remote server: `false`, or the settings.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AuthSetting {
+    /// `true` (OAuth when the server asks, with defaults) or `false` (never).
+    Enabled(bool),
+    /// OAuth with these settings.
+    Settings(Box<AuthConfig>),
+}
+
+impl Default for AuthSetting {
+    fn default() -> AuthSetting {
+        AuthSetting::Enabled(true)
+    }
+}
+
+/// A boolean, or the settings read as [`AuthConfig`] (so that a mistake in them is named, which
+/// an untagged enum's error would not do).
+impl<'de> Deserialize<'de> for AuthSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<AuthSetting, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Bool(enabled) => Ok(AuthSetting::Enabled(enabled)),
+            settings => AuthConfig::deserialize(settings)
+                .map(|config| AuthSetting::Settings(Box::new(config)))
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl AuthSetting {
+    fn is_default(&self) -> bool {
+        *self == AuthSetting::Enabled(true)
+    }
+
+    /// The settings, unless OAuth is turned off (`false`).
+    pub fn config(&self) -> Option<AuthConfig> {
+        match self {
+            AuthSetting::Enabled(false) => None,
+            AuthSetting::Enabled(true) => Some(AuthConfig::default()),
+            AuthSetting::Settings(config) => Some(AuthConfig::clone(config)),
+        }
+    }
+}
+
+/// How the host authorizes with a remote server (OAuth 2.1, MCP revision 2025-11-25).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A client id registered with the server's authorization server. Default: a Client ID
+    /// Metadata Document (`clientMetadataUrl`) where the server supports them, else dynamic
+    /// registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The client's secret; write it as `${env:NAME}`. It is masked in every output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The HTTPS URL of this client's Client ID Metadata Document, used as its client id where
+    /// the authorization server supports such documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata_url: Option<String>,
+    /// The scopes to ask for. Default: those the server names in its challenge, else all those
+    /// its protected resource metadata lists (and `offline_access` when the authorization server
+    /// offers it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// `"authorization_code"` (a person logs in with `mcp-host login`) or `"client_credentials"`
+    /// (machine to machine: needs `clientId` and `clientSecret` or `privateKey`).
+    /// Default: `"authorization_code"`.
+    #[serde(default)]
+    pub grant: GrantChoice,
+    /// `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`. Default: chosen
+    /// from what the authorization server supports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// A private key in PEM for `private_key_jwt`; write it as `${env:NAME}`. Masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// The algorithm of the client assertions signed with `privateKey`. Default: `ES256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<String>,
+    /// The enterprise identity provider of `"grant": "identity_assertion"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<IdentityProviderConfig>,
+}
+
+/// The enterprise identity provider whose identity assertions the authorization server takes
+/// (Enterprise-Managed Authorization, SEP-990).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityProviderConfig {
+    /// Its token endpoint (RFC 8693 token exchange).
+    pub token_endpoint: String,
+    /// This client's id there.
+    pub client_id: String,
+    /// This client's secret there; write it as `${env:NAME}`. Masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The user's ID token from the provider's single sign-on; write it as `${env:NAME}`. Masked.
+    pub id_token: String,
+}
+
+/// The OAuth grant of a server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum GrantChoice {
+    /// The authorization code grant with PKCE.
+    #[default]
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    /// The client credentials grant.
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    /// Enterprise-Managed Authorization (SEP-990): an identity assertion from the identity
+    /// provider, taken with the JWT bearer grant.
+    #[serde(rename = "identity_assertion")]
+    IdentityAssertion,
 }
 
 /// How the protocol revision is agreed with a server.
@@ -281,6 +404,7 @@ impl ClientConfig {
             namespace: default_namespace(),
             protocol: ProtocolChoice::Initialize,
             restart: RestartPolicy::default(),
+            auth: AuthSetting::default(),
         }
     }
 
@@ -438,6 +562,12 @@ impl ClientConfig {
             return Err(invalid("callTimeoutMs".to_owned(), "must be more than 0"));
         }
         self.tools.validate(&self.id)?;
+        if let AuthSetting::Settings(auth) = &self.auth {
+            if self.url.is_none() {
+                return Err(invalid("auth".to_owned(), "applies to `url` servers only"));
+            }
+            auth.validate(&invalid)?;
+        }
         if self.restart.initial_backoff_ms == 0 {
             return Err(invalid(
                 "restart.initialBackoffMs".to_owned(),
@@ -451,6 +581,61 @@ impl ClientConfig {
             ));
         }
         Ok(id)
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self, invalid: &dyn Fn(String, &str) -> Error) -> Result<(), Error> {
+        if let Some(method) = &self.token_endpoint_auth_method {
+            let known = [
+                "none",
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ];
+            if !known.contains(&method.as_str()) {
+                return Err(invalid(
+                    "auth.tokenEndpointAuthMethod".to_owned(),
+                    "must be `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`",
+                ));
+            }
+        }
+        if let Some(url) = &self.client_metadata_url {
+            if !url.starts_with("https://") {
+                return Err(invalid(
+                    "auth.clientMetadataUrl".to_owned(),
+                    "must be an https:// URL",
+                ));
+            }
+        }
+        if self.grant == GrantChoice::ClientCredentials && self.client_id.is_none() {
+            return Err(invalid(
+                "auth.clientId".to_owned(),
+                "is required with `\"grant\": \"client_credentials\"`",
+            ));
+        }
+        if self.grant == GrantChoice::IdentityAssertion {
+            if self.client_id.is_none() {
+                return Err(invalid(
+                    "auth.clientId".to_owned(),
+                    "is required with `\"grant\": \"identity_assertion\"`",
+                ));
+            }
+            if self.identity_provider.is_none() {
+                return Err(invalid(
+                    "auth.identityProvider".to_owned(),
+                    "is required with `\"grant\": \"identity_assertion\"`",
+                ));
+            }
+        }
+        if (self.client_secret.is_some() || self.private_key.is_some()) && self.client_id.is_none()
+        {
+            return Err(invalid(
+                "auth.clientId".to_owned(),
+                "is required with `clientSecret` or `privateKey`",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -1000,6 +1185,98 @@ mod tests {
         ] {
             assert!(schema.contains(expect), "{expect} not in {schema}");
         }
+    }
+
+    #[test]
+    fn auth_settings() {
+        let remote = |auth: &str| -> Result<ClientConfig, String> {
+            let json = format!(r#"{{"id":"r","url":"https://mcp.example.com/mcp","auth":{auth}}}"#);
+            let config: ClientConfig = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+            config.validate().map(|_| config).map_err(|e| e.to_string())
+        };
+        assert_eq!(remote("false").unwrap().auth.config(), None);
+        assert_eq!(
+            remote("true").unwrap().auth.config(),
+            Some(AuthConfig::default())
+        );
+        let full = remote(
+            r#"{"clientId":"c","clientSecret":"${env:S}","clientMetadataUrl":"https://app.example/cimd.json",
+                "scopes":["a","b"],"grant":"client_credentials","tokenEndpointAuthMethod":"client_secret_post",
+                "privateKey":"${env:K}","signingAlgorithm":"RS256"}"#,
+        )
+        .unwrap();
+        let auth = full.auth.config().unwrap();
+        assert_eq!(auth.grant, GrantChoice::ClientCredentials);
+        assert_eq!(
+            auth.scopes.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+        // Round trip; the default is not written.
+        let round_trip: ClientConfig =
+            serde_json::from_value(serde_json::to_value(&full).unwrap()).unwrap();
+        assert_eq!(round_trip, full);
+        let plain = serde_json::to_value(ClientConfig::remote("r", "https://x/mcp")).unwrap();
+        assert!(plain.get("auth").is_none(), "{plain}");
+
+        let err = |field: &str, reason: &str| {
+            format!("invalid configuration of client `r`: `{field}` {reason}")
+        };
+        assert_eq!(
+            remote(r#"{"grant":"client_credentials"}"#).unwrap_err(),
+            err(
+                "auth.clientId",
+                "is required with `\"grant\": \"client_credentials\"`"
+            )
+        );
+        assert_eq!(
+            remote(r#"{"clientSecret":"s"}"#).unwrap_err(),
+            err(
+                "auth.clientId",
+                "is required with `clientSecret` or `privateKey`"
+            )
+        );
+        assert_eq!(
+            remote(r#"{"tokenEndpointAuthMethod":"magic"}"#).unwrap_err(),
+            err(
+                "auth.tokenEndpointAuthMethod",
+                "must be `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`"
+            )
+        );
+        assert_eq!(
+            remote(r#"{"clientMetadataUrl":"http://app.example/cimd.json"}"#).unwrap_err(),
+            err("auth.clientMetadataUrl", "must be an https:// URL")
+        );
+        assert_eq!(
+            remote(r#"{"grant":"identity_assertion","clientId":"c"}"#).unwrap_err(),
+            err(
+                "auth.identityProvider",
+                "is required with `\"grant\": \"identity_assertion\"`"
+            )
+        );
+        let enterprise = remote(
+            r#"{"grant":"identity_assertion","clientId":"c","identityProvider":
+                {"tokenEndpoint":"https://idp.example/token","clientId":"i","idToken":"${env:ID}"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            enterprise
+                .auth
+                .config()
+                .unwrap()
+                .identity_provider
+                .unwrap()
+                .client_id,
+            "i"
+        );
+        assert!(remote(r#"{"clientid":"typo"}"#)
+            .unwrap_err()
+            .contains("unknown field"));
+        let mut local = ClientConfig::new("r", "x");
+        local.auth = AuthSetting::Settings(Box::default());
+        assert_eq!(
+            local.validate().unwrap_err().to_string(),
+            err("auth", "applies to `url` servers only")
+        );
     }
 
     #[test]

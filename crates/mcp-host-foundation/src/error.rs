@@ -8,7 +8,7 @@ use std::time::Duration;
 /// masks them before an error is built.
 ///
 /// A variant that wraps a lower crate's error ([`Error::Spawn`], [`Error::Connect`],
-/// [`Error::Session`]) adds no words of its own: the lower error already names the server and
+/// [`Error::Session`], [`Error::Auth`]) adds no words of its own: the lower error already names the server and
 /// says what failed, so its `Display` is the lower error's and its `source()` is the lower
 /// error's cause. Each cause is said once, the server named once.
 #[derive(Debug)]
@@ -58,6 +58,9 @@ pub enum Error {
         /// What went wrong.
         source: mcp_http::Error,
     },
+    /// The OAuth authorization of a remote server could not be set up (a bad key, a token file
+    /// that cannot be read). Its cause names the server.
+    Auth(mcp_auth::Error),
     /// The session with the server failed (handshake refused, server exited, …).
     Session {
         /// The client.
@@ -112,6 +115,7 @@ impl std::fmt::Display for Error {
             Error::Spawn { source, .. } => source.fmt(f),
             Error::Connect { source, .. } => source.fmt(f),
             Error::Session { source, .. } => source.fmt(f),
+            Error::Auth(source) => source.fmt(f),
             Error::StartupTimeout {
                 client,
                 timeout,
@@ -139,6 +143,7 @@ impl std::error::Error for Error {
             Error::Spawn { source, .. } => std::error::Error::source(source),
             Error::Connect { source, .. } => std::error::Error::source(source),
             Error::Session { source, .. } => std::error::Error::source(&**source),
+            Error::Auth(source) => std::error::Error::source(source),
             _ => None,
         }
     }

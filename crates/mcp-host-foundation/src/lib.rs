@@ -15,6 +15,7 @@
 //! **Architecture Invariant:** secrets resolved from `${env:NAME}` never appear in a log line or
 //! an error this crate produces.
 
+mod auth;
 mod client_manager;
 mod config;
 mod error;
@@ -22,9 +23,11 @@ mod roots;
 mod security;
 mod task_status;
 
+pub use auth::AuthRegistry;
 pub use client_manager::{ClientExit, ClientManager, ClientSession, ExitCause};
 pub use config::{
-    validate_all, ClientConfig, ClientId, ProtocolChoice, RestartPolicy, ToolFilter, ValueMap,
+    validate_all, AuthConfig, AuthSetting, ClientConfig, ClientId, GrantChoice,
+    IdentityProviderConfig, ProtocolChoice, RestartPolicy, ToolFilter, ValueMap,
 };
 pub use error::Error;
 pub use roots::RootManager;

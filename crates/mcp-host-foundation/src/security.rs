@@ -250,6 +250,69 @@ impl SecurityManager {
         Ok(options)
     }
 
+    /// The OAuth settings of a validated remote `config`, or `None` when the host does not
+    /// authorize with it: OAuth turned off (`"auth": false`), or an `Authorization` header
+    /// configured (a static token wins).
+    ///
+    /// `${env:NAME}` references in `clientId`, `clientSecret` and `privateKey` are resolved;
+    /// the secret and the key are registered as secrets (masked in every output).
+    ///
+    /// Fails with [`Error::MissingSecret`] when a reference names a variable that is not set.
+    pub fn auth_for(&self, config: &ClientConfig) -> Result<Option<mcp_auth::AuthOptions>, Error> {
+        let client = config.id.as_str();
+        let Some(auth) = config.auth.config() else {
+            return Ok(None);
+        };
+        if config
+            .headers
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case("authorization"))
+        {
+            return Ok(None);
+        }
+        let secret = |value: &Option<String>| -> Result<Option<String>, Error> {
+            let Some(value) = value else {
+                return Ok(None);
+            };
+            let resolved = self.resolve(client, value, true)?;
+            if can_be_secret(&resolved, true) {
+                self.register(&resolved, Owner::Client(client));
+            }
+            Ok(Some(resolved))
+        };
+        let client_secret = secret(&auth.client_secret)?;
+        let private_key = secret(&auth.private_key)?;
+        let identity_provider = match &auth.identity_provider {
+            Some(provider) => Some(mcp_auth::IdentityProvider {
+                token_endpoint: self.resolve(client, &provider.token_endpoint, false)?,
+                client_id: self.resolve(client, &provider.client_id, false)?,
+                client_secret: secret(&provider.client_secret)?,
+                id_token: secret(&Some(provider.id_token.clone()))?.unwrap_or_default(),
+            }),
+            None => None,
+        };
+        let client_id = match &auth.client_id {
+            Some(id) => Some(self.resolve(client, id, false)?),
+            None => None,
+        };
+        Ok(Some(mcp_auth::AuthOptions {
+            client_id,
+            client_secret,
+            client_metadata_url: auth.client_metadata_url.clone(),
+            scopes: auth.scopes.clone(),
+            grant: match auth.grant {
+                crate::GrantChoice::AuthorizationCode => mcp_auth::Grant::AuthorizationCode,
+                crate::GrantChoice::ClientCredentials => mcp_auth::Grant::ClientCredentials,
+                crate::GrantChoice::IdentityAssertion => mcp_auth::Grant::IdentityAssertion,
+            },
+            identity_provider,
+            token_endpoint_auth_method: auth.token_endpoint_auth_method.clone(),
+            private_key,
+            signing_algorithm: auth.signing_algorithm.clone(),
+            ..mcp_auth::AuthOptions::default()
+        }))
+    }
+
     /// Registers `value` as a secret of the host, so that [`SecurityManager::mask`] hides it from
     /// now on (it is never forgotten).
     ///

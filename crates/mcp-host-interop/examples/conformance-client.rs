@@ -7,6 +7,13 @@
 //! `server/discover`, else with `initialize`). This program does what the scenario asks of a client, with our
 //! Streamable HTTP transport (`mcp-http`) and session (`mcp-session`), and exits 0 when every
 //! step succeeded, 1 (saying why on stderr) otherwise. The suite judges the traffic.
+//!
+//! For the `auth/*` scenarios the connection carries an OAuth authorizer (`mcp-auth`) with an
+//! in-memory token store; it authorizes on the server's first 401, following the authorization
+//! endpoint's redirect itself instead of opening a browser (the suite's authorization server
+//! approves at once). The scenario's `MCP_CONFORMANCE_CONTEXT` (pre-registered client
+//! credentials, a private key for `private_key_jwt`) becomes the authorizer's settings, as a
+//! server's `auth` object in the configuration would.
 #![allow(clippy::print_stderr)]
 
 use std::time::Duration;
@@ -50,13 +57,22 @@ fn main() {
 
 async fn run(url: &str, scenario: &str) -> Result<(), String> {
     let tracker = TaskTracker::new();
-    let (http, transport) = mcp_http::connect(
-        ServerName::new("conformance"),
-        HttpOptions::new(url),
-        &TransportOptions::default(),
-        &tracker,
-    )
-    .map_err(|error| error.to_string())?;
+    let server = ServerName::new("conformance");
+    let mut http_options = HttpOptions::new(url);
+    if scenario.starts_with("auth/") {
+        let authorizer = mcp_auth::Authorizer::new(
+            server.clone(),
+            url,
+            auth_options(),
+            mcp_auth::TokenStore::memory(),
+        )
+        .map_err(|error| error.to_string())?
+        .with_browser(std::sync::Arc::new(FollowRedirect::new()?));
+        http_options.auth = Some(authorizer);
+    }
+    let (http, transport) =
+        mcp_http::connect(server, http_options, &TransportOptions::default(), &tracker)
+            .map_err(|error| error.to_string())?;
     let stateless = std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION")
         .is_ok_and(|version| version == mcp_session::protocol::STATELESS_PROTOCOL_VERSION);
     let options = SessionOptions {
@@ -143,6 +159,14 @@ async fn scenario_steps(session: &Session, scenario: &str) -> Result<(), String>
                 call(session, "test_custom_headers_null", arguments).await?;
             }
         }
+        auth if auth.starts_with("auth/") => {
+            // The suite's protected server has one tool; calling it is what needs the token
+            // (and, in `auth/scope-step-up`, a scope more than listing did).
+            for tool in &tools {
+                let arguments = dummy_arguments(&tool.input_schema);
+                call(session, &tool.name, arguments).await?;
+            }
+        }
         "http-invalid-tool-headers" => {
             // Call every tool we were given: the transport must have left out the invalid ones.
             for tool in &tools {
@@ -156,6 +180,94 @@ async fn scenario_steps(session: &Session, scenario: &str) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// The client id of the conformance suite's Client ID Metadata Document scenario: a URL the
+/// suite's authorization server takes as it is.
+const CLIENT_METADATA_URL: &str = "https://conformance-test.local/client-metadata.json";
+
+/// The authorizer's settings for the scenario, from `MCP_CONFORMANCE_CONTEXT`.
+fn auth_options() -> mcp_auth::AuthOptions {
+    let context: Value = std::env::var("MCP_CONFORMANCE_CONTEXT")
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    let text = |name: &str| context.get(name).and_then(Value::as_str).map(str::to_owned);
+    let scenario = text("name").unwrap_or_default();
+    let mut options = mcp_auth::AuthOptions {
+        client_id: text("client_id"),
+        client_secret: text("client_secret"),
+        client_metadata_url: Some(CLIENT_METADATA_URL.to_owned()),
+        private_key: text("private_key_pem"),
+        signing_algorithm: text("signing_algorithm"),
+        client_name: "mcp-host conformance client".to_owned(),
+        ..mcp_auth::AuthOptions::default()
+    };
+    if scenario.starts_with("auth/client-credentials") {
+        options.grant = mcp_auth::Grant::ClientCredentials;
+    }
+    if let (Some(token_endpoint), Some(client_id), Some(id_token)) = (
+        text("idp_token_endpoint"),
+        text("idp_client_id"),
+        text("idp_id_token"),
+    ) {
+        options.grant = mcp_auth::Grant::IdentityAssertion;
+        options.identity_provider = Some(mcp_auth::IdentityProvider {
+            token_endpoint,
+            client_id,
+            client_secret: None,
+            id_token,
+        });
+    }
+    options
+}
+
+/// Plays the person at the authorization endpoint: fetches the authorization URL and reads the
+/// redirect it answers with, without following it.
+struct FollowRedirect {
+    client: reqwest::Client,
+}
+
+impl FollowRedirect {
+    fn new() -> Result<FollowRedirect, String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(STEP)
+            .build()
+            .map_err(|error| error.to_string())?;
+        Ok(FollowRedirect { client })
+    }
+}
+
+impl mcp_auth::Browser for FollowRedirect {
+    fn redirect_uri(&self) -> String {
+        "http://localhost:3000/callback".to_owned()
+    }
+
+    fn visit<'a>(&'a self, url: &'a reqwest::Url) -> mcp_auth::BrowserFuture<'a> {
+        Box::pin(async move {
+            let response = self
+                .client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|error| format!("the authorization endpoint failed: {error}"))?;
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .ok_or_else(|| {
+                    format!(
+                        "the authorization endpoint answered HTTP {} without a redirect",
+                        response.status()
+                    )
+                })?;
+            let redirect = url
+                .join(location)
+                .map_err(|error| format!("the redirect is not a URL: {error}"))?;
+            Ok(mcp_auth::Callback::from_url(&redirect))
+        })
+    }
 }
 
 /// Answers `elicitation/create` by accepting the form with the defaults its schema gives.

@@ -64,6 +64,10 @@ pub struct FakeHttpConfig {
     pub refuse_first_posts: usize,
     /// A header every request must carry (name, value), or 401.
     pub required_header: Option<(String, String)>,
+    /// Protected by a fake authorization server: every request must carry one of its access
+    /// tokens (else 401 with a `WWW-Authenticate` challenge naming the protected resource
+    /// metadata, served at `/.well-known/oauth-protected-resource/mcp`).
+    pub oauth: Option<crate::fake_oauth::Guard>,
     /// Offer the standalone GET stream (else 405); it sends one `notifications/tools/list_changed`.
     pub get_stream: bool,
     /// Delay before each progress step of the `slow` tool.
@@ -82,6 +86,7 @@ impl Default for FakeHttpConfig {
             expire_session_after: None,
             refuse_first_posts: 0,
             required_header: None,
+            oauth: None,
             get_stream: true,
             slow_step: Duration::from_millis(20),
             unknown_session_status: 404,
@@ -138,6 +143,8 @@ struct Inner {
     get_streams_end: Mutex<CancellationToken>,
     next_id: Mutex<u64>,
     shutdown: CancellationToken,
+    /// The bound address (for the URLs of the OAuth challenge and metadata).
+    addr: Mutex<String>,
 }
 
 #[derive(Default)]
@@ -183,9 +190,14 @@ impl FakeHttpServer {
             get_streams_end: Mutex::new(CancellationToken::new()),
             next_id: Mutex::new(0),
             shutdown: CancellationToken::new(),
+            addr: Mutex::new(addr.to_string()),
         });
         let app = Router::new()
             .route("/mcp", post(on_post).get(on_get).delete(on_delete))
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                axum::routing::get(on_resource_metadata),
+            )
             .with_state(inner.clone());
         let shutdown = inner.shutdown.clone();
         let mut tasks = JoinSet::new();
@@ -274,10 +286,51 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn authorized(inner: &Inner, headers: &HeaderMap) -> bool {
+    if let Some(guard) = &inner.config.oauth {
+        let token =
+            header(headers, "authorization").and_then(|value| value.strip_prefix("Bearer "));
+        if !token.is_some_and(|token| guard.accepts(token)) {
+            return false;
+        }
+    }
     match &inner.config.required_header {
         Some((name, value)) => header(headers, name) == Some(value.as_str()),
         None => true,
     }
+}
+
+/// The answer to a request without a valid token: 401, with the challenge of an OAuth-protected
+/// server.
+fn unauthorized(inner: &Inner) -> Response {
+    let mut response = status(StatusCode::UNAUTHORIZED);
+    if inner.config.oauth.is_some() {
+        let challenge = format!(
+            "Bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\"",
+            lock(&inner.addr)
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert("www-authenticate", value);
+        }
+    }
+    response
+}
+
+async fn on_resource_metadata(State(inner): State<Arc<Inner>>) -> Response {
+    let Some(guard) = &inner.config.oauth else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let mut document = json!({
+        "resource": format!("http://{}/mcp", lock(&inner.addr)),
+        "authorization_servers": [guard.issuer()],
+    });
+    if let Some(scopes) = guard.scopes() {
+        document["scopes_supported"] = json!(scopes);
+    }
+    let mut response = Response::new(Body::from(document.to_string()));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
 }
 
 fn next_id(inner: &Inner, prefix: &str) -> String {
@@ -288,7 +341,7 @@ fn next_id(inner: &Inner, prefix: &str) -> String {
 
 async fn on_post(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     if !authorized(&inner, &headers) {
-        return status(StatusCode::UNAUTHORIZED);
+        return unauthorized(&inner);
     }
     let Ok(message) = serde_json::from_slice::<Value>(&body) else {
         return status(StatusCode::BAD_REQUEST);
@@ -597,7 +650,7 @@ fn sse_body(body: Body) -> Response {
 
 async fn on_get(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
     if !authorized(&inner, &headers) {
-        return status(StatusCode::UNAUTHORIZED);
+        return unauthorized(&inner);
     }
     if inner.config.revisions == Revisions::Modern {
         // Revision 2026-07-28 has no GET stream.

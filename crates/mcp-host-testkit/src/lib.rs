@@ -3,7 +3,8 @@
 //! The crate offers one scriptable fake server ([`fake`]) in two forms: the `mcp-fake-server` binary,
 //! configured by flags, for tests that need a real child process (crashes, signals, grandchildren, stderr floods),
 //! and [`in_process`], the same server behind in-memory pipes for fast tests.
-//! [`fake_http`] is a separate, in-process fake Streamable HTTP server with scriptable faults.
+//! [`fake_http`] is a separate, in-process fake Streamable HTTP server with scriptable faults, which
+//! [`fake_oauth`], an in-process OAuth authorization server, can protect.
 //! [`procs`] finds the binary and checks, through a unique argv marker, that a test left no process behind.
 //!
 //! **Architecture Invariant:** this crate depends on no higher mcp-host crate (not even `mcp-transport` or `mcp-session`),
@@ -13,6 +14,7 @@
 
 pub mod fake;
 pub mod fake_http;
+pub mod fake_oauth;
 pub mod in_process;
 pub mod procs;
 

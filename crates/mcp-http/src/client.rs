@@ -14,7 +14,9 @@ use mcp_transport::{
     CloseStep, Diagnostics, ExitReport, FrameReader, ServerName, Transport, TransportOptions,
     DEFAULT_MAX_LINE_LEN,
 };
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncWriteExt, DuplexStream};
@@ -38,6 +40,8 @@ const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// How long the bridge waits for the server to answer the standalone GET before it sends the
 /// first message after `notifications/initialized`.
 const GET_STREAM_WAIT: Duration = Duration::from_secs(1);
+/// How often one request is sent again after its token was renewed (401, 403 `insufficient_scope`).
+const AUTH_RETRIES: u32 = 2;
 /// The JSON-RPC code of the error responses the bridge writes for requests that HTTP failed.
 pub const TRANSPORT_ERROR_CODE: i64 = -32603;
 
@@ -67,6 +71,11 @@ pub struct HttpOptions {
     pub retry_backoff: Duration,
     /// How often a broken SSE stream is resumed with `Last-Event-ID` before giving up (default 5).
     pub stream_resumptions: u32,
+    /// The server's OAuth authorization (default none): it gives each request its bearer token,
+    /// and a request answered 401 with a `Bearer` challenge (or 403 `insufficient_scope`) is
+    /// sent again once it has renewed the token, at most twice. A 401 without such a challenge is
+    /// not OAuth's and fails the request as other HTTP errors do.
+    pub auth: Option<mcp_auth::Authorizer>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -81,6 +90,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
             .field("stream_resumptions", &self.stream_resumptions)
+            .field("auth", &self.auth.as_ref().map(|auth| auth.server()))
             .finish()
     }
 }
@@ -97,6 +107,7 @@ impl HttpOptions {
             retries: 3,
             retry_backoff: Duration::from_millis(100),
             stream_resumptions: 5,
+            auth: None,
         }
     }
 }
@@ -308,12 +319,17 @@ enum SendFailure {
     /// The request may have reached the server, but no response came (the connection broke, or
     /// its headers did not arrive in time): this request failed, the server may be fine.
     Failed(String),
+    /// The server wants authorization that could not be had (no token, a login needed, a scope
+    /// refused): this request failed, and so will others until someone logs in.
+    Auth(String),
 }
 
 impl SendFailure {
     fn reason(self) -> String {
         match self {
-            SendFailure::Unreachable(reason) | SendFailure::Failed(reason) => reason,
+            SendFailure::Unreachable(reason)
+            | SendFailure::Failed(reason)
+            | SendFailure::Auth(reason) => reason,
         }
     }
 }
@@ -324,6 +340,15 @@ impl Shared {
     }
 
     fn record(&self, line: &str) {
+        // A server may echo the token it was sent; what it says is kept and logged masked.
+        let masked;
+        let line = match &self.options.auth {
+            Some(auth) => {
+                masked = auth.mask(line);
+                masked.as_str()
+            }
+            None => line,
+        };
         tracing::warn!(server = %self.server(), "{line}");
         self.diagnostics.record(line);
     }
@@ -387,6 +412,11 @@ impl Shared {
 
     /// Sends a request built by `build`, retrying while the server cannot be reached or says it
     /// is overloaded; waits at most `response_timeout` for each response's headers.
+    ///
+    /// With an authorizer, each attempt carries the current bearer token; a 401, or a 403 whose
+    /// challenge says `insufficient_scope`, is handed to the authorizer and, once it has renewed
+    /// the token, the request is sent again (at most [`AUTH_RETRIES`] times): the server refused
+    /// it without running it, so sending it again cannot run it twice.
     async fn send(
         &self,
         what: &str,
@@ -395,11 +425,69 @@ impl Shared {
     ) -> Result<Response, SendFailure> {
         let mut delay = self.options.retry_backoff;
         let mut attempt = 0;
+        let mut auth_attempts = 0;
         loop {
-            let request = self.headers_for(build(), message);
+            let mut request = self.headers_for(build(), message);
+            let mut sent_token = None;
+            if let Some(auth) = &self.options.auth {
+                match auth.bearer().await {
+                    Ok(Some(token)) => {
+                        request = request.header(AUTHORIZATION, token.clone());
+                        sent_token = Some(token);
+                    }
+                    Ok(None) => {}
+                    Err(error) => return Err(SendFailure::Auth(format!("{what}: {error}"))),
+                }
+            }
             let outcome = tokio::time::timeout(self.options.response_timeout, request.send()).await;
             let retry_because = match outcome {
                 Ok(Ok(response)) => match response.status() {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                        if self.options.auth.is_some() =>
+                    {
+                        let Some(auth) = &self.options.auth else {
+                            return Ok(response);
+                        };
+                        let challenge = response
+                            .headers()
+                            .get(WWW_AUTHENTICATE)
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_owned);
+                        // A 401 without a `Bearer` challenge is not OAuth's (RFC 6750 §3 and
+                        // MCP require the challenge): an API key or another scheme was refused.
+                        let bearer = challenge
+                            .as_deref()
+                            .and_then(mcp_auth::Challenge::parse)
+                            .is_some();
+                        if !bearer {
+                            return Ok(response);
+                        }
+                        let renewed = if response.status() == StatusCode::UNAUTHORIZED {
+                            auth.unauthorized(challenge.as_deref(), sent_token.as_ref())
+                                .await
+                                .map(|()| true)
+                        } else {
+                            auth.forbidden(challenge.as_deref(), sent_token.as_ref())
+                                .await
+                        };
+                        match renewed {
+                            Ok(false) => return Ok(response),
+                            Ok(true) if auth_attempts < AUTH_RETRIES => {
+                                auth_attempts += 1;
+                                tracing::debug!(server = %self.server(), "{what}: HTTP {}; sending it again with the renewed token", response.status());
+                                continue;
+                            }
+                            Ok(true) => {
+                                return Err(SendFailure::Auth(format!(
+                                    "{what}: HTTP {} again after the token was renewed {AUTH_RETRIES} times",
+                                    response.status()
+                                )))
+                            }
+                            Err(error) => {
+                                return Err(SendFailure::Auth(format!("{what}: {error}")))
+                            }
+                        }
+                    }
                     StatusCode::TOO_MANY_REQUESTS
                     | StatusCode::BAD_GATEWAY
                     | StatusCode::SERVICE_UNAVAILABLE
@@ -737,7 +825,15 @@ async fn write_loop(mut from_server: mpsc::Receiver<Vec<u8>>, mut write: DuplexS
 
 /// Ends the HTTP session with a DELETE, as the protocol asks of a client that is done.
 async fn end_session(shared: &Shared, cancel: &CancellationToken) {
-    let delete = shared.session_headers(shared.client.delete(shared.url.clone()));
+    let mut delete = shared.session_headers(shared.client.delete(shared.url.clone()));
+    if let Some(auth) = &shared.options.auth {
+        // Bounded like the DELETE: a token due for renewal is not renewed at the end.
+        if let Ok(Ok(Some(token))) =
+            tokio::time::timeout(Duration::from_millis(500), auth.bearer()).await
+        {
+            delete = delete.header(AUTHORIZATION, token);
+        }
+    }
     tokio::select! {
         outcome = tokio::time::timeout(Duration::from_secs(2), delete.send()) => match outcome {
             Ok(Ok(response)) if response.status().is_success()
@@ -775,7 +871,7 @@ async fn post_message(
             }
         }
         Err(SendFailure::Unreachable(reason)) => shared.lose(&reason),
-        Err(SendFailure::Failed(reason)) => shared.record(&reason),
+        Err(SendFailure::Failed(reason) | SendFailure::Auth(reason)) => shared.record(&reason),
     }
 }
 
@@ -1098,6 +1194,11 @@ async fn listen(
             Ok(response) => response,
             Err(SendFailure::Unreachable(reason)) => {
                 shared.lose(&reason);
+                return;
+            }
+            Err(SendFailure::Auth(reason)) => {
+                // Without authorization there is no stream to listen to; requests say why.
+                shared.record(&reason);
                 return;
             }
             Err(SendFailure::Failed(reason)) => {

@@ -12,6 +12,7 @@
 
 mod cli;
 mod everything;
+mod oauth;
 mod python_sdk;
 mod remote;
 mod replicas;
@@ -104,6 +105,7 @@ impl Interop {
             self.node_server("server-everything"),
             self.node_server("server-filesystem"),
             self.node_server("server-memory"),
+            self.sdk_example("simpleStreamableHttp.js"),
             self.venv_bin("mcp-server-time"),
             self.venv_bin("mcp-server-git"),
             self.venv_bin("python"),
@@ -115,6 +117,13 @@ impl Interop {
             .join("node/node_modules/@modelcontextprotocol")
             .join(package)
             .join("dist/index.js")
+    }
+
+    /// An example server of the TypeScript SDK.
+    pub(crate) fn sdk_example(&self, file: &str) -> PathBuf {
+        self.dir
+            .join("node/node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server")
+            .join(file)
     }
 
     pub(crate) fn venv_bin(&self, program: &str) -> PathBuf {

@@ -672,3 +672,5 @@ async fn a_forgotten_session_refused_with_400_is_lost() {
     let tail = http.diagnostics().stderr_tail();
     assert!(tail.contains("HTTP 400"), "{tail}");
 }
+
+mod auth;
