@@ -123,6 +123,10 @@ pub struct FakeConfig {
     /// `--spawn-escaped-grandchild`: start a sleeping copy of the binary in a new process group (binary only),
     /// escaping the host's process-group cleanup.
     pub spawn_escaped_grandchild: bool,
+    /// `--discover`: also speak the stateless revision 2026-07-28 (`server/discover`). The
+    /// unlisted tool `input_required` answers with `resultType: input_required` whatever the
+    /// revision.
+    pub discover: bool,
 }
 
 /// Why [`serve`] returned; the binary exits with [`Exit::code`].
@@ -174,6 +178,7 @@ impl Default for FakeConfig {
             request_flood: 0,
             request_flood_method: None,
             spawn_escaped_grandchild: false,
+            discover: false,
         }
     }
 }
@@ -220,6 +225,7 @@ impl FakeConfig {
                 "--request-flood" => config.request_flood = number(&flag, args)?,
                 "--request-flood-method" => config.request_flood_method = Some(value(&flag, args)?),
                 "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
+                "--discover" => config.discover = true,
                 "--marker" => {
                     value(&flag, args)?;
                 }
@@ -329,6 +335,9 @@ impl FakeConfig {
         }
         if self.spawn_escaped_grandchild {
             flag("--spawn-escaped-grandchild", None);
+        }
+        if self.discover {
+            flag("--discover", None);
         }
         args
     }
@@ -797,6 +806,13 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
     let config = &shared.config;
     let result = match method {
         "initialize" => return initialize(shared, params).await,
+        "server/discover" if config.discover => Ok(json!({
+            "resultType": "complete",
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": server_capabilities(),
+            "instructions": "fake server for tests",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": config.name, "version": "0.1.0"}},
+        })),
         "ping" => Ok(json!({})),
         "logging/setLevel" => {
             // Says so in a log message at the level set, so that relaying can be observed.
@@ -899,16 +915,54 @@ async fn initialize(shared: &Shared, params: &Value) -> Outcome {
     };
     Some(Ok(json!({
         "protocolVersion": protocol_version,
-        "capabilities": {
-            "tools": {"listChanged": true},
-            "prompts": {"listChanged": true},
-            "resources": {"listChanged": true, "subscribe": true},
-            "logging": {},
-            "completions": {},
-        },
+        "capabilities": server_capabilities(),
         "serverInfo": {"name": config.name, "version": "0.1.0"},
         "instructions": "fake server for tests",
     })))
+}
+
+/// What the fake server offers, in `initialize` and `server/discover`.
+fn server_capabilities() -> Value {
+    json!({
+        "tools": {"listChanged": true},
+        "prompts": {"listChanged": true},
+        "resources": {"listChanged": true, "subscribe": true},
+        "logging": {},
+        "completions": {},
+    })
+}
+
+/// The `input_required` tool (revision 2026-07-28): without `inputResponses` and `requestState`
+/// in the request (or always, with `always: true`), answers `resultType: input_required` with the
+/// `requests` argument as `inputRequests` and the `state` argument as `requestState` (each only if
+/// given); otherwise a text result, the JSON of what came back: `inputResponses`, `requestState`
+/// and the client capabilities the request declared in its `_meta`.
+fn input_required(params: &Value, arguments: &Value) -> Value {
+    let responses = params.get("inputResponses");
+    let state = params.get("requestState");
+    let always = arguments.get("always").and_then(Value::as_bool) == Some(true);
+    if always || (responses.is_none() && state.is_none()) {
+        let mut result = Map::new();
+        result.insert("resultType".to_owned(), "input_required".into());
+        if let Some(requests) = arguments.get("requests") {
+            result.insert("inputRequests".to_owned(), requests.clone());
+        }
+        if let Some(state) = arguments.get("state") {
+            result.insert("requestState".to_owned(), state.clone());
+        }
+        return Value::Object(result);
+    }
+    let capabilities = params
+        .pointer("/_meta/io.modelcontextprotocol~1clientCapabilities")
+        .cloned();
+    let echo = json!({
+        "inputResponses": responses,
+        "requestState": state,
+        "clientCapabilities": capabilities,
+    });
+    let mut result = text_result(echo.to_string());
+    result["resultType"] = "complete".into();
+    result
 }
 
 /// Answers `completion/complete` with one value, `<server name>:<ref name or uri>:<value>`, which
@@ -1112,6 +1166,7 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
             shared.close_input.store(true, Ordering::Relaxed);
             Ok(text_result("closing my input"))
         }
+        "input_required" => Ok(input_required(params, &arguments)),
         "flood_answers" => Ok(text_result(
             shared.n_flood_answers.load(Ordering::Relaxed).to_string(),
         )),

@@ -391,7 +391,12 @@ fn answer_request(
         },
         _ => match &shared.options.client_requests {
             Some(handler) if handler.handles(method) => {
-                match start_answer(shared, handler.as_ref(), method, id, params) {
+                let mode = params
+                    .and_then(|params| serde_json::from_str::<Value>(params.get()).ok())
+                    .filter(|_| method == "elicitation/create");
+                match crate::input::check_elicitation_mode(handler.as_ref(), method, mode.as_ref())
+                    .and_then(|()| start_answer(shared, handler.as_ref(), method, id, params))
+                {
                     Ok(answer) => match answering.try_send(answer) {
                         Ok(()) => return,
                         // The channel holds at most as many answers as there are slots.
@@ -424,6 +429,11 @@ impl ServerRequests {
             running: Mutex::new(HashMap::new()),
             next_number: AtomicU64::new(0),
         }
+    }
+
+    /// Waits for a free slot (the caller bounds the wait); `None` if the semaphore is closed.
+    pub(crate) async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
     }
 
     /// Cancels the answer to request `id` (the server's `notifications/cancelled`); returns

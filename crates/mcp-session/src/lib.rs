@@ -21,6 +21,7 @@
 mod connection;
 mod envelope;
 mod error;
+mod input;
 mod outbox;
 pub mod protocol;
 pub mod server;
@@ -28,6 +29,7 @@ mod session;
 
 pub use connection::Connection;
 pub use error::Error;
+pub use input::MAX_INPUT_ROUNDS;
 pub use mcp_transport::ServerName;
 pub use session::{
     connect, handshake, ClientRequestHandler, Event, HandlerFuture, Handshake, ProgressCallback,

@@ -618,17 +618,28 @@ async fn stdio_gateway_as_a_named_client_with_an_audit_log() {
         .into_iter()
         .map(|tool| tool.name)
         .collect();
-    assert!(names.iter().all(|name| name.starts_with("a__")), "{names:?}");
+    assert!(
+        names.iter().all(|name| name.starts_with("a__")),
+        "{names:?}"
+    );
     assert!(!names.contains(&"a__add".to_owned()), "{names:?}");
     let echoed = gateway
         .session
-        .call_tool("a__echo", args(json!({"text": "hi"})), &RequestOptions::default())
+        .call_tool(
+            "a__echo",
+            args(json!({"text": "hi"})),
+            &RequestOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(echoed.text(), "hi");
     let denied = gateway
         .session
-        .call_tool("b__echo", args(json!({"text": "hi"})), &RequestOptions::default())
+        .call_tool(
+            "b__echo",
+            args(json!({"text": "hi"})),
+            &RequestOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(denied.to_string().contains("not available"), "{denied}");

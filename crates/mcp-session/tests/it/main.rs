@@ -5,6 +5,7 @@ mod bad_input;
 mod calls;
 mod faults;
 mod handshake;
+mod input;
 mod lists;
 mod props;
 mod server;
