@@ -24,7 +24,8 @@ mod task_status;
 
 pub use client_manager::{ClientExit, ClientManager, ClientSession, ExitCause};
 pub use config::{
-    validate_all, ClientConfig, ClientId, ProtocolChoice, RestartPolicy, ToolFilter, ValueMap,
+    validate_all, ClientConfig, ClientId, Namespace, ProtocolChoice, RestartPolicy, ToolFilter,
+    ValueMap,
 };
 pub use error::Error;
 pub use roots::RootManager;

@@ -26,7 +26,9 @@ use tracing::Instrument;
 
 use crate::error::error_chain;
 use crate::notification::{NotificationKind, ServerNotification};
-use crate::registry::{AgentScope, PromptManager, Registered, ResourceManager, ToolManager};
+use crate::registry::{
+    AgentScope, Naming, PromptManager, Registered, ResourceManager, ToolManager,
+};
 use crate::stats::{outcome_of, CallStats, RecentLatency, ToolStats};
 use crate::status::{millis, ClientState, ClientStatus, StatusEvent, StatusRecord};
 use crate::Error;
@@ -1580,7 +1582,7 @@ async fn relist(
                 .into_iter()
                 .filter(|tool| config.tools.allows(&tool.name) && !excluded(&tool.name))
                 .collect();
-            let n_tools = inner.tools.register_client(id, config.namespace, tools);
+            let n_tools = inner.tools.register_client(id, &Naming::of(config), tools);
             tracing::debug!(n_tools, "tools registered");
         }),
         ListKind::Prompts => session.list_all_prompts().await.map(|prompts| {
@@ -1588,7 +1590,9 @@ async fn relist(
                 .into_iter()
                 .filter(|prompt| !excluded(&prompt.name))
                 .collect();
-            inner.prompts.register_client(id, config.namespace, prompts);
+            inner
+                .prompts
+                .register_client(id, &Naming::of(config), prompts);
         }),
         ListKind::Resources => {
             let resources = session.list_all_resources().await;

@@ -31,8 +31,8 @@ pub use host::{
 };
 pub use notification::{NotificationKind, ServerNotification};
 pub use registry::{
-    is_read_only, AgentScope, Named, NamedRegistry, PromptManager, Registered, ResourceManager,
-    ToolManager,
+    is_read_only, AgentScope, Named, NamedRegistry, Naming, PromptManager, Registered,
+    ResourceManager, ToolManager,
 };
 pub use stats::{
     CallOutcome, RecentLatency, ToolStats, LATENCY_BUCKETS, MAX_TOOLS_PER_CLIENT, OTHER_TOOL,

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use mcp_host_foundation::{ClientId, ToolFilter};
+use mcp_host_foundation::{ClientId, Namespace, ToolFilter};
 use mcp_session::protocol::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::naming;
@@ -129,16 +129,50 @@ pub type ToolManager = NamedRegistry<Tool>;
 /// The registry of prompts.
 pub type PromptManager = NamedRegistry<Prompt>;
 
+/// How one client's components are named: its `namespace` mode and its aliases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Naming {
+    /// `true`, `false` or `"auto"` in the configuration.
+    pub namespace: Namespace,
+    /// Exposed names by original name.
+    pub aliases: BTreeMap<String, String>,
+}
+
+impl Naming {
+    /// The naming of a client configured so.
+    pub fn of(config: &mcp_host_foundation::ClientConfig) -> Naming {
+        Naming {
+            namespace: config.namespace,
+            aliases: config.aliases.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entries<T> {
+    /// What each client registered, and in which order clients first registered.
+    clients: BTreeMap<ClientId, ClientEntry<T>>,
+    next_seq: u64,
+    /// The exposed names, computed from `clients` by [`rebuild`].
     by_name: BTreeMap<String, Registered<T>>,
     by_client: HashMap<ClientId, Vec<String>>,
+}
+
+#[derive(Debug)]
+struct ClientEntry<T> {
+    /// When the client first registered (kept while it re-registers): who came first keeps a
+    /// name two clients want.
+    seq: u64,
+    naming: Naming,
+    items: Vec<T>,
 }
 
 impl<T> Default for NamedRegistry<T> {
     fn default() -> NamedRegistry<T> {
         NamedRegistry {
             inner: RwLock::new(Entries {
+                clients: BTreeMap::new(),
+                next_seq: 0,
                 by_name: BTreeMap::new(),
                 by_client: HashMap::new(),
             }),
@@ -154,54 +188,57 @@ impl<T: Named> NamedRegistry<T> {
 
     /// Registers (or replaces) the components of `client`; returns how many were registered.
     ///
-    /// Each is exposed as [`naming::exposed`] says: `<client>__<name>`, or with `namespace`
-    /// false its own (sanitized) name, unless that name contains the separator `__` (then it is
-    /// namespaced too): a server's own names never take another client's namespaced ones. A
-    /// name already taken by another client's component gets the hashed
-    /// `<client>__<name>_<hash>` instead (so which of two unprefixed clients keeps a shared name
-    /// depends on which registered first); a duplicate within the same server is skipped. Both
-    /// are logged.
-    pub fn register_client(&self, client: &ClientId, namespace: bool, items: Vec<T>) -> usize {
+    /// Names follow the client's [`Naming`]: an alias if it has one; with
+    /// [`Namespace::Always`] `<client>__<name>`; with [`Namespace::Never`] its own (sanitized)
+    /// name; with [`Namespace::Auto`] its own name unless another client exposes the same one,
+    /// then `<client>__<name>`. A name that would contain the separator `__` is namespaced
+    /// whatever the mode, so that a server's own names never take another client's namespaced
+    /// ones. A name another client took first (an alias or a `Never` name, or a namespaced name
+    /// two ids sanitize to) gets the hashed `<client>__<name>_<hash>` instead; a duplicate
+    /// within one server is skipped. Both are logged.
+    ///
+    /// The names of every client are worked out again, so an `Auto` client's name may change
+    /// when another client comes or goes.
+    pub fn register_client(&self, client: &ClientId, naming: &Naming, items: Vec<T>) -> usize {
         let mut entries = write(&self.inner);
-        remove_client(&mut entries, client);
-        let mut names = Vec::with_capacity(items.len());
         let mut seen = BTreeSet::new();
-        for item in items {
-            let original = item.original_name().to_owned();
-            if !seen.insert(original.clone()) {
-                tracing::warn!(client = %client, kind = T::KIND, name = %original, "server listed a component twice; keeping the first");
-                continue;
+        let items: Vec<T> = items
+            .into_iter()
+            .filter(|item| {
+                let fresh = seen.insert(item.original_name().to_owned());
+                if !fresh {
+                    tracing::warn!(client = %client, kind = T::KIND, name = %item.original_name(), "server listed a component twice; keeping the first");
+                }
+                fresh
+            })
+            .collect();
+        let seq = match entries.clients.get(client) {
+            Some(entry) => entry.seq,
+            None => {
+                entries.next_seq += 1;
+                entries.next_seq
             }
-            let plain = naming::exposed(client.as_str(), &original, namespace);
-            let name = if entries.by_name.contains_key(&plain) {
-                let other = naming::disambiguated(client.as_str(), &original);
-                tracing::warn!(client = %client, kind = T::KIND, name = %original, taken = %plain, exposed_as = %other, "name collision");
-                other
-            } else {
-                plain
-            };
-            if entries.by_name.contains_key(&name) {
-                tracing::warn!(client = %client, kind = T::KIND, name = %original, "name collision could not be resolved; component skipped");
-                continue;
-            }
-            entries.by_name.insert(
-                name.clone(),
-                Registered {
-                    name: name.clone(),
-                    client: client.clone(),
-                    item,
-                },
-            );
-            names.push(name);
-        }
-        let n_registered = names.len();
-        entries.by_client.insert(client.clone(), names);
-        n_registered
+        };
+        entries.clients.insert(
+            client.clone(),
+            ClientEntry {
+                seq,
+                naming: naming.clone(),
+                items,
+            },
+        );
+        rebuild(&mut entries, Some(client));
+        entries.by_client.get(client).map_or(0, Vec::len)
     }
 
     /// Removes every component of `client`; returns how many there were.
     pub fn unregister_client(&self, client: &ClientId) -> usize {
-        remove_client(&mut write(&self.inner), client)
+        let mut entries = write(&self.inner);
+        let n_removed = entries.by_client.get(client).map_or(0, Vec::len);
+        if entries.clients.remove(client).is_some() {
+            rebuild(&mut entries, None);
+        }
+        n_removed
     }
 
     /// Every component the agent may see, sorted by namespaced name.
@@ -439,10 +476,13 @@ mod tests {
     fn namespacing_collisions_and_scopes() {
         let tools = ToolManager::new();
         assert_eq!(
-            tools.register_client(&id("a.b"), true, vec![tool("t"), tool("t"), tool("u")]),
+            tools.register_client(&id("a.b"), &always(), vec![tool("t"), tool("t"), tool("u")]),
             2
         );
-        assert_eq!(tools.register_client(&id("a_b"), true, vec![tool("t")]), 1);
+        assert_eq!(
+            tools.register_client(&id("a_b"), &always(), vec![tool("t")]),
+            1
+        );
         let names: Vec<String> = tools
             .list(&AgentScope::all())
             .into_iter()
@@ -478,14 +518,17 @@ mod tests {
     fn unprefixed_names_and_collisions() {
         let tools = ToolManager::new();
         assert_eq!(
-            tools.register_client(&id("plain"), false, vec![tool("t"), tool("x.y")]),
+            tools.register_client(&id("plain"), &never(), vec![tool("t"), tool("x.y")]),
             2
         );
         assert_eq!(
-            tools.register_client(&id("other"), false, vec![tool("t")]),
+            tools.register_client(&id("other"), &never(), vec![tool("t")]),
             1
         );
-        assert_eq!(tools.register_client(&id("x"), true, vec![tool("y")]), 1);
+        assert_eq!(
+            tools.register_client(&id("x"), &always(), vec![tool("y")]),
+            1
+        );
         let names: Vec<String> = tools
             .list(&AgentScope::all())
             .into_iter()
@@ -514,7 +557,7 @@ mod tests {
             Some((id("other"), "t".to_owned()))
         );
         // Re-registering keeps the names: the plain name stays with its holder.
-        tools.register_client(&id("other"), false, vec![tool("t")]);
+        tools.register_client(&id("other"), &never(), vec![tool("t")]);
         assert_eq!(
             tools.route("t", &AgentScope::all()),
             Some((id("plain"), "t".to_owned()))
@@ -527,14 +570,14 @@ mod tests {
         // `plain` registers first, as it would while `github` is restarting.
         tools.register_client(
             &id("plain"),
-            false,
+            &never(),
             vec![tool("github__create_issue"), tool("github._create_issue")],
         );
         assert_eq!(
             tools.route("github__create_issue", &AgentScope::all()),
             None
         );
-        tools.register_client(&id("github"), true, vec![tool("create_issue")]);
+        tools.register_client(&id("github"), &always(), vec![tool("create_issue")]);
         assert_eq!(
             tools.route("github__create_issue", &AgentScope::all()),
             Some((id("github"), "create_issue".to_owned()))
@@ -552,6 +595,70 @@ mod tests {
             .all(|tool| tool.name.starts_with("plain__")));
     }
 
+    #[test]
+    fn auto_namespaces_only_where_names_collide() {
+        let tools = ToolManager::new();
+        tools.register_client(&id("a"), &auto(), vec![tool("search"), tool("only_a")]);
+        assert_eq!(names(&tools), ["only_a", "search"]);
+        // A second server with the same name: both are namespaced, whoever came first.
+        tools.register_client(&id("b"), &auto(), vec![tool("search"), tool("only_b")]);
+        assert_eq!(
+            names(&tools),
+            ["a__search", "b__search", "only_a", "only_b"]
+        );
+        // It goes: the name is plain again.
+        tools.unregister_client(&id("b"));
+        assert_eq!(names(&tools), ["only_a", "search"]);
+        // A server that keeps its names (`false`) keeps the shared one; `auto` yields.
+        tools.register_client(&id("c"), &never(), vec![tool("search")]);
+        assert_eq!(names(&tools), ["a__search", "only_a", "search"]);
+        assert_eq!(
+            tools.route("search", &AgentScope::all()),
+            Some((id("c"), "search".to_owned()))
+        );
+        // Namespaced servers never collide with plain names.
+        tools.register_client(&id("d"), &always(), vec![tool("only_a")]);
+        assert!(names(&tools).contains(&"d__only_a".to_owned()));
+        assert!(names(&tools).contains(&"only_a".to_owned()));
+        // The separator rule holds in `auto` too.
+        tools.register_client(&id("e"), &auto(), vec![tool("github__create_issue")]);
+        assert!(names(&tools).contains(&"e__github__create_issue".to_owned()));
+    }
+
+    #[test]
+    fn aliases_rename_whatever_the_mode() {
+        let tools = ToolManager::new();
+        let mut naming = always();
+        naming
+            .aliases
+            .insert("get_time".to_owned(), "clock".to_owned());
+        tools.register_client(
+            &id("time"),
+            &naming,
+            vec![tool("get_time"), tool("convert")],
+        );
+        assert_eq!(names(&tools), ["clock", "time__convert"]);
+        assert_eq!(
+            tools.route("clock", &AgentScope::all()),
+            Some((id("time"), "get_time".to_owned()))
+        );
+        // An `auto` name yields to an alias; a second alias of the same name is hashed.
+        tools.register_client(&id("other"), &auto(), vec![tool("clock")]);
+        assert_eq!(names(&tools), ["clock", "other__clock", "time__convert"]);
+        let mut late = never();
+        late.aliases.insert("now".to_owned(), "clock".to_owned());
+        tools.register_client(&id("late"), &late, vec![tool("now")]);
+        let all = names(&tools);
+        assert!(
+            all.iter().any(|name| name.starts_with("late__now_")),
+            "{all:?}"
+        );
+        assert_eq!(
+            tools.route("clock", &AgentScope::all()),
+            Some((id("time"), "get_time".to_owned()))
+        );
+    }
+
     #[track_caller]
     fn check_template(template: &str, uri: &str, expect: bool) {
         assert_eq!(
@@ -559,6 +666,32 @@ mod tests {
             expect,
             "{template} vs {uri}"
         );
+    }
+
+    fn always() -> Naming {
+        Naming::default()
+    }
+
+    fn never() -> Naming {
+        Naming {
+            namespace: Namespace::Never,
+            ..Naming::default()
+        }
+    }
+
+    fn auto() -> Naming {
+        Naming {
+            namespace: Namespace::Auto,
+            ..Naming::default()
+        }
+    }
+
+    fn names(tools: &ToolManager) -> Vec<String> {
+        tools
+            .list(&AgentScope::all())
+            .into_iter()
+            .map(|tool| tool.name)
+            .collect()
     }
 
     #[test]
