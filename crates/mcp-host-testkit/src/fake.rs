@@ -127,6 +127,9 @@ pub struct FakeConfig {
     /// unlisted tool `input_required` answers with `resultType: input_required` whatever the
     /// revision.
     pub discover: bool,
+    /// `--output-schema`: also list the tool `structured`, which declares an `outputSchema`
+    /// (`{sum: number}`, required) and returns its `value` argument as `structuredContent`.
+    pub output_schema: bool,
 }
 
 /// Why [`serve`] returned; the binary exits with [`Exit::code`].
@@ -179,6 +182,7 @@ impl Default for FakeConfig {
             request_flood_method: None,
             spawn_escaped_grandchild: false,
             discover: false,
+            output_schema: false,
         }
     }
 }
@@ -226,6 +230,7 @@ impl FakeConfig {
                 "--request-flood-method" => config.request_flood_method = Some(value(&flag, args)?),
                 "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
                 "--discover" => config.discover = true,
+                "--output-schema" => config.output_schema = true,
                 "--marker" => {
                     value(&flag, args)?;
                 }
@@ -338,6 +343,9 @@ impl FakeConfig {
         }
         if self.discover {
             flag("--discover", None);
+        }
+        if self.output_schema {
+            flag("--output-schema", None);
         }
         args
     }
@@ -1051,6 +1059,19 @@ fn tool_list(config: &FakeConfig, n_touches: u64) -> Vec<Value> {
             json!({"type": "object"}),
         ));
     }
+    if config.output_schema {
+        let mut structured = tool(
+            "structured",
+            "Returns its `value` argument as structured content.",
+            json!({"type": "object", "properties": {"value": {}}}),
+        );
+        structured["outputSchema"] = json!({
+            "type": "object",
+            "properties": {"sum": {"type": "number"}},
+            "required": ["sum"],
+        });
+        tools.push(structured);
+    }
     for name in &config.extra_tools {
         tools.push(tool(
             name,
@@ -1167,6 +1188,10 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
             Ok(text_result("closing my input"))
         }
         "input_required" => Ok(input_required(params, &arguments)),
+        "structured" if config.output_schema => Ok(json!({
+            "content": [{"type": "text", "text": arguments.get("value").cloned().unwrap_or(Value::Null).to_string()}],
+            "structuredContent": arguments.get("value").cloned().unwrap_or(Value::Null),
+        })),
         "flood_answers" => Ok(text_result(
             shared.n_flood_answers.load(Ordering::Relaxed).to_string(),
         )),

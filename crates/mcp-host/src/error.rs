@@ -85,6 +85,21 @@ pub enum Error {
     },
     /// The host has been shut down.
     ShutDown,
+    /// A tool's `structuredContent` does not conform to the `outputSchema` it declared (see
+    /// `HostOptions::check_output_schema`).
+    OutputSchema {
+        /// The client.
+        client: String,
+        /// The tool, by the name it was called.
+        tool: String,
+        /// The first violation: where in the structured content, and what.
+        violation: String,
+    },
+    /// A model's tool call could not be read (see `ToolCall::parse`).
+    InvalidToolCall {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -111,6 +126,15 @@ impl fmt::Display for Error {
                 timeout.as_millis()
             ),
             Error::ShutDown => f.write_str("the host is shut down"),
+            Error::InvalidToolCall { reason } => write!(f, "invalid tool call: {reason}"),
+            Error::OutputSchema {
+                client,
+                tool,
+                violation,
+            } => write!(
+                f,
+                "tool `{tool}` of client `{client}` returned structuredContent that does not match its outputSchema: {violation}"
+            ),
         }
     }
 }

@@ -26,6 +26,7 @@ use tracing::Instrument;
 
 use crate::error::error_chain;
 use crate::notification::{NotificationKind, ServerNotification};
+use crate::output_schema::OutputSchemas;
 use crate::registry::{
     AgentScope, Naming, PromptManager, Registered, ResourceManager, ToolManager,
 };
@@ -55,6 +56,10 @@ pub struct HostOptions {
     /// server that crashes once a day is restarted every day, while one that crashes soon after
     /// each start is given up after `restart.maxRestarts` restarts in a row.
     pub restart_reset_after: Duration,
+    /// Whether the `structuredContent` of a tool that declares an `outputSchema` is checked
+    /// against it (default true): a result that does not conform fails the call with
+    /// [`Error::OutputSchema`], naming the tool and the first violation.
+    pub check_output_schema: bool,
 }
 
 /// How long a client must stay ready for its restart count to start over, unless
@@ -67,6 +72,7 @@ impl fmt::Debug for HostOptions {
             .field("shutdown_deadline", &self.shutdown_deadline)
             .field("client_requests", &self.client_requests.is_some())
             .field("restart_reset_after", &self.restart_reset_after)
+            .field("check_output_schema", &self.check_output_schema)
             .finish()
     }
 }
@@ -77,6 +83,7 @@ impl Default for HostOptions {
             shutdown_deadline: Duration::from_secs(10),
             client_requests: None,
             restart_reset_after: RESTART_RESET_AFTER,
+            check_output_schema: true,
         }
     }
 }
@@ -218,6 +225,8 @@ struct Inner {
     subscriptions: Mutex<HashMap<(ClientId, String), usize>>,
     /// Every routed `tools/call`, counted.
     stats: CallStats,
+    /// Compiled output schemas of the tools that declare one.
+    output_schemas: OutputSchemas,
 }
 
 /// Catalogue changes held back while a batch is open.
@@ -328,6 +337,7 @@ impl McpHost {
                 notifications,
                 subscriptions: Mutex::new(HashMap::new()),
                 stats: CallStats::default(),
+                output_schemas: OutputSchemas::default(),
             }),
         })
     }
@@ -846,11 +856,21 @@ impl McpHost {
         scope: &AgentScope,
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
-        let (client_id, tool, session) = self.inner.route_tool(name, scope)?;
+        let (client_id, tool, session, schema) = self.inner.route_tool(name, scope)?;
         let record = self.inner.stats.start(&client_id, &tool);
         let result = session.call_tool(&tool, arguments, options).await;
         record.finish(outcome_of(&result, CallToolResult::is_tool_error));
-        result.map_err(self.inner.call_failed(&client_id))
+        let result = result.map_err(self.inner.call_failed(&client_id))?;
+        if let Some(schema) = schema.filter(|_| self.inner.options.check_output_schema) {
+            self.inner.output_schemas.check(
+                client_id.as_str(),
+                name,
+                &schema,
+                result.structured_content.as_ref(),
+                result.is_tool_error(),
+            )?;
+        }
+        Ok(result)
     }
 
     /// Calls a tool by its namespaced name and returns its result undecoded, for forwarding it
@@ -866,11 +886,17 @@ impl McpHost {
         scope: &AgentScope,
         options: &RequestOptions,
     ) -> Result<Box<serde_json::value::RawValue>, Error> {
-        let (client_id, tool, session) = self.inner.route_tool(name, scope)?;
+        let (client_id, tool, session, schema) = self.inner.route_tool(name, scope)?;
         let record = self.inner.stats.start(&client_id, &tool);
         let result = session.call_tool_raw(&tool, arguments, options).await;
         record.finish(outcome_of(&result, |raw| raw_is_tool_error(raw)));
-        result.map_err(self.inner.call_failed(&client_id))
+        let result = result.map_err(self.inner.call_failed(&client_id))?;
+        if let Some(schema) = schema.filter(|_| self.inner.options.check_output_schema) {
+            self.inner
+                .output_schemas
+                .check_raw(client_id.as_str(), name, &schema, &result)?;
+        }
+        Ok(result)
     }
 
     /// Renders a prompt by its namespaced name.
@@ -1133,21 +1159,21 @@ impl Inner {
         Ok(())
     }
 
-    /// Where a call to tool `name` goes: the client, the tool's original name, and the client's
-    /// ready session.
+    /// Where a call to tool `name` goes: the client, the tool's original name, the client's
+    /// ready session, and the tool's output schema if it declares one.
     fn route_tool(
         &self,
         name: &str,
         scope: &AgentScope,
-    ) -> Result<(ClientId, String, mcp_session::Session), Error> {
-        let (client_id, tool) =
+    ) -> Result<(ClientId, String, mcp_session::Session, Option<Value>), Error> {
+        let (client_id, tool, schema) =
             self.tools
-                .route(name, scope)
+                .route_tool(name, scope)
                 .ok_or_else(|| Error::UnknownTool {
                     name: name.to_owned(),
                 })?;
         let session = self.ready_session(&client_id)?.session;
-        Ok((client_id, tool, session))
+        Ok((client_id, tool, session, schema))
     }
 
     fn route_resource(&self, uri: &str, scope: &AgentScope) -> Result<ClientId, Error> {

@@ -277,12 +277,140 @@ impl<T: Named> NamedRegistry<T> {
     }
 }
 
-fn remove_client<T>(entries: &mut Entries<T>, client: &ClientId) -> usize {
-    let names = entries.by_client.remove(client).unwrap_or_default();
-    for name in &names {
-        entries.by_name.remove(name);
+/// The name a component asks for before collisions between clients are settled.
+enum Wanted {
+    /// A name with the separator: namespaced, or own name made so.
+    Namespaced(String),
+    /// A plain name that the component keeps against `Auto` claims (an alias, a `Never` name).
+    Kept(String),
+    /// A plain name that yields to any other client wanting it (`Auto`).
+    Yielding(String),
+}
+
+/// Works out every exposed name from what the clients registered; logs the collisions of
+/// `logged` (the client that just registered), so that one registration is one set of lines.
+fn rebuild<T: Named>(entries: &mut Entries<T>, logged: Option<&ClientId>) {
+    let mut clients: Vec<(&ClientId, &ClientEntry<T>)> = entries.clients.iter().collect();
+    clients.sort_by_key(|(_, entry)| entry.seq);
+    let wanted: Vec<Vec<Wanted>> = clients
+        .iter()
+        .map(|(client, entry)| {
+            entry
+                .items
+                .iter()
+                .map(|item| wanted_name(client, &entry.naming, item.original_name()))
+                .collect()
+        })
+        .collect();
+    // Which clients want each plain name.
+    let mut plain_wanted_by: HashMap<&str, BTreeSet<usize>> = HashMap::new();
+    for (client_idx, names) in wanted.iter().enumerate() {
+        for name in names {
+            if let Wanted::Kept(plain) | Wanted::Yielding(plain) = name {
+                plain_wanted_by
+                    .entry(plain.as_str())
+                    .or_default()
+                    .insert(client_idx);
+            }
+        }
     }
-    names.len()
+    let mut by_name: BTreeMap<String, Registered<T>> = BTreeMap::new();
+    let mut by_client: HashMap<ClientId, Vec<String>> = HashMap::new();
+    for (client_idx, ((client, entry), names)) in clients.iter().zip(&wanted).enumerate() {
+        let log = logged == Some(*client);
+        let mut exposed_names = Vec::with_capacity(entry.items.len());
+        for (item, want) in entry.items.iter().zip(names) {
+            let original = item.original_name();
+            let plain = match want {
+                Wanted::Namespaced(name) | Wanted::Kept(name) => name.clone(),
+                Wanted::Yielding(name) => {
+                    let shared = plain_wanted_by
+                        .get(name.as_str())
+                        .is_some_and(|wanting| wanting.iter().any(|idx| *idx != client_idx));
+                    if shared {
+                        if log {
+                            tracing::info!(client = %client, kind = T::KIND, name = %original, "another server exposes the same name; namespaced");
+                        }
+                        naming::namespaced(client.as_str(), original)
+                    } else {
+                        name.clone()
+                    }
+                }
+            };
+            let name = if by_name.contains_key(&plain) {
+                let other = naming::disambiguated(client.as_str(), original);
+                if log {
+                    tracing::warn!(client = %client, kind = T::KIND, name = %original, taken = %plain, exposed_as = %other, "name collision");
+                }
+                other
+            } else {
+                plain
+            };
+            if by_name.contains_key(&name) {
+                if log {
+                    tracing::warn!(client = %client, kind = T::KIND, name = %original, "name collision could not be resolved; component skipped");
+                }
+                continue;
+            }
+            by_name.insert(
+                name.clone(),
+                Registered {
+                    name: name.clone(),
+                    client: (*client).clone(),
+                    item: item.clone(),
+                },
+            );
+            exposed_names.push(name);
+        }
+        by_client.insert((*client).clone(), exposed_names);
+    }
+    entries.by_name = by_name;
+    entries.by_client = by_client;
+}
+
+/// The name component `original` of `client` asks for under `naming`.
+fn wanted_name(client: &ClientId, naming: &Naming, original: &str) -> Wanted {
+    if let Some(alias) = naming.aliases.get(original) {
+        // Checked when the configuration was: plain characters, no separator.
+        let alias = naming::sanitize(alias);
+        if !alias.is_empty() && !alias.contains(naming::SEPARATOR) {
+            return Wanted::Kept(alias);
+        }
+    }
+    let own = match naming.namespace {
+        Namespace::Always => {
+            return Wanted::Namespaced(naming::namespaced(client.as_str(), original))
+        }
+        Namespace::Never | Namespace::Auto => naming::exposed(client.as_str(), original, false),
+    };
+    if own.contains(naming::SEPARATOR) {
+        Wanted::Namespaced(own)
+    } else if naming.namespace == Namespace::Auto {
+        Wanted::Yielding(own)
+    } else {
+        Wanted::Kept(own)
+    }
+}
+
+impl NamedRegistry<Tool> {
+    /// [`NamedRegistry::route`] for a tool, with its output schema if it declares one.
+    pub fn route_tool(
+        &self,
+        name: &str,
+        scope: &AgentScope,
+    ) -> Option<(ClientId, String, Option<serde_json::Value>)> {
+        read(&self.inner)
+            .by_name
+            .get(name)
+            .filter(|entry| entry.item.in_scope(scope, &entry.client, &entry.name))
+            .map(|entry| {
+                (
+                    entry.client.clone(),
+                    entry.item.name.clone(),
+                    entry.item.output_schema.clone(),
+                )
+            })
+    }
 }
 
 /// The registry of resources and resource templates, routed by URI.
@@ -470,6 +598,32 @@ mod tests {
 
     fn id(text: &str) -> ClientId {
         ClientId::new(text).unwrap()
+    }
+
+    fn always() -> Naming {
+        Naming::default()
+    }
+
+    fn never() -> Naming {
+        Naming {
+            namespace: Namespace::Never,
+            ..Naming::default()
+        }
+    }
+
+    fn auto() -> Naming {
+        Naming {
+            namespace: Namespace::Auto,
+            ..Naming::default()
+        }
+    }
+
+    fn names(tools: &ToolManager) -> Vec<String> {
+        tools
+            .list(&AgentScope::all())
+            .into_iter()
+            .map(|tool| tool.name)
+            .collect()
     }
 
     #[test]
@@ -666,32 +820,6 @@ mod tests {
             expect,
             "{template} vs {uri}"
         );
-    }
-
-    fn always() -> Naming {
-        Naming::default()
-    }
-
-    fn never() -> Naming {
-        Naming {
-            namespace: Namespace::Never,
-            ..Naming::default()
-        }
-    }
-
-    fn auto() -> Naming {
-        Naming {
-            namespace: Namespace::Auto,
-            ..Naming::default()
-        }
-    }
-
-    fn names(tools: &ToolManager) -> Vec<String> {
-        tools
-            .list(&AgentScope::all())
-            .into_iter()
-            .map(|tool| tool.name)
-            .collect()
     }
 
     #[test]

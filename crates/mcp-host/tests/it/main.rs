@@ -1,6 +1,7 @@
 //! Integration tests of `McpHost` with real fake-server processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod catalogue;
 mod faults;
 mod hardening;
 mod heap;
