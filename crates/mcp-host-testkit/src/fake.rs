@@ -130,6 +130,10 @@ pub struct FakeConfig {
     /// `--output-schema`: also list the tool `structured`, which declares an `outputSchema`
     /// (`{sum: number}`, required) and returns its `value` argument as `structuredContent`.
     pub output_schema: bool,
+    /// `--tasks`: declare tasks (`tasks.list`, `tasks.cancel`, `tasks.requests.tools.call`) and
+    /// let `echo`, `slow`, `fail` and `ask_client` run as tasks (`execution.taskSupport:
+    /// optional`); a task of `ask_client` is `input_required` while it waits for the client.
+    pub tasks: bool,
 }
 
 /// Why [`serve`] returned; the binary exits with [`Exit::code`].
@@ -183,6 +187,7 @@ impl Default for FakeConfig {
             spawn_escaped_grandchild: false,
             discover: false,
             output_schema: false,
+            tasks: false,
         }
     }
 }
@@ -231,6 +236,7 @@ impl FakeConfig {
                 "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
                 "--discover" => config.discover = true,
                 "--output-schema" => config.output_schema = true,
+                "--tasks" => config.tasks = true,
                 "--marker" => {
                     value(&flag, args)?;
                 }
@@ -347,6 +353,9 @@ impl FakeConfig {
         if self.output_schema {
             flag("--output-schema", None);
         }
+        if self.tasks {
+            flag("--tasks", None);
+        }
         args
     }
 }
@@ -398,6 +407,7 @@ where
 {
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
+    let (spawn_tx, mut spawn_rx) = mpsc::unbounded_channel::<BoxedWork>();
     let shared = Arc::new(Shared {
         config,
         out: out_tx,
@@ -414,6 +424,9 @@ where
         n_flood_answers: AtomicU64::new(0),
         n_touches: AtomicU64::new(0),
         n_tool_lists: AtomicU64::new(0),
+        spawn: spawn_tx,
+        fake_tasks: Mutex::new(HashMap::new()),
+        n_fake_tasks: AtomicU64::new(0),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
     tasks.spawn(write_loop(output, out_rx));
@@ -487,6 +500,9 @@ where
                     return Ok(Exit::Eof);
                 }
             }
+            Some(work) = spawn_rx.recv() => {
+                tasks.spawn(work);
+            }
             Some(_) = tasks.join_next() => {}
         }
     }
@@ -528,9 +544,37 @@ struct Shared {
     n_touches: AtomicU64,
     /// `tools/list` requests received (each page counts).
     n_tool_lists: AtomicU64,
+    /// Futures to run on the server's task set (a task's work outlives its request).
+    spawn: mpsc::UnboundedSender<BoxedWork>,
+    /// The tasks (`--tasks`), by id.
+    fake_tasks: Mutex<HashMap<String, Arc<FakeTask>>>,
+    n_fake_tasks: AtomicU64,
+}
+
+/// Work handed to the server's task set.
+type BoxedWork = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// One task of `--tasks`.
+struct FakeTask {
+    id: String,
+    created_at: String,
+    ttl: Option<u64>,
+    state: Mutex<FakeTaskState>,
+    /// Signalled on every change of state.
+    changed: tokio::sync::watch::Sender<()>,
+    cancel: CancellationToken,
+}
+
+struct FakeTaskState {
+    status: &'static str,
+    message: Option<String>,
+    updated_at: String,
+    /// The call's answer, once it ended.
+    outcome: Option<Result<Value, RpcError>>,
 }
 
 /// A JSON-RPC error response.
+#[derive(Clone)]
 struct RpcError {
     code: i64,
     message: String,
@@ -810,14 +854,14 @@ async fn handle_request(
     }
 }
 
-async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
+async fn dispatch(shared: &Arc<Shared>, method: &str, params: &Value) -> Outcome {
     let config = &shared.config;
     let result = match method {
         "initialize" => return initialize(shared, params).await,
         "server/discover" if config.discover => Ok(json!({
             "resultType": "complete",
             "supportedVersions": ["2026-07-28"],
-            "capabilities": server_capabilities(),
+            "capabilities": server_capabilities(config),
             "instructions": "fake server for tests",
             "_meta": {"io.modelcontextprotocol/serverInfo": {"name": config.name, "version": "0.1.0"}},
         })),
@@ -849,7 +893,41 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
                 config.repeat_cursor,
             )
         }
+        "tools/call" if config.tasks && params.get("task").is_some() => {
+            return Some(create_task(shared, params))
+        }
         "tools/call" => return call_tool(shared, params).await,
+        "tasks/get" if config.tasks => with_task(shared, params, |task| Ok(task.to_json())),
+        "tasks/list" if config.tasks => {
+            let tasks: Vec<Value> = lock(&shared.fake_tasks)
+                .values()
+                .map(|task| task.to_json())
+                .collect();
+            Ok(json!({ "tasks": tasks }))
+        }
+        "tasks/cancel" if config.tasks => with_task(shared, params, |task| {
+            let terminal = {
+                let mut state = lock(&task.state);
+                let terminal = matches!(state.status, "completed" | "failed" | "cancelled");
+                if !terminal {
+                    state.status = "cancelled";
+                    state.message = Some("The task was cancelled by request.".to_owned());
+                    state.updated_at = now_rfc3339();
+                }
+                terminal
+            };
+            if terminal {
+                return Err(invalid_params(format!(
+                    "Cannot cancel task: already in terminal status '{}'",
+                    lock(&task.state).status
+                )));
+            }
+            task.cancel.cancel();
+            task.changed.send_replace(());
+            shared.notify("notifications/tasks/status", task.to_json());
+            Ok(task.to_json())
+        }),
+        "tasks/result" if config.tasks => return Some(task_result(shared, params).await),
         "prompts/list" => paginate(
             vec![json!({
                 "name": "greet",
@@ -923,21 +1001,218 @@ async fn initialize(shared: &Shared, params: &Value) -> Outcome {
     };
     Some(Ok(json!({
         "protocolVersion": protocol_version,
-        "capabilities": server_capabilities(),
+        "capabilities": server_capabilities(config),
         "serverInfo": {"name": config.name, "version": "0.1.0"},
         "instructions": "fake server for tests",
     })))
 }
 
 /// What the fake server offers, in `initialize` and `server/discover`.
-fn server_capabilities() -> Value {
-    json!({
+fn server_capabilities(config: &FakeConfig) -> Value {
+    let mut capabilities = json!({
         "tools": {"listChanged": true},
         "prompts": {"listChanged": true},
         "resources": {"listChanged": true, "subscribe": true},
         "logging": {},
         "completions": {},
-    })
+    });
+    if config.tasks {
+        capabilities["tasks"] =
+            json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}});
+    }
+    capabilities
+}
+
+/// The tools that may run as tasks with `--tasks`.
+const TASK_TOOLS: &[&str] = &["echo", "slow", "fail", "ask_client"];
+
+impl FakeTask {
+    fn to_json(&self) -> Value {
+        let state = lock(&self.state);
+        let mut task = json!({
+            "taskId": self.id,
+            "status": state.status,
+            "createdAt": self.created_at,
+            "lastUpdatedAt": state.updated_at,
+            "ttl": self.ttl,
+            "pollInterval": 50,
+        });
+        if let Some(message) = &state.message {
+            task["statusMessage"] = json!(message);
+        }
+        task
+    }
+
+    /// Moves the task to `status` (unless it was cancelled) and tells the client.
+    fn set(&self, shared: &Shared, status: &'static str, message: Option<String>) {
+        {
+            let mut state = lock(&self.state);
+            if state.status == "cancelled" {
+                return;
+            }
+            state.status = status;
+            state.message = message;
+            state.updated_at = now_rfc3339();
+        }
+        self.changed.send_replace(());
+        shared.notify("notifications/tasks/status", self.to_json());
+    }
+}
+
+/// Accepts a task-augmented `tools/call`: creates the task, runs the call on the server's task
+/// set, and answers with the task at once.
+fn create_task(shared: &Arc<Shared>, params: &Value) -> Result<Value, RpcError> {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !TASK_TOOLS.contains(&name) {
+        return Err(RpcError {
+            code: -32601,
+            message: format!("tool {name} does not run as a task"),
+            data: None,
+        });
+    }
+    let n_task = shared.n_fake_tasks.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = now_rfc3339();
+    let task = Arc::new(FakeTask {
+        id: format!("{}-task-{n_task}", shared.config.name),
+        created_at: now.clone(),
+        ttl: params.pointer("/task/ttl").and_then(Value::as_u64),
+        state: Mutex::new(FakeTaskState {
+            status: "working",
+            message: Some("The operation is now in progress.".to_owned()),
+            updated_at: now,
+            outcome: None,
+        }),
+        changed: tokio::sync::watch::Sender::new(()),
+        cancel: CancellationToken::new(),
+    });
+    lock(&shared.fake_tasks).insert(task.id.clone(), task.clone());
+    let work_task = task.clone();
+    let work_shared = shared.clone();
+    let mut call = params.clone();
+    if let Value::Object(call) = &mut call {
+        call.remove("task");
+    }
+    let work = async move {
+        let (shared, task) = (work_shared, work_task);
+        if name_of(&call) == "ask_client" {
+            task.set(
+                &shared,
+                "input_required",
+                Some("waiting for the client".to_owned()),
+            );
+        }
+        let outcome = tokio::select! {
+            outcome = call_tool(&shared, &call) => outcome,
+            () = task.cancel.cancelled() => None,
+        };
+        let Some(outcome) = outcome else { return };
+        let failed = match &outcome {
+            Ok(result) => result.get("isError") == Some(&json!(true)),
+            Err(_) => true,
+        };
+        lock(&task.state).outcome = Some(outcome);
+        if failed {
+            task.set(&shared, "failed", Some("the tool failed".to_owned()));
+        } else {
+            task.set(&shared, "completed", None);
+        }
+    };
+    let _ = shared.spawn.send(Box::pin(work));
+    Ok(json!({ "task": task.to_json() }))
+}
+
+fn name_of(params: &Value) -> &str {
+    params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Answers with `answer(task)` for the task `params.taskId` names, or -32602.
+fn with_task(
+    shared: &Shared,
+    params: &Value,
+    answer: impl FnOnce(&FakeTask) -> Result<Value, RpcError>,
+) -> Result<Value, RpcError> {
+    let id = params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let task = lock(&shared.fake_tasks).get(id).cloned();
+    match task {
+        Some(task) => answer(&task),
+        None => Err(invalid_params(format!(
+            "Failed to retrieve task: no task {id}"
+        ))),
+    }
+}
+
+/// `tasks/result`: waits until the task has ended, then answers what the call answered.
+async fn task_result(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
+    let id = params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(task) = lock(&shared.fake_tasks).get(id).cloned() else {
+        return Err(invalid_params(format!(
+            "Failed to retrieve task: no task {id}"
+        )));
+    };
+    let mut changed = task.changed.subscribe();
+    loop {
+        {
+            let state = lock(&task.state);
+            if state.status == "cancelled" {
+                return Err(RpcError {
+                    code: -32800,
+                    message: "the task was cancelled".to_owned(),
+                    data: None,
+                });
+            }
+            if let Some(outcome) = &state.outcome {
+                return outcome.clone().map(|mut result| {
+                    result["_meta"] =
+                        json!({"io.modelcontextprotocol/related-task": {"taskId": id}});
+                    result
+                });
+            }
+        }
+        if changed.changed().await.is_err() {
+            return Err(RpcError {
+                code: -32603,
+                message: "the task is gone".to_owned(),
+                data: None,
+            });
+        }
+    }
+}
+
+/// The time now as RFC 3339 (UTC, whole seconds).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rest = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// The `input_required` tool (revision 2026-07-28): without `inputResponses` and `requestState`
@@ -1071,6 +1346,16 @@ fn tool_list(config: &FakeConfig, n_touches: u64) -> Vec<Value> {
             "required": ["sum"],
         });
         tools.push(structured);
+    }
+    if config.tasks {
+        for tool in &mut tools {
+            let takes_tasks = tool["name"]
+                .as_str()
+                .is_some_and(|name| TASK_TOOLS.contains(&name));
+            if takes_tasks {
+                tool["execution"] = json!({"taskSupport": "optional"});
+            }
+        }
     }
     for name in &config.extra_tools {
         tools.push(tool(

@@ -335,6 +335,31 @@ fn deliver_notification(
             }
             return;
         }
+        "notifications/tasks/status" => {
+            match params.map(|params| serde_json::from_str::<crate::protocol::Task>(params.get())) {
+                Some(Ok(task)) => Event::TaskStatus(task),
+                _ => {
+                    tracing::warn!(server = %shared.server, "skipping a malformed task status notification");
+                    return;
+                }
+            }
+        }
+        "notifications/elicitation/complete" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Complete {
+                elicitation_id: String,
+            }
+            match params.map(|params| serde_json::from_str::<Complete>(params.get())) {
+                Some(Ok(complete)) => Event::ElicitationComplete {
+                    elicitation_id: complete.elicitation_id,
+                },
+                _ => {
+                    tracing::warn!(server = %shared.server, "skipping a malformed elicitation/complete notification");
+                    return;
+                }
+            }
+        }
         "notifications/tools/list_changed" => Event::ToolsListChanged,
         "notifications/prompts/list_changed" => Event::PromptsListChanged,
         "notifications/resources/list_changed" => Event::ResourcesListChanged,

@@ -163,6 +163,12 @@ pub enum Error {
         /// The bound on rounds.
         rounds: usize,
     },
+    /// A tool was to be called as a task, but the server does not declare tool tasks.
+    #[error("server `{server}` does not run tool calls as tasks")]
+    TasksNotSupported {
+        /// The server.
+        server: ServerName,
+    },
     /// A paginated list returned a cursor it had returned before.
     #[error("server `{server}` repeated the cursor `{cursor}` while listing `{method}`")]
     RepeatedCursor {
@@ -202,6 +208,7 @@ impl Error {
             | Error::Encode { server, .. }
             | Error::Decode { server, .. }
             | Error::InputRequest { server, .. }
+            | Error::TasksNotSupported { server }
             | Error::TooManyInputRounds { server, .. }
             | Error::RepeatedCursor { server, .. }
             | Error::TooManyPages { server, .. } => server,

@@ -26,6 +26,7 @@ mod outbox;
 pub mod protocol;
 pub mod server;
 mod session;
+mod tasks;
 
 pub use connection::Connection;
 pub use error::Error;
@@ -36,3 +37,4 @@ pub use session::{
     RequestOptions, RootsProvider, Session, SessionOptions, DEFAULT_MAX_INPUT_BACKLOG,
     MAX_CLIENT_REQUESTS,
 };
+pub use tasks::{ToolTask, MAX_TASK_PROGRESS};

@@ -26,8 +26,8 @@ use crate::protocol::{
     CallToolResult, DiscoverResult, GetPromptResult, Implementation, InitializeResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     LoggingLevel, LoggingMessage, Page, Progress, Prompt, ReadResourceResult, Resource,
-    ResourceTemplate, Root, RpcError, Tool, LATEST_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES,
-    META_CLIENT_INFO, META_PROTOCOL_VERSION, STATELESS_PROTOCOL_VERSION,
+    ResourceTemplate, Root, RpcError, Task, Tool, LATEST_PROTOCOL_VERSION,
+    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, STATELESS_PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION_CODE,
 };
 use crate::Error;
@@ -219,6 +219,14 @@ pub enum Event {
     },
     /// `notifications/message`: a log message.
     Log(LoggingMessage),
+    /// `notifications/tasks/status`: a task's new state.
+    TaskStatus(Task),
+    /// `notifications/elicitation/complete`: the out-of-band interaction of a URL-mode
+    /// elicitation is done.
+    ElicitationComplete {
+        /// The `elicitationId` of the `elicitation/create` it completes.
+        elicitation_id: String,
+    },
     /// Any other notification.
     Other {
         /// Its method.
@@ -275,6 +283,8 @@ pub(crate) struct Shared {
     pub(crate) server_requests: connection::ServerRequests,
     pub(crate) handles_gone: CancellationToken,
     events: Mutex<Option<mpsc::Receiver<Event>>>,
+    /// Progress callbacks of live task handles, by progress token.
+    pub(crate) task_progress: Mutex<crate::tasks::TaskProgress>,
 }
 
 /// Hashes the pending map's keys, request ids this session numbered itself from 1: a multiply
@@ -429,6 +439,7 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
         server_requests: connection::ServerRequests::new(),
         handles_gone: handles_gone.clone(),
         events: Mutex::new(Some(events_rx)),
+        task_progress: Mutex::new(HashMap::new()),
     });
     let connection = connection::new(shared.clone(), reader, events_tx);
     let session = Session {
@@ -1309,7 +1320,7 @@ impl Shared {
             .get(&id)
             .and_then(|pending| pending.progress.clone());
         let Some(state) = state else {
-            return false;
+            return crate::tasks::report_task_progress(&self.task_progress, id, progress);
         };
         let elapsed = u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         state.last_report_ms.store(elapsed, Ordering::Relaxed);
@@ -1505,9 +1516,9 @@ fn client_capabilities(options: &SessionOptions) -> Map<String, Value> {
 #[derive(Clone, Copy)]
 pub(crate) struct RequestMeta<'a> {
     /// A progress token (the request's id) is asked for.
-    progress: bool,
+    pub(crate) progress: bool,
     /// Revision 2026-07-28 was agreed: version, capabilities and client identity.
-    stateless: Option<&'a StatelessMeta>,
+    pub(crate) stateless: Option<&'a StatelessMeta>,
 }
 
 impl RequestMeta<'_> {
@@ -1518,7 +1529,7 @@ impl RequestMeta<'_> {
 
 /// The `_meta` members of every request in revision 2026-07-28, as a map and pre-encoded.
 #[derive(Debug)]
-struct StatelessMeta {
+pub(crate) struct StatelessMeta {
     map: Map<String, Value>,
     /// The members of `map` as JSON text without the braces: `"k":v,"k2":v2`.
     members: String,

@@ -9,6 +9,7 @@ mod input;
 mod lists;
 mod props;
 mod server;
+mod tasks;
 
 use std::time::Duration;
 
