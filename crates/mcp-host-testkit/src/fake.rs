@@ -427,6 +427,7 @@ where
         spawn: spawn_tx,
         fake_tasks: Mutex::new(HashMap::new()),
         n_fake_tasks: AtomicU64::new(0),
+        n_url_refusals: AtomicU64::new(0),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
     tasks.spawn(write_loop(output, out_rx));
@@ -549,6 +550,8 @@ struct Shared {
     /// The tasks (`--tasks`), by id.
     fake_tasks: Mutex<HashMap<String, Arc<FakeTask>>>,
     n_fake_tasks: AtomicU64,
+    /// Calls of `needs_url` refused so far.
+    n_url_refusals: AtomicU64,
 }
 
 /// Work handed to the server's task set.
@@ -905,28 +908,38 @@ async fn dispatch(shared: &Arc<Shared>, method: &str, params: &Value) -> Outcome
                 .collect();
             Ok(json!({ "tasks": tasks }))
         }
-        "tasks/cancel" if config.tasks => with_task(shared, params, |task| {
-            let terminal = {
-                let mut state = lock(&task.state);
-                let terminal = matches!(state.status, "completed" | "failed" | "cancelled");
-                if !terminal {
-                    state.status = "cancelled";
-                    state.message = Some("The task was cancelled by request.".to_owned());
-                    state.updated_at = now_rfc3339();
+        "tasks/cancel" if config.tasks => {
+            let answer = with_task(shared, params, |task: &FakeTask| {
+                let terminal = {
+                    let mut state = lock(&task.state);
+                    let terminal = matches!(state.status, "completed" | "failed" | "cancelled");
+                    if !terminal {
+                        state.status = "cancelled";
+                        state.message = Some("The task was cancelled by request.".to_owned());
+                        state.updated_at = now_rfc3339();
+                    }
+                    terminal
+                };
+                if terminal {
+                    return Err(invalid_params(format!(
+                        "Cannot cancel task: already in terminal status '{}'",
+                        lock(&task.state).status
+                    )));
                 }
-                terminal
-            };
-            if terminal {
-                return Err(invalid_params(format!(
-                    "Cannot cancel task: already in terminal status '{}'",
-                    lock(&task.state).status
-                )));
+                task.cancel.cancel();
+                task.changed.send_replace(());
+                shared.notify("notifications/tasks/status", task.to_json());
+                Ok(task.to_json())
+            });
+            if let Ok(task) = &answer {
+                // On stderr too, so that a test sees it in the exit report's tail.
+                let id = task["taskId"].as_str().unwrap_or_default();
+                shared
+                    .log(&format!("fake-server: task {id} cancelled"))
+                    .await;
             }
-            task.cancel.cancel();
-            task.changed.send_replace(());
-            shared.notify("notifications/tasks/status", task.to_json());
-            Ok(task.to_json())
-        }),
+            answer
+        }
         "tasks/result" if config.tasks => return Some(task_result(shared, params).await),
         "prompts/list" => paginate(
             vec![json!({
@@ -1473,6 +1486,37 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
             Ok(text_result("closing my input"))
         }
         "input_required" => Ok(input_required(params, &arguments)),
+        // The first call is refused with -32042 (a URL elicitation is required), whose completion
+        // follows 100 ms later; later calls succeed. Unlisted but for `--tool needs_url`.
+        "needs_url" => {
+            let first = shared.n_url_refusals.fetch_add(1, Ordering::Relaxed) == 0;
+            if first {
+                let elicitation_id = format!("{}-connect", config.name);
+                let notifying = shared.spawn.clone();
+                let out = shared.out.clone();
+                let complete = json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/elicitation/complete",
+                    "params": {"elicitationId": elicitation_id},
+                });
+                let _ = notifying.send(Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let _ = out.send(Outgoing::Line(complete.to_string()));
+                }));
+                Err(RpcError {
+                    code: -32042,
+                    message: "This request requires more information.".to_owned(),
+                    data: Some(json!({"elicitations": [{
+                        "mode": "url",
+                        "elicitationId": elicitation_id,
+                        "url": format!("https://example.com/connect?id={elicitation_id}"),
+                        "message": "Connect your example.com account.",
+                    }]})),
+                })
+            } else {
+                Ok(text_result("connected"))
+            }
+        }
         "structured" if config.output_schema => Ok(json!({
             "content": [{"type": "text", "text": arguments.get("value").cloned().unwrap_or(Value::Null).to_string()}],
             "structuredContent": arguments.get("value").cloned().unwrap_or(Value::Null),
@@ -1581,6 +1625,16 @@ async fn ask_client(shared: &Shared, arguments: &Value) -> Result<Value, RpcErro
     }
     let response = tokio::time::timeout(wait, response_rx).await;
     lock(&shared.pending_client).remove(&id.to_string());
+    // A URL elicitation is done (out of band) once accepted: say so.
+    let url_id = arguments
+        .pointer("/params/elicitationId")
+        .filter(|_| arguments.pointer("/params/mode") == Some(&json!("url")));
+    if let (Some(url_id), Ok(Ok(_))) = (url_id, &response) {
+        shared.notify(
+            "notifications/elicitation/complete",
+            json!({"elicitationId": url_id}),
+        );
+    }
     match response {
         Ok(Ok(response)) => Ok(text_result(response.to_string())),
         _ => Ok(json!({

@@ -95,6 +95,18 @@ pub enum Error {
         /// The first violation: where in the structured content, and what.
         violation: String,
     },
+    /// No task with this id is visible (unknown, forgotten, or another owner's).
+    UnknownTask {
+        /// The id asked for.
+        id: String,
+    },
+    /// A client has as many tasks as the host keeps, none of them ended.
+    TooManyTasks {
+        /// The client.
+        client: String,
+        /// The bound (`MAX_TASKS_PER_CLIENT`).
+        limit: usize,
+    },
     /// A model's tool call could not be read (see `ToolCall::parse`).
     InvalidToolCall {
         /// What is wrong with it.
@@ -127,6 +139,11 @@ impl fmt::Display for Error {
             ),
             Error::ShutDown => f.write_str("the host is shut down"),
             Error::InvalidToolCall { reason } => write!(f, "invalid tool call: {reason}"),
+            Error::UnknownTask { id } => write!(f, "no task `{id}`"),
+            Error::TooManyTasks { client, limit } => write!(
+                f,
+                "client `{client}` has {limit} tasks that have not ended, as many as the host keeps"
+            ),
             Error::OutputSchema {
                 client,
                 tool,

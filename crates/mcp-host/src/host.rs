@@ -32,6 +32,7 @@ use crate::registry::{
 };
 use crate::stats::{outcome_of, CallStats, RecentLatency, ToolStats};
 use crate::status::{millis, ClientState, ClientStatus, StatusEvent, StatusRecord};
+use crate::tasks::{TaskRegistry, TASK_CANCEL_BOUND};
 use crate::Error;
 
 /// How many relayed notifications a slow listener may fall behind before it loses the oldest.
@@ -227,6 +228,8 @@ struct Inner {
     stats: CallStats,
     /// Compiled output schemas of the tools that declare one.
     output_schemas: OutputSchemas,
+    /// The tasks of tool calls the host started.
+    tasks: TaskRegistry,
 }
 
 /// Catalogue changes held back while a batch is open.
@@ -338,6 +341,7 @@ impl McpHost {
                 subscriptions: Mutex::new(HashMap::new()),
                 stats: CallStats::default(),
                 output_schemas: OutputSchemas::default(),
+                tasks: TaskRegistry::default(),
             }),
         })
     }
@@ -484,6 +488,8 @@ impl McpHost {
         );
         inner.set_state(id, ClientState::Stopping);
         inner.unregister_components(id);
+        // A task outlives nothing: those that have not ended are cancelled at their server.
+        inner.cancel_tasks(id).await;
         handle.token.cancel();
         let result = match handle.supervisor {
             None => Err(Error::ClientUnavailable {
@@ -1127,7 +1133,86 @@ impl Drop for McpHost {
     }
 }
 
+impl McpHost {
+    /// The tool exposed as `name`, if the agent may use it.
+    pub(crate) fn resolve_tool(&self, name: &str, scope: &AgentScope) -> Option<Registered<Tool>> {
+        self.inner.tools.resolve(name, scope)
+    }
+
+    /// The ready session of a client, or [`Error::ClientUnavailable`].
+    pub(crate) fn ready_client(&self, id: &ClientId) -> Result<ClientSession, Error> {
+        self.inner.ready_session(id)
+    }
+
+    /// A session error of a request to `client`, wrapped and masked.
+    pub(crate) fn call_error(&self, client: &ClientId, error: mcp_session::Error) -> Error {
+        self.inner.call_failed(client)(error)
+    }
+
+    /// The tasks the host started.
+    pub(crate) fn tasks(&self) -> &TaskRegistry {
+        &self.inner.tasks
+    }
+
+    /// Checks a raw tool result of `tool` (exposed name) against its output schema, if it
+    /// declares one and the check is on.
+    pub(crate) fn check_output(
+        &self,
+        client: &ClientId,
+        tool: &str,
+        raw: &RawValue,
+    ) -> Result<(), Error> {
+        if !self.inner.options.check_output_schema {
+            return Ok(());
+        }
+        let schema = self
+            .inner
+            .tools
+            .route_tool(tool, &AgentScope::all())
+            .and_then(|(_, _, schema)| schema);
+        match schema {
+            Some(schema) => {
+                self.inner
+                    .output_schemas
+                    .check_raw(client.as_str(), tool, &schema, raw)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 impl Inner {
+    /// Cancels the tasks of `id` that have not ended (at most [`TASK_CANCEL_BOUND`] for all)
+    /// and forgets every task of it.
+    async fn cancel_tasks(&self, id: &ClientId) {
+        let running = self.tasks.forget_client(id);
+        let Some(client) = self.client_manager.get(id) else {
+            return;
+        };
+        if running.is_empty() || !client.init.capabilities.task_cancel() {
+            return;
+        }
+        let cancels = running
+            .iter()
+            .map(|task_id| client.session.cancel_task(task_id));
+        match tokio::time::timeout(TASK_CANCEL_BOUND, futures::future::join_all(cancels)).await {
+            Ok(outcomes) => {
+                let n_failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
+                tracing::debug!(
+                    n_tasks = running.len(),
+                    n_failed,
+                    "cancelled the client's tasks"
+                );
+            }
+            Err(_) => {
+                tracing::warn!(
+                    n_tasks = running.len(),
+                    "the client's tasks were not all cancelled in time"
+                )
+            }
+        }
+    }
+
     /// Waits until a stopped registration of `id`, if any, has ended; kills its process group
     /// when it takes longer than its close may take.
     async fn wait_retired(&self, id: &ClientId) -> Result<(), Error> {
@@ -1404,6 +1489,8 @@ async fn supervise(
                 drop(listing);
                 lock(&inner.killers).remove(&id);
                 inner.unregister_components(&id);
+                // Its tasks ended with its server.
+                inner.tasks.forget_client(&id);
                 match joined {
                     Ok(Ok(exit)) => Some(exit),
                     Ok(Err(error)) => return Err(error),
@@ -1586,6 +1673,15 @@ fn relay_event(inner: &Inner, id: &ClientId, event: Event) {
         }
         Event::ResourceUpdated { uri } => {
             inner.relay(id, NotificationKind::ResourceUpdated { uri });
+        }
+        Event::TaskStatus(task) => {
+            // Only tasks the host started are relayed, under the host's id.
+            if let Some(task) = inner.tasks.update(id, &task) {
+                inner.relay(id, NotificationKind::TaskStatus(task));
+            }
+        }
+        Event::ElicitationComplete { elicitation_id } => {
+            inner.relay(id, NotificationKind::ElicitationComplete { elicitation_id });
         }
         _ => {}
     }

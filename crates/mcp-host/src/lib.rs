@@ -26,6 +26,7 @@ mod registry;
 pub mod search;
 mod stats;
 mod status;
+pub mod tasks;
 
 pub use error::{error_chain, Error};
 pub use formats::{Format, ToolCall};
@@ -45,6 +46,7 @@ pub use stats::{
     RECENT_WINDOW,
 };
 pub use status::{ClientState, ClientStatus, StatusEvent};
+pub use tasks::TaskCall;
 
 // What the API takes and returns, so that an embedder depends on `mcp-host` alone (as tokio
 // re-exports what its users need).

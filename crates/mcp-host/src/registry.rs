@@ -30,6 +30,10 @@ pub struct AgentScope {
     pub resources: ToolFilter,
     /// Only tools annotated `readOnlyHint: true`.
     pub read_only: bool,
+    /// Whom the tasks started through this scope belong to: a task is seen (polled, awaited,
+    /// cancelled, listed) only through a scope with the same owner. The gateway sets its
+    /// client's identity; `None` for a library user.
+    pub owner: Option<String>,
 }
 
 impl AgentScope {

@@ -12,6 +12,7 @@ mod remote;
 mod routing;
 mod soak;
 mod stats;
+mod tasks;
 
 use std::time::Duration;
 
