@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mcp_host_foundation::ClientId;
-use mcp_session::protocol::{CallToolResult, Task};
+use mcp_session::protocol::{CallToolResult, Task, META_RELATED_TASK};
 use mcp_session::{RequestOptions, ToolTask};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -328,7 +328,13 @@ impl McpHost {
             .await
             .map_err(|error| self.call_error(&client, error))?;
         self.check_output(&client, &tool, &raw)?;
-        Ok(raw)
+        Ok(with_related_task(raw, id))
+    }
+
+    /// Whether task `id` is one `scope` may see (to pass on its status notifications only to
+    /// the clients it belongs to).
+    pub fn task_visible(&self, id: &str, scope: &AgentScope) -> bool {
+        self.tasks().lookup(id, scope).is_ok()
     }
 
     /// Cancels task `id` (`tasks/cancel` at its server); returns its state.
@@ -353,6 +359,24 @@ impl McpHost {
     pub fn list_tasks(&self, scope: &AgentScope) -> Vec<Task> {
         self.tasks().list(scope)
     }
+}
+
+/// `raw` with its `_meta` related task (the server's id) replaced by the host's `id`.
+fn with_related_task(raw: Box<RawValue>, id: &str) -> Box<RawValue> {
+    if !raw.get().contains(META_RELATED_TASK) {
+        return raw;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(raw.get()) else {
+        return raw;
+    };
+    if let Some(related) = value
+        .get_mut("_meta")
+        .and_then(|meta| meta.get_mut(META_RELATED_TASK))
+        .and_then(Value::as_object_mut)
+    {
+        related.insert("taskId".to_owned(), Value::String(id.to_owned()));
+    }
+    serde_json::value::to_raw_value(&value).unwrap_or(raw)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

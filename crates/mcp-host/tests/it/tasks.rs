@@ -68,6 +68,10 @@ async fn tasks_are_routed_to_the_server_that_owns_them() {
         .await
         .unwrap();
     assert_eq!(result.text(), "from b");
+    // The result names the task by the host's id.
+    let related = &result.extra["_meta"]["io.modelcontextprotocol/related-task"]["taskId"];
+    assert_eq!(related, &json!(second.task_id));
+    assert!(host.task_visible(&second.task_id, &scope));
     let status = host.task_status(&first.task_id, &scope).await.unwrap();
     assert_eq!(status.task_id, first.task_id);
     assert_eq!(status.status, TaskStatus::Completed);
