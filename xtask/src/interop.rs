@@ -26,6 +26,9 @@ const NPM_PACKAGES: &[(&str, &str)] = &[
     ("@modelcontextprotocol/server-everything", "2026.8.31"),
     ("@modelcontextprotocol/server-filesystem", "2026.8.31"),
     ("@modelcontextprotocol/server-memory", "2026.8.31"),
+    // An MCP Apps server: a tool whose `_meta.ui.resourceUri` names a `ui://` HTML app that calls
+    // the tool by its bare name.
+    ("@modelcontextprotocol/server-basic-vanillajs", "2.0.3"),
 ];
 
 /// The PyPI packages, pinned to versions checked with `pip index versions <package>`.

@@ -134,7 +134,98 @@ pub struct FakeConfig {
     /// let `echo`, `slow`, `fail` and `ask_client` run as tasks (`execution.taskSupport:
     /// optional`); a task of `ask_client` is `input_required` while it waits for the client.
     pub tasks: bool,
+    /// `--every-field`: also list [`DECORATED_TOOL`], [`DECORATED_PROMPT`] and
+    /// [`DECORATED_RESOURCE`], and answer `initialize` with [`DECORATED_SERVER_INFO`]: every
+    /// optional field of revision 2025-11-25 (titles, icons, `_meta`, annotations, execution),
+    /// members in an order that is not alphabetical, so that a host that passes them on can be
+    /// checked byte for byte.
+    pub every_field: bool,
+    /// `--catalogue N`: also list N (at most 250) tools of a made-up business API, named
+    /// `<verb>_<noun>` (`export_invoice`, `share_document`, …) with a description each: a
+    /// realistic catalogue to search (see [`catalogue_tools`]). They answer like `--tool` ones.
+    pub catalogue: usize,
 }
+
+/// The nouns (singular, plural) of the `--catalogue` tools.
+const CATALOGUE_NOUNS: &[(&str, &str)] = &[
+    ("invoice", "invoices"),
+    ("customer", "customers"),
+    ("order", "orders"),
+    ("ticket", "support tickets"),
+    ("deployment", "deployments"),
+    ("pipeline", "build pipelines"),
+    ("repository", "code repositories"),
+    ("branch", "branches"),
+    ("issue", "issues"),
+    ("pull_request", "pull requests"),
+    ("event", "calendar events"),
+    ("email", "emails"),
+    ("contact", "contacts"),
+    ("document", "documents"),
+    ("spreadsheet", "spreadsheets"),
+    ("image", "images"),
+    ("video", "videos"),
+    ("playlist", "playlists"),
+    ("payment", "payments"),
+    ("subscription", "subscriptions"),
+    ("user", "users"),
+    ("group", "groups"),
+    ("permission", "permissions"),
+    ("secret", "secrets"),
+    ("log", "log entries"),
+];
+
+/// The verbs of the `--catalogue` tools, with their description (`{one}`: the noun, `{many}`:
+/// its plural).
+const CATALOGUE_VERBS: &[(&str, &str)] = &[
+    ("list", "Lists the {many} of the workspace, newest first."),
+    ("get", "Returns one {one} by its id, with all its fields."),
+    ("create", "Creates a new {one} from the given fields."),
+    ("update", "Changes the fields of an existing {one}."),
+    ("delete", "Deletes a {one} permanently."),
+    (
+        "search",
+        "Searches the {many} by text and returns the best matches.",
+    ),
+    (
+        "archive",
+        "Archives a {one} so that it no longer shows in lists.",
+    ),
+    ("export", "Exports {many} to a CSV file."),
+    ("import", "Imports {many} from a CSV file."),
+    (
+        "share",
+        "Shares a {one} with another user of the workspace.",
+    ),
+];
+
+/// The first `n` (at most 250) tools of the `--catalogue` business API: name and description.
+pub fn catalogue_tools(n: usize) -> Vec<(String, String)> {
+    CATALOGUE_NOUNS
+        .iter()
+        .flat_map(|(one, many)| {
+            CATALOGUE_VERBS.iter().map(move |(verb, description)| {
+                let readable = one.replace('_', " ");
+                (
+                    format!("{verb}_{one}"),
+                    description
+                        .replace("{one}", &readable)
+                        .replace("{many}", many),
+                )
+            })
+        })
+        .take(n)
+        .collect()
+}
+
+/// A tool with every optional field (compact JSON; see [`FakeConfig::every_field`]).
+pub const DECORATED_TOOL: &str = r#"{"name":"decorated","title":"Decorated Tool","description":"Has every optional field.","inputSchema":{"type":"object","properties":{"q":{"type":"string","description":"Query."}},"required":["q"],"$defs":{"unused":{"type":"null"}}},"outputSchema":{"type":"object","properties":{"n":{"type":"integer"}}},"annotations":{"title":"Decorated","readOnlyHint":true,"destructiveHint":false,"idempotentHint":true,"openWorldHint":false},"icons":[{"src":"https://example.com/tool.png","mimeType":"image/png","sizes":["48x48","96x96"],"theme":"dark"}],"execution":{"taskSupport":"forbidden"},"_meta":{"vendor/zeta":1,"vendor/alpha":{"z":true,"a":[3,2,1]}},"x-unknown":{"kept":"as is"}}"#;
+/// A prompt with every optional field.
+pub const DECORATED_PROMPT: &str = r#"{"name":"decorated_prompt","title":"Decorated Prompt","description":"Has every optional field.","arguments":[{"name":"who","title":"Who","description":"Someone.","required":false}],"icons":[{"src":"data:image/svg+xml;base64,PHN2Zy8+","mimeType":"image/svg+xml"}],"_meta":{"vendor/b":2,"vendor/a":1}}"#;
+/// A resource with every optional field.
+pub const DECORATED_RESOURCE: &str = r#"{"uri":"ui://decorated/app.html","name":"decorated_app","title":"Decorated App","description":"Has every optional field.","mimeType":"text/html;profile=mcp-app","size":1024,"annotations":{"audience":["user","assistant"],"priority":0.5,"lastModified":"2025-11-25T10:30:00Z"},"icons":[{"src":"https://example.com/app.png","sizes":["any"]}],"_meta":{"ui":{"prefersBorder":true,"csp":{"connectDomains":[]}}}}"#;
+/// `serverInfo` with every optional field.
+pub const DECORATED_SERVER_INFO: &str = r#"{"name":"fake-server","version":"0.1.0","title":"Fake Server","description":"A server for tests.","websiteUrl":"https://example.com/fake","icons":[{"src":"https://example.com/server.png","mimeType":"image/png","sizes":["32x32"]}]}"#;
 
 /// Why [`serve`] returned; the binary exits with [`Exit::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +279,8 @@ impl Default for FakeConfig {
             discover: false,
             output_schema: false,
             tasks: false,
+            every_field: false,
+            catalogue: 0,
         }
     }
 }
@@ -237,6 +330,8 @@ impl FakeConfig {
                 "--discover" => config.discover = true,
                 "--output-schema" => config.output_schema = true,
                 "--tasks" => config.tasks = true,
+                "--every-field" => config.every_field = true,
+                "--catalogue" => config.catalogue = number(&flag, args)?,
                 "--marker" => {
                     value(&flag, args)?;
                 }
@@ -355,6 +450,12 @@ impl FakeConfig {
         }
         if self.tasks {
             flag("--tasks", None);
+        }
+        if self.every_field {
+            flag("--every-field", None);
+        }
+        if self.catalogue != default.catalogue {
+            flag("--catalogue", Some(self.catalogue.to_string()));
         }
         args
     }
@@ -942,11 +1043,17 @@ async fn dispatch(shared: &Arc<Shared>, method: &str, params: &Value) -> Outcome
         }
         "tasks/result" if config.tasks => return Some(task_result(shared, params).await),
         "prompts/list" => paginate(
-            vec![json!({
-                "name": "greet",
-                "description": "Greets someone by name.",
-                "arguments": [{"name": "name", "description": "Who to greet.", "required": true}],
-            })],
+            {
+                let mut prompts = vec![json!({
+                    "name": "greet",
+                    "description": "Greets someone by name.",
+                    "arguments": [{"name": "name", "description": "Who to greet.", "required": true}],
+                })];
+                if config.every_field {
+                    prompts.extend(decorated(DECORATED_PROMPT));
+                }
+                prompts
+            },
             "prompts",
             params,
             config.page_size,
@@ -954,7 +1061,14 @@ async fn dispatch(shared: &Arc<Shared>, method: &str, params: &Value) -> Outcome
         ),
         "prompts/get" => prompt(params),
         "resources/list" => paginate(
-            vec![json!({"uri": "mem://hello", "name": "hello", "mimeType": "text/plain"})],
+            {
+                let mut resources =
+                    vec![json!({"uri": "mem://hello", "name": "hello", "mimeType": "text/plain"})];
+                if config.every_field {
+                    resources.extend(decorated(DECORATED_RESOURCE));
+                }
+                resources
+            },
             "resources",
             params,
             config.page_size,
@@ -1015,7 +1129,11 @@ async fn initialize(shared: &Shared, params: &Value) -> Outcome {
     Some(Ok(json!({
         "protocolVersion": protocol_version,
         "capabilities": server_capabilities(config),
-        "serverInfo": {"name": config.name, "version": "0.1.0"},
+        "serverInfo": if config.every_field {
+            decorated(DECORATED_SERVER_INFO).unwrap_or(Value::Null)
+        } else {
+            json!({"name": config.name, "version": "0.1.0"})
+        },
         "instructions": "fake server for tests",
     })))
 }
@@ -1034,6 +1152,12 @@ fn server_capabilities(config: &FakeConfig) -> Value {
             json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}});
     }
     capabilities
+}
+
+/// One of the `DECORATED_*` texts as a value (members in their order: the workspace's
+/// `serde_json` keeps insertion order).
+fn decorated(text: &str) -> Option<Value> {
+    serde_json::from_str(text).ok()
 }
 
 /// The tools that may run as tasks with `--tasks`.
@@ -1347,6 +1471,16 @@ fn tool_list(config: &FakeConfig, n_touches: u64) -> Vec<Value> {
             json!({"type": "object"}),
         ));
     }
+    if config.every_field {
+        tools.extend(decorated(DECORATED_TOOL));
+    }
+    for (name, description) in catalogue_tools(config.catalogue) {
+        tools.push(tool(
+            &name,
+            &description,
+            json!({"type": "object", "properties": {"id": {"type": "string"}}}),
+        ));
+    }
     if config.output_schema {
         let mut structured = tool(
             "structured",
@@ -1527,7 +1661,11 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
         "list_requests" if config.list_changed_flood > 0 => Ok(text_result(
             shared.n_tool_lists.load(Ordering::Relaxed).to_string(),
         )),
-        _ if config.extra_tools.iter().any(|extra| extra == name) => {
+        _ if config.extra_tools.iter().any(|extra| extra == name)
+            || catalogue_tools(config.catalogue)
+                .iter()
+                .any(|(listed, _)| listed == name) =>
+        {
             Ok(text_result(format!("{}:{name}", config.name)))
         }
         _ => match name

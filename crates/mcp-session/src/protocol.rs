@@ -293,6 +293,9 @@ impl CallToolResult {
 pub struct PromptArgument {
     /// The argument's name.
     pub name: String,
+    /// A human-readable title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     /// What it means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,

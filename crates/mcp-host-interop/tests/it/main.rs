@@ -10,10 +10,12 @@
 // A skipped test says so on stderr.
 #![allow(clippy::print_stderr)]
 
+mod apps;
 mod cli;
 mod everything;
 mod python_sdk;
 mod remote;
+mod search;
 mod servers;
 mod status_page;
 
@@ -103,6 +105,7 @@ impl Interop {
             self.node_server("server-everything"),
             self.node_server("server-filesystem"),
             self.node_server("server-memory"),
+            self.node_server("server-basic-vanillajs"),
             self.venv_bin("mcp-server-time"),
             self.venv_bin("mcp-server-git"),
             self.venv_bin("python"),
@@ -159,6 +162,12 @@ impl Interop {
         let mut config = self.node_config("memory", "server-memory", &[], scratch);
         config.env.insert("MEMORY_FILE_PATH".to_owned(), text(file));
         config
+    }
+
+    /// The MCP Apps example server `server-basic-vanillajs` on stdio: a `get-time` tool whose
+    /// `ui://` HTML app calls it by that name.
+    pub(crate) fn basic_app(&self, scratch: &Scratch) -> ClientConfig {
+        self.node_config("app", "server-basic-vanillajs", &["--stdio"], scratch)
     }
 
     /// `mcp-server-time` in UTC.

@@ -6,6 +6,7 @@ mod faults;
 mod hardening;
 mod heap;
 mod lifecycle;
+mod passthrough;
 mod reliability;
 mod reload;
 mod remote;
