@@ -36,8 +36,8 @@ pub const TASK_ID_SEPARATOR: char = ':';
 /// not run tasks, the result of a normal call.
 #[derive(Debug)]
 pub enum TaskCall<R> {
-    /// The task that was created.
-    Task(Task),
+    /// The task that was created (boxed: it is much larger than a raw result).
+    Task(Box<Task>),
     /// The call's result: it was not run as a task.
     Done(R),
 }
@@ -205,7 +205,7 @@ impl McpHost {
             .start_task(name, arguments, scope, ttl, options)
             .await?
         {
-            Ok(task) => Ok(TaskCall::Task(task)),
+            Ok(task) => Ok(TaskCall::Task(Box::new(task))),
             Err(arguments) => self
                 .call_tool_with(name, arguments, scope, options)
                 .await
@@ -230,7 +230,7 @@ impl McpHost {
             .start_task(name, arguments.cloned(), scope, ttl, options)
             .await?
         {
-            Ok(task) => Ok(TaskCall::Task(task)),
+            Ok(task) => Ok(TaskCall::Task(Box::new(task))),
             Err(arguments) => self
                 .call_tool_raw(name, arguments.as_ref(), scope, options)
                 .await

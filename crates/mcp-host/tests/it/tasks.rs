@@ -20,7 +20,7 @@ fn tasks_fake(id: &str, marker: &str) -> mcp_host::ClientConfig {
 
 fn task_of<R: std::fmt::Debug>(call: TaskCall<R>) -> mcp_host::protocol::Task {
     match call {
-        TaskCall::Task(task) => task,
+        TaskCall::Task(task) => *task,
         TaskCall::Done(result) => panic!("not run as a task: {result:?}"),
     }
 }
