@@ -42,7 +42,7 @@ impl Format {
 }
 
 /// How deep `$ref`s are inlined before the rest is left as `{}` (any value).
-const MAX_REF_DEPTH: usize = 8;
+pub const MAX_REF_DEPTH: usize = 8;
 
 /// One tool in `format`, under the name the host exposes it.
 pub fn tool_for(format: Format, tool: &Registered<Tool>) -> Value {
