@@ -647,14 +647,17 @@ async fn start_loaded(
     tracing::debug!(source = %loaded.source, n_servers = loaded.clients.len(), "configuration loaded");
     let mut clients = loaded.clients;
     if let Some(name) = name {
+        // Only a server whose names are always namespaced keeps its names whoever else runs:
+        // with "auto", `a__search` exists only while another server has a `search` too.
         let matching: Vec<ClientConfig> = clients
             .iter()
             .filter(|client| {
-                name.starts_with(&format!(
-                    "{}{}",
-                    mcp_host::naming::sanitize(&client.id),
-                    mcp_host::naming::SEPARATOR
-                ))
+                client.namespace == mcp_host::Namespace::Always
+                    && name.starts_with(&format!(
+                        "{}{}",
+                        mcp_host::naming::sanitize(&client.id),
+                        mcp_host::naming::SEPARATOR
+                    ))
             })
             .cloned()
             .collect();

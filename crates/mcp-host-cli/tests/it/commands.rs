@@ -322,3 +322,40 @@ async fn tools_in_the_shapes_of_llm_apis() {
     let output = run_cli(&["tools", "--format", "cobol"], None).await;
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn call_finds_auto_names_as_tools_lists_them() {
+    let marker = unique_marker();
+    let entry = |name: &str| {
+        let fake = FakeConfig {
+            name: format!("{name}-server"),
+            n_tools: 0,
+            extra_tools: vec!["search".to_owned(), format!("only_{name}")],
+            ..FakeConfig::default()
+        };
+        let mut entry = fake_entry(&fake, &marker);
+        entry["namespace"] = json!("auto");
+        entry
+    };
+    let config = write_config(&json!({ "mcpServers": { "a": entry("a"), "b": entry("b") } }));
+    let output = run_cli(&["tools", "--json"], Some(&config)).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tools: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = tools
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    for expect in ["a__search", "b__search", "only_a", "only_b"] {
+        assert!(names.contains(&expect), "{expect} in {names:?}");
+    }
+    // The names `tools` lists are the names `call` takes, prefixed or not.
+    for (name, expect) in [
+        ("a__search", "a-server:search"),
+        ("only_b", "b-server:only_b"),
+    ] {
+        let output = run_cli(&["call", name], Some(&config)).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), format!("{expect}\n"));
+    }
+    assert_no_process_left(&marker).await;
+}
