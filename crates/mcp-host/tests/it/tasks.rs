@@ -192,3 +192,42 @@ async fn stopping_a_client_cancels_its_tasks() {
     host.shutdown().await;
     assert_no_process_left(&marker).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_keeps_at_most_1024_tasks_per_client() {
+    use mcp_host::tasks::MAX_TASKS_PER_CLIENT;
+    let marker = unique_marker();
+    let host = McpHost::new(vec![tasks_fake("busy", &marker)]).unwrap();
+    host.initialize().await.unwrap();
+    let scope = AgentScope::all();
+    let options = RequestOptions::default();
+    let start = || {
+        host.call_tool_as_task(
+            "busy__slow",
+            args(json!({"ms": 600000})),
+            &scope,
+            None,
+            &options,
+        )
+    };
+    let mut first = None;
+    for _ in 0..MAX_TASKS_PER_CLIENT {
+        let task = task_of(start().await.unwrap());
+        first.get_or_insert(task.task_id);
+    }
+    // All running: no room.
+    let error = start().await.unwrap_err();
+    assert!(
+        matches!(error, Error::TooManyTasks { limit: 1024, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("busy"), "{error}");
+    // One ends: it makes room for the next.
+    let first = first.unwrap();
+    host.cancel_task(&first, &scope).await.unwrap();
+    task_of(start().await.unwrap());
+    assert!(host.task_status(&first, &scope).await.is_err());
+    assert_eq!(host.list_tasks(&scope).len(), MAX_TASKS_PER_CLIENT);
+    host.shutdown().await;
+    assert_no_process_left(&marker).await;
+}
