@@ -163,8 +163,7 @@ pub struct ShutdownReport {
 /// the ready session back through a [`TaskStatus`] handshake.
 ///
 /// ```no_run
-/// use mcp_host::{AgentScope, McpHost};
-/// use mcp_host_foundation::ClientConfig;
+/// use mcp_host::{AgentScope, ClientConfig, McpHost};
 ///
 /// # async fn demo() -> Result<(), mcp_host::Error> {
 /// let time = ClientConfig {

@@ -354,8 +354,8 @@ impl McpHost {
                 })
             }
         };
-        serde_json::value::to_raw_value(&answer).map_err(|_| Error::UnknownTool {
-            name: name.to_owned(),
+        serde_json::value::to_raw_value(&answer).map_err(|error| Error::InvalidToolCall {
+            reason: format!("the answer of {name} cannot be encoded: {error}"),
         })
     }
 }
