@@ -5,6 +5,7 @@ mod catalogue;
 mod faults;
 mod hardening;
 mod heap;
+mod input;
 mod lifecycle;
 mod passthrough;
 mod reliability;
