@@ -29,6 +29,9 @@ const NPM_PACKAGES: &[(&str, &str)] = &[
     // The TypeScript SDK: its example server (`simpleStreamableHttp --oauth`) is the
     // OAuth-protected server of the `oauth` interop test.
     ("@modelcontextprotocol/sdk", "1.32.2"),
+    // An MCP Apps server: a tool whose `_meta.ui.resourceUri` names a `ui://` HTML app that calls
+    // the tool by its bare name.
+    ("@modelcontextprotocol/server-basic-vanillajs", "2.0.3"),
 ];
 
 /// The PyPI packages, pinned to versions checked with `pip index versions <package>`.

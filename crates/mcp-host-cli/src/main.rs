@@ -10,6 +10,7 @@
 
 mod config;
 mod demo_server;
+mod interact;
 mod login;
 mod output;
 mod signals;
@@ -26,7 +27,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use mcp_gateway::policy::Policies;
 use mcp_gateway::{AuditLog, ClientRelay, Gateway, HttpListener, HttpOptions, Stop, ENDPOINT};
-use mcp_host::{AgentScope, ClientState, HostOptions, McpHost};
+use mcp_host::{AgentScope, ClientState, Format, HostOptions, McpHost, TaskCall};
 use mcp_host_foundation::{ClientConfig, SecurityManager};
 use mcp_session::RequestOptions;
 use serde_json::{Map, Value};
@@ -74,6 +75,10 @@ enum Command {
         /// Print a JSON array of {name, server, originalName, description, inputSchema, …}.
         #[arg(long)]
         json: bool,
+        /// Print the tools in the shape an LLM API takes: `openai` (chat completions `tools`),
+        /// `anthropic` (messages `tools`) or `gemini` (`tools` with `functionDeclarations`).
+        #[arg(long, value_name = "API", value_parser = ["openai", "anthropic", "gemini"], conflicts_with = "json")]
+        format: Option<String>,
     },
     /// Call a tool: `mcp-host call demo__echo '{"text":"hi"}'`.
     Call {
@@ -84,9 +89,14 @@ enum Command {
         /// Print the whole result as JSON.
         #[arg(long)]
         json: bool,
-        /// Give up after this many milliseconds (default: the server's callTimeoutMs).
+        /// Give up after this many milliseconds (default: the server's callTimeoutMs; with
+        /// --task, for the task to end: 10 minutes).
         #[arg(long, value_name = "MS")]
         timeout_ms: Option<u64>,
+        /// Run the call as a task when the server and the tool support tasks (2025-11-25),
+        /// showing its status and progress on stderr until it ends; otherwise call normally.
+        #[arg(long)]
+        task: bool,
     },
     /// List every prompt under its namespaced name.
     Prompts {
@@ -377,10 +387,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let clients = config::load(cli.config.as_deref())?.clients;
             print_stdout(&login::logout(&clients, &server).await?)
         }
-        Command::Tools { json } => {
+        Command::Tools { json, format } => {
             let host = start(cli.config, None, true).await?;
             let rows = output::tool_rows(&host);
-            let text = if json {
+            let format = format.as_deref().and_then(Format::from_name);
+            let text = if let Some(format) = format {
+                let tools = host.tools_for(format, &AgentScope::all());
+                let tools = match format {
+                    Format::Gemini => serde_json::json!([{ "functionDeclarations": tools }]),
+                    Format::OpenAi | Format::Anthropic => Value::Array(tools),
+                };
+                format!("{}\n", serde_json::to_string_pretty(&tools)?)
+            } else if json {
                 format!("{}\n", serde_json::to_string_pretty(&rows)?)
             } else {
                 output::tools_table(&rows)
@@ -393,16 +411,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args,
             json,
             timeout_ms,
+            task,
         } => {
             let arguments = parse_arguments(args.as_deref())?;
-            let host = start(cli.config, Some(&name), true).await?;
-            let options = RequestOptions {
-                timeout: timeout_ms.map(Duration::from_millis),
-                on_progress: None,
+            // A terminal can show a link, not a form: URL-mode elicitation only.
+            let elicitations = interact::UrlElicitations::new();
+            let options = HostOptions {
+                client_requests: Some(elicitations.clone()),
+                ..HostOptions::default()
             };
-            let result = host
-                .call_tool_with(&name, arguments, &AgentScope::all(), &options)
-                .await;
+            let host = start_with(cli.config, Some(&name), true, options).await?;
+            let timeout = timeout_ms.map(Duration::from_millis);
+            let result = call(&host, &name, arguments, timeout, task, &elicitations).await;
             stop(&host).await;
             let result = result.with_context(|| format!("calling `{name}` failed"))?;
             let text = if json {
@@ -576,6 +596,78 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `call`: the tool call (as a task with `task`), showing URL elicitations and progress on
+/// stderr; a call refused with -32042 is tried once more after its URL elicitations completed.
+async fn call(
+    host: &McpHost,
+    name: &str,
+    arguments: Option<Map<String, Value>>,
+    timeout: Option<Duration>,
+    task: bool,
+    elicitations: &interact::UrlElicitations,
+) -> Result<mcp_session::protocol::CallToolResult, mcp_host::Error> {
+    let scope = AgentScope::all();
+    let options = RequestOptions {
+        timeout,
+        on_progress: Some(Arc::new(interact::print_progress)),
+    };
+    // How long to wait for a task, or for a person to complete a page.
+    let bound = timeout.unwrap_or(Duration::from_secs(600));
+    let mut retried = false;
+    loop {
+        let notifications = host.subscribe_notifications();
+        // Subscribed before the call, so that no completion after a -32042 is missed.
+        let completions = host.subscribe_notifications();
+        let attempt = async {
+            if !task {
+                return host
+                    .call_tool_with(name, arguments.clone(), &scope, &options)
+                    .await;
+            }
+            match host
+                .call_tool_as_task(name, arguments.clone(), &scope, None, &options)
+                .await?
+            {
+                TaskCall::Task(created) => {
+                    interact::follow_task(host, &created, elicitations, bound).await
+                }
+                TaskCall::Done(result) => {
+                    tracing::warn!("`{name}` does not run as a task (its server or the tool does not support tasks); it was called normally");
+                    Ok(result)
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = attempt => outcome,
+            () = interact::follow(notifications, elicitations, None) => unreachable!("following never ends"),
+        };
+        let required = match &outcome {
+            Err(mcp_host::Error::Call { client, source })
+                if !retried && source.rpc_code() == Some(interact::URL_ELICITATION_REQUIRED) =>
+            {
+                let data = match &**source {
+                    mcp_session::Error::Rpc {
+                        data: Some(data), ..
+                    } => data.clone(),
+                    _ => Value::Null,
+                };
+                Some((client.clone(), data))
+            }
+            _ => None,
+        };
+        let Some((client, data)) = required else {
+            return outcome;
+        };
+        let completed =
+            interact::await_required_elicitations(completions, elicitations, &client, &data, bound)
+                .await;
+        if !completed {
+            return outcome;
+        }
+        retried = true;
+    }
+}
+
 /// The configuration file, for `config-schema`.
 #[derive(schemars::JsonSchema)]
 #[allow(dead_code)] // Only its schema is used.
@@ -661,14 +753,17 @@ async fn start_loaded(
     tracing::debug!(source = %loaded.source, n_servers = loaded.clients.len(), "configuration loaded");
     let mut clients = loaded.clients;
     if let Some(name) = name {
+        // Only a server whose names are always namespaced keeps its names whoever else runs:
+        // with "auto", `a__search` exists only while another server has a `search` too.
         let matching: Vec<ClientConfig> = clients
             .iter()
             .filter(|client| {
-                name.starts_with(&format!(
-                    "{}{}",
-                    mcp_host::naming::sanitize(&client.id),
-                    mcp_host::naming::SEPARATOR
-                ))
+                client.namespace == mcp_host::Namespace::Always
+                    && name.starts_with(&format!(
+                        "{}{}",
+                        mcp_host::naming::sanitize(&client.id),
+                        mcp_host::naming::SEPARATOR
+                    ))
             })
             .cloned()
             .collect();

@@ -96,13 +96,22 @@ pub struct ClientConfig {
     /// Default: none.
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Whether the server's tools and prompts are exposed under namespaced names
-    /// (`<id>__<name>`). With `false` they keep their own names (with characters outside
-    /// `A-Z`, `a-z`, `0-9`, `_` and `-` replaced by `_`), as when one server is bridged as it is;
-    /// a name another server already took falls back to `<id>__<name>_<hash>`.
-    /// Resource URIs are never namespaced. Default: `true`.
-    #[serde(default = "default_namespace")]
-    pub namespace: bool,
+    /// How the server's tools and prompts are named: `true`, namespaced as `<id>__<name>`;
+    /// `false`, their own names (with characters outside `A-Z`, `a-z`, `0-9`, `_` and `-`
+    /// replaced by `_`), as when one server is bridged as it is, a name another server already
+    /// took falling back to `<id>__<name>_<hash>`; `"auto"`, their own names, namespaced only
+    /// where another server exposes the same name (both then are, unless the other keeps its
+    /// name by `false` or an alias). A name containing `__` is always namespaced, so that no
+    /// server takes another's namespaced name. Resource URIs are never namespaced.
+    /// Default: `true`.
+    #[serde(default)]
+    pub namespace: Namespace,
+    /// Names to expose instead of the server's own, by tool or prompt name
+    /// (`{"get_time": "clock"}`), whatever `namespace` says: 1 to 64 characters of `A-Z`, `a-z`,
+    /// `0-9`, `_` and `-`, without `__`, each used once. An alias another server already
+    /// exposes falls back to `<id>__<name>_<hash>`. Default: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
     /// The protocol revision to agree with the server: `"2025-11-25"` (the `initialize`
     /// handshake; older revisions down to 2024-11-05 are accepted), `"2026-07-28"` (the stateless
     /// revision's `server/discover` only) or `"auto"` (`server/discover`, falling back to
@@ -237,6 +246,63 @@ pub enum GrantChoice {
     /// provider, taken with the JWT bearer grant.
     #[serde(rename = "identity_assertion")]
     IdentityAssertion,
+}
+
+/// How a server's tools and prompts are named (`namespace` in the configuration: `true`,
+/// `false` or `"auto"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Namespace {
+    /// `<id>__<name>` (`true`).
+    #[default]
+    Always,
+    /// The server's own names (`false`); a name another server took first falls back to
+    /// `<id>__<name>_<hash>`.
+    Never,
+    /// The server's own names, namespaced only where another server exposes the same name
+    /// (`"auto"`).
+    Auto,
+}
+
+impl Serialize for Namespace {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Namespace::Always => serializer.serialize_bool(true),
+            Namespace::Never => serializer.serialize_bool(false),
+            Namespace::Auto => serializer.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Namespace {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Namespace, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Flag(bool),
+            Mode(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Flag(true) => Ok(Namespace::Always),
+            Written::Flag(false) => Ok(Namespace::Never),
+            Written::Mode(mode) if mode == "auto" => Ok(Namespace::Auto),
+            Written::Mode(other) => Err(serde::de::Error::custom(format!(
+                "expected true, false or \"auto\", found \"{other}\""
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for Namespace {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Namespace".into()
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "true: <id>__<name>; false: the server's own names; \"auto\": own names, namespaced only where another server exposes the same name.",
+            "oneOf": [{"type": "boolean"}, {"const": "auto"}],
+        })
+    }
 }
 
 /// How the protocol revision is agreed with a server.
@@ -401,7 +467,8 @@ impl ClientConfig {
             required: false,
             tools: ToolFilter::default(),
             exclude: Vec::new(),
-            namespace: default_namespace(),
+            namespace: Namespace::Always,
+            aliases: BTreeMap::new(),
             protocol: ProtocolChoice::Initialize,
             restart: RestartPolicy::default(),
             auth: AuthSetting::default(),
@@ -568,6 +635,26 @@ impl ClientConfig {
             }
             auth.validate(&invalid)?;
         }
+        let mut exposed = HashSet::new();
+        for (original, alias) in &self.aliases {
+            let field = format!("aliases.{original}");
+            let valid_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+            if alias.is_empty() || alias.len() > MAX_ID_LEN || !alias.chars().all(valid_char) {
+                return Err(invalid(
+                    field,
+                    "must be 1 to 64 characters of ASCII letters, digits, `_` and `-`",
+                ));
+            }
+            if alias.contains("__") {
+                return Err(invalid(
+                    field,
+                    "must not contain `__`, which only namespaced names contain",
+                ));
+            }
+            if !exposed.insert(alias.as_str()) {
+                return Err(invalid(field, "is the alias of another name too"));
+            }
+        }
         if self.restart.initial_backoff_ms == 0 {
             return Err(invalid(
                 "restart.initialBackoffMs".to_owned(),
@@ -725,10 +812,6 @@ fn default_call_timeout_ms() -> u64 {
 
 fn default_shutdown_grace_ms() -> u64 {
     2_000
-}
-
-fn default_namespace() -> bool {
-    true
 }
 
 fn default_initial_backoff_ms() -> u64 {
@@ -1062,6 +1145,41 @@ mod tests {
             Some(&err("tools.deny[1]", "may contain `*` only at its end")),
         );
         check(
+            with(&|c| {
+                c.aliases.insert("a".into(), "x".into());
+                c.aliases.insert("b".into(), "y-1".into());
+            }),
+            None,
+        );
+        for (alias, reason) in [
+            (
+                "",
+                "must be 1 to 64 characters of ASCII letters, digits, `_` and `-`",
+            ),
+            (
+                "a b",
+                "must be 1 to 64 characters of ASCII letters, digits, `_` and `-`",
+            ),
+            (
+                "github__x",
+                "must not contain `__`, which only namespaced names contain",
+            ),
+        ] {
+            check(
+                with(&|c| {
+                    c.aliases.insert("t".into(), alias.into());
+                }),
+                Some(&err("aliases.t", reason)),
+            );
+        }
+        check(
+            with(&|c| {
+                c.aliases.insert("a".into(), "same".into());
+                c.aliases.insert("b".into(), "same".into());
+            }),
+            Some(&err("aliases.b", "is the alias of another name too")),
+        );
+        check(
             with(&|c| c.restart.initial_backoff_ms = 0),
             Some(&err("restart.initialBackoffMs", "must be more than 0")),
         );
@@ -1141,7 +1259,8 @@ mod tests {
             deny: vec!["b".into()],
         };
         full.exclude = vec!["prompt".into()];
-        full.namespace = false;
+        full.namespace = Namespace::Never;
+        full.aliases.insert("get_time".into(), "clock".into());
         full.protocol = ProtocolChoice::Auto;
         full.restart = RestartPolicy {
             max_restarts: 4,
@@ -1154,7 +1273,7 @@ mod tests {
                 "cwd": "/tmp", "roots": ["file:///tmp"], "startupTimeoutMs": 1,
                 "callTimeoutMs": 2, "shutdownGraceMs": 3, "required": true,
                 "tools": {"allow": ["a*"], "deny": ["b"]}, "exclude": ["prompt"],
-                "namespace": false, "protocol": "auto",
+                "namespace": false, "aliases": {"get_time": "clock"}, "protocol": "auto",
                 "restart": {"maxRestarts": 4, "initialBackoffMs": 5, "maxBackoffMs": 6}
             }"#,
             full,
@@ -1165,6 +1284,24 @@ mod tests {
             r#"{"command":"x","restart":{"maxRestarts":2}}"#,
             partial_restart,
         );
+        // The three name modes.
+        for (written, mode) in [
+            ("true", Namespace::Always),
+            ("false", Namespace::Never),
+            ("\"auto\"", Namespace::Auto),
+        ] {
+            let config: ClientConfig =
+                serde_json::from_str(&format!(r#"{{"command":"x","namespace":{written}}}"#))
+                    .unwrap();
+            assert_eq!(config.namespace, mode);
+            assert_eq!(
+                serde_json::to_value(config.namespace).unwrap().to_string(),
+                written
+            );
+        }
+        let bad =
+            serde_json::from_str::<ClientConfig>(r#"{"command":"x","namespace":"sometimes"}"#);
+        assert!(bad.is_err());
         // Neither `command` nor `url`: it reads, but does not validate.
         let neither: ClientConfig = serde_json::from_str(r#"{"id":"x"}"#).unwrap();
         assert!(neither.validate().is_err());
@@ -1179,6 +1316,7 @@ mod tests {
             "shutdownGraceMs",
             "maxBackoffMs",
             "namespace",
+            "aliases",
             "2026-07-28",
             "Default: 30000.",
             "\"secret\"",

@@ -27,7 +27,7 @@ pub use auth::AuthRegistry;
 pub use client_manager::{ClientExit, ClientManager, ClientSession, ExitCause};
 pub use config::{
     validate_all, AuthConfig, AuthSetting, ClientConfig, ClientId, GrantChoice,
-    IdentityProviderConfig, ProtocolChoice, RestartPolicy, ToolFilter, ValueMap,
+    IdentityProviderConfig, Namespace, ProtocolChoice, RestartPolicy, ToolFilter, ValueMap,
 };
 pub use error::Error;
 pub use roots::RootManager;

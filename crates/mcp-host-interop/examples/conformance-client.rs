@@ -167,6 +167,22 @@ async fn scenario_steps(session: &Session, scenario: &str) -> Result<(), String>
                 call(session, &tool.name, arguments).await?;
             }
         }
+        "sep-2322-client-request-state" => {
+            // Each tool answers `input_required` (or, the last, a result without `resultType`);
+            // the session answers the elicitation it asks for and retries, echoing the state.
+            for name in [
+                "test_mrtr_echo_state",
+                "test_mrtr_no_state",
+                "test_mrtr_state_only",
+                "test_mrtr_unrelated",
+                "test_mrtr_no_result_type",
+            ] {
+                if has(name) {
+                    let result = call(session, name, json!({})).await?;
+                    eprintln!("conformance-client: {name} -> {result}");
+                }
+            }
+        }
         "http-invalid-tool-headers" => {
             // Call every tool we were given: the transport must have left out the invalid ones.
             for tool in &tools {

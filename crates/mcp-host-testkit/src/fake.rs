@@ -123,7 +123,109 @@ pub struct FakeConfig {
     /// `--spawn-escaped-grandchild`: start a sleeping copy of the binary in a new process group (binary only),
     /// escaping the host's process-group cleanup.
     pub spawn_escaped_grandchild: bool,
+    /// `--discover`: also speak the stateless revision 2026-07-28 (`server/discover`). The
+    /// unlisted tool `input_required` answers with `resultType: input_required` whatever the
+    /// revision.
+    pub discover: bool,
+    /// `--output-schema`: also list the tool `structured`, which declares an `outputSchema`
+    /// (`{sum: number}`, required) and returns its `value` argument as `structuredContent`.
+    pub output_schema: bool,
+    /// `--tasks`: declare tasks (`tasks.list`, `tasks.cancel`, `tasks.requests.tools.call`) and
+    /// let `echo`, `slow`, `fail` and `ask_client` run as tasks (`execution.taskSupport:
+    /// optional`); a task of `ask_client` is `input_required` while it waits for the client.
+    pub tasks: bool,
+    /// `--every-field`: also list [`DECORATED_TOOL`], [`DECORATED_PROMPT`] and
+    /// [`DECORATED_RESOURCE`], and answer `initialize` with [`DECORATED_SERVER_INFO`]: every
+    /// optional field of revision 2025-11-25 (titles, icons, `_meta`, annotations, execution),
+    /// members in an order that is not alphabetical, so that a host that passes them on can be
+    /// checked byte for byte.
+    pub every_field: bool,
+    /// `--catalogue N`: also list N (at most 250) tools of a made-up business API, named
+    /// `<verb>_<noun>` (`export_invoice`, `share_document`, …) with a description each: a
+    /// realistic catalogue to search (see [`catalogue_tools`]). They answer like `--tool` ones.
+    pub catalogue: usize,
 }
+
+/// The nouns (singular, plural) of the `--catalogue` tools.
+const CATALOGUE_NOUNS: &[(&str, &str)] = &[
+    ("invoice", "invoices"),
+    ("customer", "customers"),
+    ("order", "orders"),
+    ("ticket", "support tickets"),
+    ("deployment", "deployments"),
+    ("pipeline", "build pipelines"),
+    ("repository", "code repositories"),
+    ("branch", "branches"),
+    ("issue", "issues"),
+    ("pull_request", "pull requests"),
+    ("event", "calendar events"),
+    ("email", "emails"),
+    ("contact", "contacts"),
+    ("document", "documents"),
+    ("spreadsheet", "spreadsheets"),
+    ("image", "images"),
+    ("video", "videos"),
+    ("playlist", "playlists"),
+    ("payment", "payments"),
+    ("subscription", "subscriptions"),
+    ("user", "users"),
+    ("group", "groups"),
+    ("permission", "permissions"),
+    ("secret", "secrets"),
+    ("log", "log entries"),
+];
+
+/// The verbs of the `--catalogue` tools, with their description (`{one}`: the noun, `{many}`:
+/// its plural).
+const CATALOGUE_VERBS: &[(&str, &str)] = &[
+    ("list", "Lists the {many} of the workspace, newest first."),
+    ("get", "Returns one {one} by its id, with all its fields."),
+    ("create", "Creates a new {one} from the given fields."),
+    ("update", "Changes the fields of an existing {one}."),
+    ("delete", "Deletes a {one} permanently."),
+    (
+        "search",
+        "Searches the {many} by text and returns the best matches.",
+    ),
+    (
+        "archive",
+        "Archives a {one} so that it no longer shows in lists.",
+    ),
+    ("export", "Exports {many} to a CSV file."),
+    ("import", "Imports {many} from a CSV file."),
+    (
+        "share",
+        "Shares a {one} with another user of the workspace.",
+    ),
+];
+
+/// The first `n` (at most 250) tools of the `--catalogue` business API: name and description.
+pub fn catalogue_tools(n: usize) -> Vec<(String, String)> {
+    CATALOGUE_NOUNS
+        .iter()
+        .flat_map(|(one, many)| {
+            CATALOGUE_VERBS.iter().map(move |(verb, description)| {
+                let readable = one.replace('_', " ");
+                (
+                    format!("{verb}_{one}"),
+                    description
+                        .replace("{one}", &readable)
+                        .replace("{many}", many),
+                )
+            })
+        })
+        .take(n)
+        .collect()
+}
+
+/// A tool with every optional field (compact JSON; see [`FakeConfig::every_field`]).
+pub const DECORATED_TOOL: &str = r#"{"name":"decorated","title":"Decorated Tool","description":"Has every optional field.","inputSchema":{"type":"object","properties":{"q":{"type":"string","description":"Query."}},"required":["q"],"$defs":{"unused":{"type":"null"}}},"outputSchema":{"type":"object","properties":{"n":{"type":"integer"}}},"annotations":{"title":"Decorated","readOnlyHint":true,"destructiveHint":false,"idempotentHint":true,"openWorldHint":false},"icons":[{"src":"https://example.com/tool.png","mimeType":"image/png","sizes":["48x48","96x96"],"theme":"dark"}],"execution":{"taskSupport":"forbidden"},"_meta":{"vendor/zeta":1,"vendor/alpha":{"z":true,"a":[3,2,1]}},"x-unknown":{"kept":"as is"}}"#;
+/// A prompt with every optional field.
+pub const DECORATED_PROMPT: &str = r#"{"name":"decorated_prompt","title":"Decorated Prompt","description":"Has every optional field.","arguments":[{"name":"who","title":"Who","description":"Someone.","required":false}],"icons":[{"src":"data:image/svg+xml;base64,PHN2Zy8+","mimeType":"image/svg+xml"}],"_meta":{"vendor/b":2,"vendor/a":1}}"#;
+/// A resource with every optional field.
+pub const DECORATED_RESOURCE: &str = r#"{"uri":"ui://decorated/app.html","name":"decorated_app","title":"Decorated App","description":"Has every optional field.","mimeType":"text/html;profile=mcp-app","size":1024,"annotations":{"audience":["user","assistant"],"priority":0.5,"lastModified":"2025-11-25T10:30:00Z"},"icons":[{"src":"https://example.com/app.png","sizes":["any"]}],"_meta":{"ui":{"prefersBorder":true,"csp":{"connectDomains":[]}}}}"#;
+/// `serverInfo` with every optional field.
+pub const DECORATED_SERVER_INFO: &str = r#"{"name":"fake-server","version":"0.1.0","title":"Fake Server","description":"A server for tests.","websiteUrl":"https://example.com/fake","icons":[{"src":"https://example.com/server.png","mimeType":"image/png","sizes":["32x32"]}]}"#;
 
 /// Why [`serve`] returned; the binary exits with [`Exit::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +276,11 @@ impl Default for FakeConfig {
             request_flood: 0,
             request_flood_method: None,
             spawn_escaped_grandchild: false,
+            discover: false,
+            output_schema: false,
+            tasks: false,
+            every_field: false,
+            catalogue: 0,
         }
     }
 }
@@ -220,6 +327,11 @@ impl FakeConfig {
                 "--request-flood" => config.request_flood = number(&flag, args)?,
                 "--request-flood-method" => config.request_flood_method = Some(value(&flag, args)?),
                 "--spawn-escaped-grandchild" => config.spawn_escaped_grandchild = true,
+                "--discover" => config.discover = true,
+                "--output-schema" => config.output_schema = true,
+                "--tasks" => config.tasks = true,
+                "--every-field" => config.every_field = true,
+                "--catalogue" => config.catalogue = number(&flag, args)?,
                 "--marker" => {
                     value(&flag, args)?;
                 }
@@ -330,6 +442,21 @@ impl FakeConfig {
         if self.spawn_escaped_grandchild {
             flag("--spawn-escaped-grandchild", None);
         }
+        if self.discover {
+            flag("--discover", None);
+        }
+        if self.output_schema {
+            flag("--output-schema", None);
+        }
+        if self.tasks {
+            flag("--tasks", None);
+        }
+        if self.every_field {
+            flag("--every-field", None);
+        }
+        if self.catalogue != default.catalogue {
+            flag("--catalogue", Some(self.catalogue.to_string()));
+        }
         args
     }
 }
@@ -381,6 +508,7 @@ where
 {
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel();
+    let (spawn_tx, mut spawn_rx) = mpsc::unbounded_channel::<BoxedWork>();
     let shared = Arc::new(Shared {
         config,
         out: out_tx,
@@ -397,6 +525,10 @@ where
         n_flood_answers: AtomicU64::new(0),
         n_touches: AtomicU64::new(0),
         n_tool_lists: AtomicU64::new(0),
+        spawn: spawn_tx,
+        fake_tasks: Mutex::new(HashMap::new()),
+        n_fake_tasks: AtomicU64::new(0),
+        n_url_refusals: AtomicU64::new(0),
     });
     let mut tasks: JoinSet<()> = JoinSet::new();
     tasks.spawn(write_loop(output, out_rx));
@@ -470,6 +602,9 @@ where
                     return Ok(Exit::Eof);
                 }
             }
+            Some(work) = spawn_rx.recv() => {
+                tasks.spawn(work);
+            }
             Some(_) = tasks.join_next() => {}
         }
     }
@@ -511,9 +646,39 @@ struct Shared {
     n_touches: AtomicU64,
     /// `tools/list` requests received (each page counts).
     n_tool_lists: AtomicU64,
+    /// Futures to run on the server's task set (a task's work outlives its request).
+    spawn: mpsc::UnboundedSender<BoxedWork>,
+    /// The tasks (`--tasks`), by id.
+    fake_tasks: Mutex<HashMap<String, Arc<FakeTask>>>,
+    n_fake_tasks: AtomicU64,
+    /// Calls of `needs_url` refused so far.
+    n_url_refusals: AtomicU64,
+}
+
+/// Work handed to the server's task set.
+type BoxedWork = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// One task of `--tasks`.
+struct FakeTask {
+    id: String,
+    created_at: String,
+    ttl: Option<u64>,
+    state: Mutex<FakeTaskState>,
+    /// Signalled on every change of state.
+    changed: tokio::sync::watch::Sender<()>,
+    cancel: CancellationToken,
+}
+
+struct FakeTaskState {
+    status: &'static str,
+    message: Option<String>,
+    updated_at: String,
+    /// The call's answer, once it ended.
+    outcome: Option<Result<Value, RpcError>>,
 }
 
 /// A JSON-RPC error response.
+#[derive(Clone)]
 struct RpcError {
     code: i64,
     message: String,
@@ -793,10 +958,17 @@ async fn handle_request(
     }
 }
 
-async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
+async fn dispatch(shared: &Arc<Shared>, method: &str, params: &Value) -> Outcome {
     let config = &shared.config;
     let result = match method {
         "initialize" => return initialize(shared, params).await,
+        "server/discover" if config.discover => Ok(json!({
+            "resultType": "complete",
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": server_capabilities(config),
+            "instructions": "fake server for tests",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": config.name, "version": "0.1.0"}},
+        })),
         "ping" => Ok(json!({})),
         "logging/setLevel" => {
             // Says so in a log message at the level set, so that relaying can be observed.
@@ -825,13 +997,63 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
                 config.repeat_cursor,
             )
         }
+        "tools/call" if config.tasks && params.get("task").is_some() => {
+            return Some(create_task(shared, params))
+        }
         "tools/call" => return call_tool(shared, params).await,
+        "tasks/get" if config.tasks => with_task(shared, params, |task| Ok(task.to_json())),
+        "tasks/list" if config.tasks => {
+            let tasks: Vec<Value> = lock(&shared.fake_tasks)
+                .values()
+                .map(|task| task.to_json())
+                .collect();
+            Ok(json!({ "tasks": tasks }))
+        }
+        "tasks/cancel" if config.tasks => {
+            let answer = with_task(shared, params, |task: &FakeTask| {
+                let terminal = {
+                    let mut state = lock(&task.state);
+                    let terminal = matches!(state.status, "completed" | "failed" | "cancelled");
+                    if !terminal {
+                        state.status = "cancelled";
+                        state.message = Some("The task was cancelled by request.".to_owned());
+                        state.updated_at = now_rfc3339();
+                    }
+                    terminal
+                };
+                if terminal {
+                    return Err(invalid_params(format!(
+                        "Cannot cancel task: already in terminal status '{}'",
+                        lock(&task.state).status
+                    )));
+                }
+                task.cancel.cancel();
+                task.changed.send_replace(());
+                shared.notify("notifications/tasks/status", task.to_json());
+                Ok(task.to_json())
+            });
+            if let Ok(task) = &answer {
+                // On stderr too, so that a test sees it in the exit report's tail.
+                let id = task["taskId"].as_str().unwrap_or_default();
+                shared
+                    .log(&format!("fake-server: task {id} cancelled"))
+                    .await;
+            }
+            answer
+        }
+        "tasks/result" if config.tasks => return Some(task_result(shared, params).await),
         "prompts/list" => paginate(
-            vec![json!({
-                "name": "greet",
-                "description": "Greets someone by name.",
-                "arguments": [{"name": "name", "description": "Who to greet.", "required": true}],
-            })],
+            {
+                let mut prompts = vec![json!({
+                    "name": "greet",
+                    "description": "Greets someone by name.",
+                    "arguments": [{"name": "name", "description": "Who to greet.", "required": true}],
+                })];
+                if config.every_field {
+                    prompts.extend(decorated(DECORATED_PROMPT));
+                }
+                prompts
+            },
             "prompts",
             params,
             config.page_size,
@@ -839,7 +1061,14 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Outcome {
         ),
         "prompts/get" => prompt(params),
         "resources/list" => paginate(
-            vec![json!({"uri": "mem://hello", "name": "hello", "mimeType": "text/plain"})],
+            {
+                let mut resources =
+                    vec![json!({"uri": "mem://hello", "name": "hello", "mimeType": "text/plain"})];
+                if config.every_field {
+                    resources.extend(decorated(DECORATED_RESOURCE));
+                }
+                resources
+            },
             "resources",
             params,
             config.page_size,
@@ -899,16 +1128,261 @@ async fn initialize(shared: &Shared, params: &Value) -> Outcome {
     };
     Some(Ok(json!({
         "protocolVersion": protocol_version,
-        "capabilities": {
-            "tools": {"listChanged": true},
-            "prompts": {"listChanged": true},
-            "resources": {"listChanged": true, "subscribe": true},
-            "logging": {},
-            "completions": {},
+        "capabilities": server_capabilities(config),
+        "serverInfo": if config.every_field {
+            decorated(DECORATED_SERVER_INFO).unwrap_or(Value::Null)
+        } else {
+            json!({"name": config.name, "version": "0.1.0"})
         },
-        "serverInfo": {"name": config.name, "version": "0.1.0"},
         "instructions": "fake server for tests",
     })))
+}
+
+/// What the fake server offers, in `initialize` and `server/discover`.
+fn server_capabilities(config: &FakeConfig) -> Value {
+    let mut capabilities = json!({
+        "tools": {"listChanged": true},
+        "prompts": {"listChanged": true},
+        "resources": {"listChanged": true, "subscribe": true},
+        "logging": {},
+        "completions": {},
+    });
+    if config.tasks {
+        capabilities["tasks"] =
+            json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}});
+    }
+    capabilities
+}
+
+/// One of the `DECORATED_*` texts as a value (members in their order: the workspace's
+/// `serde_json` keeps insertion order).
+fn decorated(text: &str) -> Option<Value> {
+    serde_json::from_str(text).ok()
+}
+
+/// The tools that may run as tasks with `--tasks`.
+const TASK_TOOLS: &[&str] = &["echo", "slow", "fail", "ask_client"];
+
+impl FakeTask {
+    fn to_json(&self) -> Value {
+        let state = lock(&self.state);
+        let mut task = json!({
+            "taskId": self.id,
+            "status": state.status,
+            "createdAt": self.created_at,
+            "lastUpdatedAt": state.updated_at,
+            "ttl": self.ttl,
+            "pollInterval": 50,
+        });
+        if let Some(message) = &state.message {
+            task["statusMessage"] = json!(message);
+        }
+        task
+    }
+
+    /// Moves the task to `status` (unless it was cancelled) and tells the client.
+    fn set(&self, shared: &Shared, status: &'static str, message: Option<String>) {
+        {
+            let mut state = lock(&self.state);
+            if state.status == "cancelled" {
+                return;
+            }
+            state.status = status;
+            state.message = message;
+            state.updated_at = now_rfc3339();
+        }
+        self.changed.send_replace(());
+        shared.notify("notifications/tasks/status", self.to_json());
+    }
+}
+
+/// Accepts a task-augmented `tools/call`: creates the task, runs the call on the server's task
+/// set, and answers with the task at once.
+fn create_task(shared: &Arc<Shared>, params: &Value) -> Result<Value, RpcError> {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !TASK_TOOLS.contains(&name) {
+        return Err(RpcError {
+            code: -32601,
+            message: format!("tool {name} does not run as a task"),
+            data: None,
+        });
+    }
+    let n_task = shared.n_fake_tasks.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = now_rfc3339();
+    let task = Arc::new(FakeTask {
+        id: format!("{}-task-{n_task}", shared.config.name),
+        created_at: now.clone(),
+        ttl: params.pointer("/task/ttl").and_then(Value::as_u64),
+        state: Mutex::new(FakeTaskState {
+            status: "working",
+            message: Some("The operation is now in progress.".to_owned()),
+            updated_at: now,
+            outcome: None,
+        }),
+        changed: tokio::sync::watch::Sender::new(()),
+        cancel: CancellationToken::new(),
+    });
+    lock(&shared.fake_tasks).insert(task.id.clone(), task.clone());
+    let work_task = task.clone();
+    let work_shared = shared.clone();
+    let mut call = params.clone();
+    if let Value::Object(call) = &mut call {
+        call.remove("task");
+    }
+    let work = async move {
+        let (shared, task) = (work_shared, work_task);
+        if name_of(&call) == "ask_client" {
+            task.set(
+                &shared,
+                "input_required",
+                Some("waiting for the client".to_owned()),
+            );
+        }
+        let outcome = tokio::select! {
+            outcome = call_tool(&shared, &call) => outcome,
+            () = task.cancel.cancelled() => None,
+        };
+        let Some(outcome) = outcome else { return };
+        let failed = match &outcome {
+            Ok(result) => result.get("isError") == Some(&json!(true)),
+            Err(_) => true,
+        };
+        lock(&task.state).outcome = Some(outcome);
+        if failed {
+            task.set(&shared, "failed", Some("the tool failed".to_owned()));
+        } else {
+            task.set(&shared, "completed", None);
+        }
+    };
+    let _ = shared.spawn.send(Box::pin(work));
+    Ok(json!({ "task": task.to_json() }))
+}
+
+fn name_of(params: &Value) -> &str {
+    params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Answers with `answer(task)` for the task `params.taskId` names, or -32602.
+fn with_task(
+    shared: &Shared,
+    params: &Value,
+    answer: impl FnOnce(&FakeTask) -> Result<Value, RpcError>,
+) -> Result<Value, RpcError> {
+    let id = params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let task = lock(&shared.fake_tasks).get(id).cloned();
+    match task {
+        Some(task) => answer(&task),
+        None => Err(invalid_params(format!(
+            "Failed to retrieve task: no task {id}"
+        ))),
+    }
+}
+
+/// `tasks/result`: waits until the task has ended, then answers what the call answered.
+async fn task_result(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
+    let id = params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(task) = lock(&shared.fake_tasks).get(id).cloned() else {
+        return Err(invalid_params(format!(
+            "Failed to retrieve task: no task {id}"
+        )));
+    };
+    let mut changed = task.changed.subscribe();
+    loop {
+        {
+            let state = lock(&task.state);
+            if state.status == "cancelled" {
+                return Err(RpcError {
+                    code: -32800,
+                    message: "the task was cancelled".to_owned(),
+                    data: None,
+                });
+            }
+            if let Some(outcome) = &state.outcome {
+                return outcome.clone().map(|mut result| {
+                    result["_meta"] =
+                        json!({"io.modelcontextprotocol/related-task": {"taskId": id}});
+                    result
+                });
+            }
+        }
+        if changed.changed().await.is_err() {
+            return Err(RpcError {
+                code: -32603,
+                message: "the task is gone".to_owned(),
+                data: None,
+            });
+        }
+    }
+}
+
+/// The time now as RFC 3339 (UTC, whole seconds).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rest = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The `input_required` tool (revision 2026-07-28): without `inputResponses` and `requestState`
+/// in the request (or always, with `always: true`), answers `resultType: input_required` with the
+/// `requests` argument as `inputRequests` and the `state` argument as `requestState` (each only if
+/// given); otherwise a text result, the JSON of what came back: `inputResponses`, `requestState`
+/// and the client capabilities the request declared in its `_meta`.
+fn input_required(params: &Value, arguments: &Value) -> Value {
+    let responses = params.get("inputResponses");
+    let state = params.get("requestState");
+    let always = arguments.get("always").and_then(Value::as_bool) == Some(true);
+    if always || (responses.is_none() && state.is_none()) {
+        let mut result = Map::new();
+        result.insert("resultType".to_owned(), "input_required".into());
+        if let Some(requests) = arguments.get("requests") {
+            result.insert("inputRequests".to_owned(), requests.clone());
+        }
+        if let Some(state) = arguments.get("state") {
+            result.insert("requestState".to_owned(), state.clone());
+        }
+        return Value::Object(result);
+    }
+    let capabilities = params
+        .pointer("/_meta/io.modelcontextprotocol~1clientCapabilities")
+        .cloned();
+    let echo = json!({
+        "inputResponses": responses,
+        "requestState": state,
+        "clientCapabilities": capabilities,
+    });
+    let mut result = text_result(echo.to_string());
+    result["resultType"] = "complete".into();
+    result
 }
 
 /// Answers `completion/complete` with one value, `<server name>:<ref name or uri>:<value>`, which
@@ -996,6 +1470,39 @@ fn tool_list(config: &FakeConfig, n_touches: u64) -> Vec<Value> {
             "Returns how many tools/list requests the server received.",
             json!({"type": "object"}),
         ));
+    }
+    if config.every_field {
+        tools.extend(decorated(DECORATED_TOOL));
+    }
+    for (name, description) in catalogue_tools(config.catalogue) {
+        tools.push(tool(
+            &name,
+            &description,
+            json!({"type": "object", "properties": {"id": {"type": "string"}}}),
+        ));
+    }
+    if config.output_schema {
+        let mut structured = tool(
+            "structured",
+            "Returns its `value` argument as structured content.",
+            json!({"type": "object", "properties": {"value": {}}}),
+        );
+        structured["outputSchema"] = json!({
+            "type": "object",
+            "properties": {"sum": {"type": "number"}},
+            "required": ["sum"],
+        });
+        tools.push(structured);
+    }
+    if config.tasks {
+        for tool in &mut tools {
+            let takes_tasks = tool["name"]
+                .as_str()
+                .is_some_and(|name| TASK_TOOLS.contains(&name));
+            if takes_tasks {
+                tool["execution"] = json!({"taskSupport": "optional"});
+            }
+        }
     }
     for name in &config.extra_tools {
         tools.push(tool(
@@ -1112,13 +1619,53 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
             shared.close_input.store(true, Ordering::Relaxed);
             Ok(text_result("closing my input"))
         }
+        "input_required" => Ok(input_required(params, &arguments)),
+        // The first call is refused with -32042 (a URL elicitation is required), whose completion
+        // follows 100 ms later; later calls succeed. Unlisted but for `--tool needs_url`.
+        "needs_url" => {
+            let first = shared.n_url_refusals.fetch_add(1, Ordering::Relaxed) == 0;
+            if first {
+                let elicitation_id = format!("{}-connect", config.name);
+                let notifying = shared.spawn.clone();
+                let out = shared.out.clone();
+                let complete = json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/elicitation/complete",
+                    "params": {"elicitationId": elicitation_id},
+                });
+                let _ = notifying.send(Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let _ = out.send(Outgoing::Line(complete.to_string()));
+                }));
+                Err(RpcError {
+                    code: -32042,
+                    message: "This request requires more information.".to_owned(),
+                    data: Some(json!({"elicitations": [{
+                        "mode": "url",
+                        "elicitationId": elicitation_id,
+                        "url": format!("https://example.com/connect?id={elicitation_id}"),
+                        "message": "Connect your example.com account.",
+                    }]})),
+                })
+            } else {
+                Ok(text_result("connected"))
+            }
+        }
+        "structured" if config.output_schema => Ok(json!({
+            "content": [{"type": "text", "text": arguments.get("value").cloned().unwrap_or(Value::Null).to_string()}],
+            "structuredContent": arguments.get("value").cloned().unwrap_or(Value::Null),
+        })),
         "flood_answers" => Ok(text_result(
             shared.n_flood_answers.load(Ordering::Relaxed).to_string(),
         )),
         "list_requests" if config.list_changed_flood > 0 => Ok(text_result(
             shared.n_tool_lists.load(Ordering::Relaxed).to_string(),
         )),
-        _ if config.extra_tools.iter().any(|extra| extra == name) => {
+        _ if config.extra_tools.iter().any(|extra| extra == name)
+            || catalogue_tools(config.catalogue)
+                .iter()
+                .any(|(listed, _)| listed == name) =>
+        {
             Ok(text_result(format!("{}:{name}", config.name)))
         }
         _ => match name
@@ -1216,6 +1763,16 @@ async fn ask_client(shared: &Shared, arguments: &Value) -> Result<Value, RpcErro
     }
     let response = tokio::time::timeout(wait, response_rx).await;
     lock(&shared.pending_client).remove(&id.to_string());
+    // A URL elicitation is done (out of band) once accepted: say so.
+    let url_id = arguments
+        .pointer("/params/elicitationId")
+        .filter(|_| arguments.pointer("/params/mode") == Some(&json!("url")));
+    if let (Some(url_id), Ok(Ok(_))) = (url_id, &response) {
+        shared.notify(
+            "notifications/elicitation/complete",
+            json!({"elicitationId": url_id}),
+        );
+    }
     match response {
         Ok(Ok(response)) => Ok(text_result(response.to_string())),
         _ => Ok(json!({

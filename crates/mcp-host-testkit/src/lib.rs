@@ -18,7 +18,10 @@ pub mod fake_oauth;
 pub mod in_process;
 pub mod procs;
 
-pub use fake::{serve, serve_with_log, Exit, FakeConfig};
+pub use fake::{
+    catalogue_tools, serve, serve_with_log, Exit, FakeConfig, DECORATED_PROMPT, DECORATED_RESOURCE,
+    DECORATED_SERVER_INFO, DECORATED_TOOL,
+};
 pub use in_process::{spawn_in_process, InProcessFake};
 pub use procs::{
     assert_no_process_left, assert_no_process_left_blocking, cmdline, fake_server_args,

@@ -85,6 +85,33 @@ pub enum Error {
     },
     /// The host has been shut down.
     ShutDown,
+    /// A tool's `structuredContent` does not conform to the `outputSchema` it declared (see
+    /// `HostOptions::check_output_schema`).
+    OutputSchema {
+        /// The client.
+        client: String,
+        /// The tool, by the name it was called.
+        tool: String,
+        /// The first violation: where in the structured content, and what.
+        violation: String,
+    },
+    /// No task with this id is visible (unknown, forgotten, or another owner's).
+    UnknownTask {
+        /// The id asked for.
+        id: String,
+    },
+    /// A client has as many tasks as the host keeps, none of them ended.
+    TooManyTasks {
+        /// The client.
+        client: String,
+        /// The bound (`MAX_TASKS_PER_CLIENT`).
+        limit: usize,
+    },
+    /// A model's tool call could not be read (see `ToolCall::parse`).
+    InvalidToolCall {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -111,6 +138,20 @@ impl fmt::Display for Error {
                 timeout.as_millis()
             ),
             Error::ShutDown => f.write_str("the host is shut down"),
+            Error::InvalidToolCall { reason } => write!(f, "invalid tool call: {reason}"),
+            Error::UnknownTask { id } => write!(f, "no task `{id}`"),
+            Error::TooManyTasks { client, limit } => write!(
+                f,
+                "client `{client}` has {limit} tasks that have not ended, as many as the host keeps"
+            ),
+            Error::OutputSchema {
+                client,
+                tool,
+                violation,
+            } => write!(
+                f,
+                "tool `{tool}` of client `{client}` returned structuredContent that does not match its outputSchema: {violation}"
+            ),
         }
     }
 }

@@ -26,9 +26,13 @@ use tracing::Instrument;
 
 use crate::error::error_chain;
 use crate::notification::{NotificationKind, ServerNotification};
-use crate::registry::{AgentScope, PromptManager, Registered, ResourceManager, ToolManager};
+use crate::output_schema::OutputSchemas;
+use crate::registry::{
+    AgentScope, Naming, PromptManager, Registered, ResourceManager, ToolManager,
+};
 use crate::stats::{outcome_of, CallStats, RecentLatency, ToolStats};
 use crate::status::{millis, ClientState, ClientStatus, StatusEvent, StatusRecord};
+use crate::tasks::{TaskRegistry, TASK_CANCEL_BOUND};
 use crate::Error;
 
 /// How many relayed notifications a slow listener may fall behind before it loses the oldest.
@@ -53,6 +57,10 @@ pub struct HostOptions {
     /// server that crashes once a day is restarted every day, while one that crashes soon after
     /// each start is given up after `restart.maxRestarts` restarts in a row.
     pub restart_reset_after: Duration,
+    /// Whether the `structuredContent` of a tool that declares an `outputSchema` is checked
+    /// against it (default true): a result that does not conform fails the call with
+    /// [`Error::OutputSchema`], naming the tool and the first violation.
+    pub check_output_schema: bool,
 }
 
 /// How long a client must stay ready for its restart count to start over, unless
@@ -65,6 +73,7 @@ impl fmt::Debug for HostOptions {
             .field("shutdown_deadline", &self.shutdown_deadline)
             .field("client_requests", &self.client_requests.is_some())
             .field("restart_reset_after", &self.restart_reset_after)
+            .field("check_output_schema", &self.check_output_schema)
             .finish()
     }
 }
@@ -75,6 +84,7 @@ impl Default for HostOptions {
             shutdown_deadline: Duration::from_secs(10),
             client_requests: None,
             restart_reset_after: RESTART_RESET_AFTER,
+            check_output_schema: true,
         }
     }
 }
@@ -153,8 +163,7 @@ pub struct ShutdownReport {
 /// the ready session back through a [`TaskStatus`] handshake.
 ///
 /// ```no_run
-/// use mcp_host::{AgentScope, McpHost};
-/// use mcp_host_foundation::ClientConfig;
+/// use mcp_host::{AgentScope, ClientConfig, McpHost};
 ///
 /// # async fn demo() -> Result<(), mcp_host::Error> {
 /// let time = ClientConfig {
@@ -216,6 +225,10 @@ struct Inner {
     subscriptions: Mutex<HashMap<(ClientId, String), usize>>,
     /// Every routed `tools/call`, counted.
     stats: CallStats,
+    /// Compiled output schemas of the tools that declare one.
+    output_schemas: OutputSchemas,
+    /// The tasks of tool calls the host started.
+    tasks: TaskRegistry,
 }
 
 /// Catalogue changes held back while a batch is open.
@@ -326,6 +339,8 @@ impl McpHost {
                 notifications,
                 subscriptions: Mutex::new(HashMap::new()),
                 stats: CallStats::default(),
+                output_schemas: OutputSchemas::default(),
+                tasks: TaskRegistry::default(),
             }),
         })
     }
@@ -472,6 +487,8 @@ impl McpHost {
         );
         inner.set_state(id, ClientState::Stopping);
         inner.unregister_components(id);
+        // A task outlives nothing: those that have not ended are cancelled at their server.
+        inner.cancel_tasks(id).await;
         handle.token.cancel();
         let result = match handle.supervisor {
             None => Err(Error::ClientUnavailable {
@@ -844,11 +861,21 @@ impl McpHost {
         scope: &AgentScope,
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
-        let (client_id, tool, session) = self.inner.route_tool(name, scope)?;
+        let (client_id, tool, session, schema) = self.inner.route_tool(name, scope)?;
         let record = self.inner.stats.start(&client_id, &tool);
         let result = session.call_tool(&tool, arguments, options).await;
         record.finish(outcome_of(&result, CallToolResult::is_tool_error));
-        result.map_err(self.inner.call_failed(&client_id))
+        let result = result.map_err(self.inner.call_failed(&client_id))?;
+        if let Some(schema) = schema.filter(|_| self.inner.options.check_output_schema) {
+            self.inner.output_schemas.check(
+                client_id.as_str(),
+                name,
+                &schema,
+                result.structured_content.as_ref(),
+                result.is_tool_error(),
+            )?;
+        }
+        Ok(result)
     }
 
     /// Calls a tool by its namespaced name and returns its result undecoded, for forwarding it
@@ -864,11 +891,17 @@ impl McpHost {
         scope: &AgentScope,
         options: &RequestOptions,
     ) -> Result<Box<serde_json::value::RawValue>, Error> {
-        let (client_id, tool, session) = self.inner.route_tool(name, scope)?;
+        let (client_id, tool, session, schema) = self.inner.route_tool(name, scope)?;
         let record = self.inner.stats.start(&client_id, &tool);
         let result = session.call_tool_raw(&tool, arguments, options).await;
         record.finish(outcome_of(&result, |raw| raw_is_tool_error(raw)));
-        result.map_err(self.inner.call_failed(&client_id))
+        let result = result.map_err(self.inner.call_failed(&client_id))?;
+        if let Some(schema) = schema.filter(|_| self.inner.options.check_output_schema) {
+            self.inner
+                .output_schemas
+                .check_raw(client_id.as_str(), name, &schema, &result)?;
+        }
+        Ok(result)
     }
 
     /// Renders a prompt by its namespaced name.
@@ -1099,7 +1132,86 @@ impl Drop for McpHost {
     }
 }
 
+impl McpHost {
+    /// The tool exposed as `name`, if the agent may use it.
+    pub(crate) fn resolve_tool(&self, name: &str, scope: &AgentScope) -> Option<Registered<Tool>> {
+        self.inner.tools.resolve(name, scope)
+    }
+
+    /// The ready session of a client, or [`Error::ClientUnavailable`].
+    pub(crate) fn ready_client(&self, id: &ClientId) -> Result<ClientSession, Error> {
+        self.inner.ready_session(id)
+    }
+
+    /// A session error of a request to `client`, wrapped and masked.
+    pub(crate) fn call_error(&self, client: &ClientId, error: mcp_session::Error) -> Error {
+        self.inner.call_failed(client)(error)
+    }
+
+    /// The tasks the host started.
+    pub(crate) fn tasks(&self) -> &TaskRegistry {
+        &self.inner.tasks
+    }
+
+    /// Checks a raw tool result of `tool` (exposed name) against its output schema, if it
+    /// declares one and the check is on.
+    pub(crate) fn check_output(
+        &self,
+        client: &ClientId,
+        tool: &str,
+        raw: &RawValue,
+    ) -> Result<(), Error> {
+        if !self.inner.options.check_output_schema {
+            return Ok(());
+        }
+        let schema = self
+            .inner
+            .tools
+            .route_tool(tool, &AgentScope::all())
+            .and_then(|(_, _, schema)| schema);
+        match schema {
+            Some(schema) => {
+                self.inner
+                    .output_schemas
+                    .check_raw(client.as_str(), tool, &schema, raw)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 impl Inner {
+    /// Cancels the tasks of `id` that have not ended (at most [`TASK_CANCEL_BOUND`] for all)
+    /// and forgets every task of it.
+    async fn cancel_tasks(&self, id: &ClientId) {
+        let running = self.tasks.forget_client(id);
+        let Some(client) = self.client_manager.get(id) else {
+            return;
+        };
+        if running.is_empty() || !client.init.capabilities.task_cancel() {
+            return;
+        }
+        let cancels = running
+            .iter()
+            .map(|task_id| client.session.cancel_task(task_id));
+        match tokio::time::timeout(TASK_CANCEL_BOUND, futures::future::join_all(cancels)).await {
+            Ok(outcomes) => {
+                let n_failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
+                tracing::debug!(
+                    n_tasks = running.len(),
+                    n_failed,
+                    "cancelled the client's tasks"
+                );
+            }
+            Err(_) => {
+                tracing::warn!(
+                    n_tasks = running.len(),
+                    "the client's tasks were not all cancelled in time"
+                )
+            }
+        }
+    }
+
     /// Waits until a stopped registration of `id`, if any, has ended; kills its process group
     /// when it takes longer than its close may take.
     async fn wait_retired(&self, id: &ClientId) -> Result<(), Error> {
@@ -1131,21 +1243,21 @@ impl Inner {
         Ok(())
     }
 
-    /// Where a call to tool `name` goes: the client, the tool's original name, and the client's
-    /// ready session.
+    /// Where a call to tool `name` goes: the client, the tool's original name, the client's
+    /// ready session, and the tool's output schema if it declares one.
     fn route_tool(
         &self,
         name: &str,
         scope: &AgentScope,
-    ) -> Result<(ClientId, String, mcp_session::Session), Error> {
-        let (client_id, tool) =
+    ) -> Result<(ClientId, String, mcp_session::Session, Option<Value>), Error> {
+        let (client_id, tool, schema) =
             self.tools
-                .route(name, scope)
+                .route_tool(name, scope)
                 .ok_or_else(|| Error::UnknownTool {
                     name: name.to_owned(),
                 })?;
         let session = self.ready_session(&client_id)?.session;
-        Ok((client_id, tool, session))
+        Ok((client_id, tool, session, schema))
     }
 
     fn route_resource(&self, uri: &str, scope: &AgentScope) -> Result<ClientId, Error> {
@@ -1376,6 +1488,8 @@ async fn supervise(
                 drop(listing);
                 lock(&inner.killers).remove(&id);
                 inner.unregister_components(&id);
+                // Its tasks ended with its server.
+                inner.tasks.forget_client(&id);
                 match joined {
                     Ok(Ok(exit)) => Some(exit),
                     Ok(Err(error)) => return Err(error),
@@ -1559,6 +1673,15 @@ fn relay_event(inner: &Inner, id: &ClientId, event: Event) {
         Event::ResourceUpdated { uri } => {
             inner.relay(id, NotificationKind::ResourceUpdated { uri });
         }
+        Event::TaskStatus(task) => {
+            // Only tasks the host started are relayed, under the host's id.
+            if let Some(task) = inner.tasks.update(id, &task) {
+                inner.relay(id, NotificationKind::TaskStatus(task));
+            }
+        }
+        Event::ElicitationComplete { elicitation_id } => {
+            inner.relay(id, NotificationKind::ElicitationComplete { elicitation_id });
+        }
         _ => {}
     }
 }
@@ -1580,7 +1703,7 @@ async fn relist(
                 .into_iter()
                 .filter(|tool| config.tools.allows(&tool.name) && !excluded(&tool.name))
                 .collect();
-            let n_tools = inner.tools.register_client(id, config.namespace, tools);
+            let n_tools = inner.tools.register_client(id, &Naming::of(config), tools);
             tracing::debug!(n_tools, "tools registered");
         }),
         ListKind::Prompts => session.list_all_prompts().await.map(|prompts| {
@@ -1588,7 +1711,9 @@ async fn relist(
                 .into_iter()
                 .filter(|prompt| !excluded(&prompt.name))
                 .collect();
-            inner.prompts.register_client(id, config.namespace, prompts);
+            inner
+                .prompts
+                .register_client(id, &Naming::of(config), prompts);
         }),
         ListKind::Resources => {
             let resources = session.list_all_resources().await;

@@ -17,25 +17,46 @@
 //! not after dropping it.
 
 mod error;
+pub mod formats;
 mod host;
 pub mod naming;
 mod notification;
+mod output_schema;
 mod registry;
+pub mod search;
 mod stats;
 mod status;
+pub mod tasks;
 
 pub use error::{error_chain, Error};
+pub use formats::{Format, ToolCall};
 pub use host::{
     raw_is_tool_error, CompletionRef, HostOptions, InitializeReport, McpHost, ReloadReport,
     ShutdownReport, RESTART_RESET_AFTER,
 };
 pub use notification::{NotificationKind, ServerNotification};
+pub use output_schema::MAX_CACHED_SCHEMAS;
 pub use registry::{
-    is_read_only, AgentScope, Named, NamedRegistry, PromptManager, Registered, ResourceManager,
-    ToolManager,
+    is_read_only, AgentScope, Named, NamedRegistry, Naming, PromptManager, Registered,
+    ResourceManager, ToolManager,
 };
+pub use search::Found;
 pub use stats::{
     CallOutcome, RecentLatency, ToolStats, LATENCY_BUCKETS, MAX_TOOLS_PER_CLIENT, OTHER_TOOL,
     RECENT_WINDOW,
 };
 pub use status::{ClientState, ClientStatus, StatusEvent};
+pub use tasks::TaskCall;
+
+// What the API takes and returns, so that an embedder depends on `mcp-host` alone (as tokio
+// re-exports what its users need).
+pub use mcp_host_foundation::{
+    ClientConfig, ClientId, Namespace, ProtocolChoice, RestartPolicy, SecurityManager, ToolFilter,
+    ValueMap,
+};
+pub use mcp_session::protocol;
+pub use mcp_session::{
+    ClientRequestHandler, HandlerFuture, ProgressCallback, RequestOptions, RootsProvider,
+    ServerName,
+};
+pub use mcp_transport::ExitReport;

@@ -1,7 +1,7 @@
 //! What servers tell the host's own clients: log messages and resource updates, relayed.
 
 use mcp_host_foundation::ClientId;
-use mcp_session::protocol::LoggingMessage;
+use mcp_session::protocol::{LoggingMessage, Task};
 
 /// A notification from a server that the host relays to whoever listens
 /// ([`McpHost::subscribe_notifications`](crate::McpHost::subscribe_notifications)), such as the
@@ -24,5 +24,12 @@ pub enum NotificationKind {
     ResourceUpdated {
         /// The resource's URI.
         uri: String,
+    },
+    /// `notifications/tasks/status` of a task the host started, under the host's task id.
+    TaskStatus(Task),
+    /// `notifications/elicitation/complete`: a URL-mode elicitation's interaction is done.
+    ElicitationComplete {
+        /// The `elicitationId` it completes.
+        elicitation_id: String,
     },
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use mcp_host_foundation::{ClientId, ToolFilter};
+use mcp_host_foundation::{ClientId, Namespace, ToolFilter};
 use mcp_session::protocol::{Prompt, Resource, ResourceTemplate, Tool};
 
 use crate::naming;
@@ -30,6 +30,10 @@ pub struct AgentScope {
     pub resources: ToolFilter,
     /// Only tools annotated `readOnlyHint: true`.
     pub read_only: bool,
+    /// Whom the tasks started through this scope belong to: a task is seen (polled, awaited,
+    /// cancelled, listed) only through a scope with the same owner. The gateway sets its
+    /// client's identity; `None` for a library user.
+    pub owner: Option<String>,
 }
 
 impl AgentScope {
@@ -129,16 +133,50 @@ pub type ToolManager = NamedRegistry<Tool>;
 /// The registry of prompts.
 pub type PromptManager = NamedRegistry<Prompt>;
 
+/// How one client's components are named: its `namespace` mode and its aliases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Naming {
+    /// `true`, `false` or `"auto"` in the configuration.
+    pub namespace: Namespace,
+    /// Exposed names by original name.
+    pub aliases: BTreeMap<String, String>,
+}
+
+impl Naming {
+    /// The naming of a client configured so.
+    pub fn of(config: &mcp_host_foundation::ClientConfig) -> Naming {
+        Naming {
+            namespace: config.namespace,
+            aliases: config.aliases.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entries<T> {
+    /// What each client registered, and in which order clients first registered.
+    clients: BTreeMap<ClientId, ClientEntry<T>>,
+    next_seq: u64,
+    /// The exposed names, computed from `clients` by [`rebuild`].
     by_name: BTreeMap<String, Registered<T>>,
     by_client: HashMap<ClientId, Vec<String>>,
+}
+
+#[derive(Debug)]
+struct ClientEntry<T> {
+    /// When the client first registered (kept while it re-registers): who came first keeps a
+    /// name two clients want.
+    seq: u64,
+    naming: Naming,
+    items: Vec<T>,
 }
 
 impl<T> Default for NamedRegistry<T> {
     fn default() -> NamedRegistry<T> {
         NamedRegistry {
             inner: RwLock::new(Entries {
+                clients: BTreeMap::new(),
+                next_seq: 0,
                 by_name: BTreeMap::new(),
                 by_client: HashMap::new(),
             }),
@@ -154,54 +192,57 @@ impl<T: Named> NamedRegistry<T> {
 
     /// Registers (or replaces) the components of `client`; returns how many were registered.
     ///
-    /// Each is exposed as [`naming::exposed`] says: `<client>__<name>`, or with `namespace`
-    /// false its own (sanitized) name, unless that name contains the separator `__` (then it is
-    /// namespaced too): a server's own names never take another client's namespaced ones. A
-    /// name already taken by another client's component gets the hashed
-    /// `<client>__<name>_<hash>` instead (so which of two unprefixed clients keeps a shared name
-    /// depends on which registered first); a duplicate within the same server is skipped. Both
-    /// are logged.
-    pub fn register_client(&self, client: &ClientId, namespace: bool, items: Vec<T>) -> usize {
+    /// Names follow the client's [`Naming`]: an alias if it has one; with
+    /// [`Namespace::Always`] `<client>__<name>`; with [`Namespace::Never`] its own (sanitized)
+    /// name; with [`Namespace::Auto`] its own name unless another client exposes the same one,
+    /// then `<client>__<name>`. A name that would contain the separator `__` is namespaced
+    /// whatever the mode, so that a server's own names never take another client's namespaced
+    /// ones. A name another client took first (an alias or a `Never` name, or a namespaced name
+    /// two ids sanitize to) gets the hashed `<client>__<name>_<hash>` instead; a duplicate
+    /// within one server is skipped. Both are logged.
+    ///
+    /// The names of every client are worked out again, so an `Auto` client's name may change
+    /// when another client comes or goes.
+    pub fn register_client(&self, client: &ClientId, naming: &Naming, items: Vec<T>) -> usize {
         let mut entries = write(&self.inner);
-        remove_client(&mut entries, client);
-        let mut names = Vec::with_capacity(items.len());
         let mut seen = BTreeSet::new();
-        for item in items {
-            let original = item.original_name().to_owned();
-            if !seen.insert(original.clone()) {
-                tracing::warn!(client = %client, kind = T::KIND, name = %original, "server listed a component twice; keeping the first");
-                continue;
+        let items: Vec<T> = items
+            .into_iter()
+            .filter(|item| {
+                let fresh = seen.insert(item.original_name().to_owned());
+                if !fresh {
+                    tracing::warn!(client = %client, kind = T::KIND, name = %item.original_name(), "server listed a component twice; keeping the first");
+                }
+                fresh
+            })
+            .collect();
+        let seq = match entries.clients.get(client) {
+            Some(entry) => entry.seq,
+            None => {
+                entries.next_seq += 1;
+                entries.next_seq
             }
-            let plain = naming::exposed(client.as_str(), &original, namespace);
-            let name = if entries.by_name.contains_key(&plain) {
-                let other = naming::disambiguated(client.as_str(), &original);
-                tracing::warn!(client = %client, kind = T::KIND, name = %original, taken = %plain, exposed_as = %other, "name collision");
-                other
-            } else {
-                plain
-            };
-            if entries.by_name.contains_key(&name) {
-                tracing::warn!(client = %client, kind = T::KIND, name = %original, "name collision could not be resolved; component skipped");
-                continue;
-            }
-            entries.by_name.insert(
-                name.clone(),
-                Registered {
-                    name: name.clone(),
-                    client: client.clone(),
-                    item,
-                },
-            );
-            names.push(name);
-        }
-        let n_registered = names.len();
-        entries.by_client.insert(client.clone(), names);
-        n_registered
+        };
+        entries.clients.insert(
+            client.clone(),
+            ClientEntry {
+                seq,
+                naming: naming.clone(),
+                items,
+            },
+        );
+        rebuild(&mut entries, Some(client));
+        entries.by_client.get(client).map_or(0, Vec::len)
     }
 
     /// Removes every component of `client`; returns how many there were.
     pub fn unregister_client(&self, client: &ClientId) -> usize {
-        remove_client(&mut write(&self.inner), client)
+        let mut entries = write(&self.inner);
+        let n_removed = entries.by_client.get(client).map_or(0, Vec::len);
+        if entries.clients.remove(client).is_some() {
+            rebuild(&mut entries, None);
+        }
+        n_removed
     }
 
     /// Every component the agent may see, sorted by namespaced name.
@@ -240,12 +281,140 @@ impl<T: Named> NamedRegistry<T> {
     }
 }
 
-fn remove_client<T>(entries: &mut Entries<T>, client: &ClientId) -> usize {
-    let names = entries.by_client.remove(client).unwrap_or_default();
-    for name in &names {
-        entries.by_name.remove(name);
+/// The name a component asks for before collisions between clients are settled.
+enum Wanted {
+    /// A name with the separator: namespaced, or own name made so.
+    Namespaced(String),
+    /// A plain name that the component keeps against `Auto` claims (an alias, a `Never` name).
+    Kept(String),
+    /// A plain name that yields to any other client wanting it (`Auto`).
+    Yielding(String),
+}
+
+/// Works out every exposed name from what the clients registered; logs the collisions of
+/// `logged` (the client that just registered), so that one registration is one set of lines.
+fn rebuild<T: Named>(entries: &mut Entries<T>, logged: Option<&ClientId>) {
+    let mut clients: Vec<(&ClientId, &ClientEntry<T>)> = entries.clients.iter().collect();
+    clients.sort_by_key(|(_, entry)| entry.seq);
+    let wanted: Vec<Vec<Wanted>> = clients
+        .iter()
+        .map(|(client, entry)| {
+            entry
+                .items
+                .iter()
+                .map(|item| wanted_name(client, &entry.naming, item.original_name()))
+                .collect()
+        })
+        .collect();
+    // Which clients want each plain name.
+    let mut plain_wanted_by: HashMap<&str, BTreeSet<usize>> = HashMap::new();
+    for (client_idx, names) in wanted.iter().enumerate() {
+        for name in names {
+            if let Wanted::Kept(plain) | Wanted::Yielding(plain) = name {
+                plain_wanted_by
+                    .entry(plain.as_str())
+                    .or_default()
+                    .insert(client_idx);
+            }
+        }
     }
-    names.len()
+    let mut by_name: BTreeMap<String, Registered<T>> = BTreeMap::new();
+    let mut by_client: HashMap<ClientId, Vec<String>> = HashMap::new();
+    for (client_idx, ((client, entry), names)) in clients.iter().zip(&wanted).enumerate() {
+        let log = logged == Some(*client);
+        let mut exposed_names = Vec::with_capacity(entry.items.len());
+        for (item, want) in entry.items.iter().zip(names) {
+            let original = item.original_name();
+            let plain = match want {
+                Wanted::Namespaced(name) | Wanted::Kept(name) => name.clone(),
+                Wanted::Yielding(name) => {
+                    let shared = plain_wanted_by
+                        .get(name.as_str())
+                        .is_some_and(|wanting| wanting.iter().any(|idx| *idx != client_idx));
+                    if shared {
+                        if log {
+                            tracing::info!(client = %client, kind = T::KIND, name = %original, "another server exposes the same name; namespaced");
+                        }
+                        naming::namespaced(client.as_str(), original)
+                    } else {
+                        name.clone()
+                    }
+                }
+            };
+            let name = if by_name.contains_key(&plain) {
+                let other = naming::disambiguated(client.as_str(), original);
+                if log {
+                    tracing::warn!(client = %client, kind = T::KIND, name = %original, taken = %plain, exposed_as = %other, "name collision");
+                }
+                other
+            } else {
+                plain
+            };
+            if by_name.contains_key(&name) {
+                if log {
+                    tracing::warn!(client = %client, kind = T::KIND, name = %original, "name collision could not be resolved; component skipped");
+                }
+                continue;
+            }
+            by_name.insert(
+                name.clone(),
+                Registered {
+                    name: name.clone(),
+                    client: (*client).clone(),
+                    item: item.clone(),
+                },
+            );
+            exposed_names.push(name);
+        }
+        by_client.insert((*client).clone(), exposed_names);
+    }
+    entries.by_name = by_name;
+    entries.by_client = by_client;
+}
+
+/// The name component `original` of `client` asks for under `naming`.
+fn wanted_name(client: &ClientId, naming: &Naming, original: &str) -> Wanted {
+    if let Some(alias) = naming.aliases.get(original) {
+        // Checked when the configuration was: plain characters, no separator.
+        let alias = naming::sanitize(alias);
+        if !alias.is_empty() && !alias.contains(naming::SEPARATOR) {
+            return Wanted::Kept(alias);
+        }
+    }
+    let own = match naming.namespace {
+        Namespace::Always => {
+            return Wanted::Namespaced(naming::namespaced(client.as_str(), original))
+        }
+        Namespace::Never | Namespace::Auto => naming::exposed(client.as_str(), original, false),
+    };
+    if own.contains(naming::SEPARATOR) {
+        Wanted::Namespaced(own)
+    } else if naming.namespace == Namespace::Auto {
+        Wanted::Yielding(own)
+    } else {
+        Wanted::Kept(own)
+    }
+}
+
+impl NamedRegistry<Tool> {
+    /// [`NamedRegistry::route`] for a tool, with its output schema if it declares one.
+    pub fn route_tool(
+        &self,
+        name: &str,
+        scope: &AgentScope,
+    ) -> Option<(ClientId, String, Option<serde_json::Value>)> {
+        read(&self.inner)
+            .by_name
+            .get(name)
+            .filter(|entry| entry.item.in_scope(scope, &entry.client, &entry.name))
+            .map(|entry| {
+                (
+                    entry.client.clone(),
+                    entry.item.name.clone(),
+                    entry.item.output_schema.clone(),
+                )
+            })
+    }
 }
 
 /// The registry of resources and resource templates, routed by URI.
@@ -435,14 +604,43 @@ mod tests {
         ClientId::new(text).unwrap()
     }
 
+    fn always() -> Naming {
+        Naming::default()
+    }
+
+    fn never() -> Naming {
+        Naming {
+            namespace: Namespace::Never,
+            ..Naming::default()
+        }
+    }
+
+    fn auto() -> Naming {
+        Naming {
+            namespace: Namespace::Auto,
+            ..Naming::default()
+        }
+    }
+
+    fn names(tools: &ToolManager) -> Vec<String> {
+        tools
+            .list(&AgentScope::all())
+            .into_iter()
+            .map(|tool| tool.name)
+            .collect()
+    }
+
     #[test]
     fn namespacing_collisions_and_scopes() {
         let tools = ToolManager::new();
         assert_eq!(
-            tools.register_client(&id("a.b"), true, vec![tool("t"), tool("t"), tool("u")]),
+            tools.register_client(&id("a.b"), &always(), vec![tool("t"), tool("t"), tool("u")]),
             2
         );
-        assert_eq!(tools.register_client(&id("a_b"), true, vec![tool("t")]), 1);
+        assert_eq!(
+            tools.register_client(&id("a_b"), &always(), vec![tool("t")]),
+            1
+        );
         let names: Vec<String> = tools
             .list(&AgentScope::all())
             .into_iter()
@@ -478,14 +676,17 @@ mod tests {
     fn unprefixed_names_and_collisions() {
         let tools = ToolManager::new();
         assert_eq!(
-            tools.register_client(&id("plain"), false, vec![tool("t"), tool("x.y")]),
+            tools.register_client(&id("plain"), &never(), vec![tool("t"), tool("x.y")]),
             2
         );
         assert_eq!(
-            tools.register_client(&id("other"), false, vec![tool("t")]),
+            tools.register_client(&id("other"), &never(), vec![tool("t")]),
             1
         );
-        assert_eq!(tools.register_client(&id("x"), true, vec![tool("y")]), 1);
+        assert_eq!(
+            tools.register_client(&id("x"), &always(), vec![tool("y")]),
+            1
+        );
         let names: Vec<String> = tools
             .list(&AgentScope::all())
             .into_iter()
@@ -514,7 +715,7 @@ mod tests {
             Some((id("other"), "t".to_owned()))
         );
         // Re-registering keeps the names: the plain name stays with its holder.
-        tools.register_client(&id("other"), false, vec![tool("t")]);
+        tools.register_client(&id("other"), &never(), vec![tool("t")]);
         assert_eq!(
             tools.route("t", &AgentScope::all()),
             Some((id("plain"), "t".to_owned()))
@@ -527,14 +728,14 @@ mod tests {
         // `plain` registers first, as it would while `github` is restarting.
         tools.register_client(
             &id("plain"),
-            false,
+            &never(),
             vec![tool("github__create_issue"), tool("github._create_issue")],
         );
         assert_eq!(
             tools.route("github__create_issue", &AgentScope::all()),
             None
         );
-        tools.register_client(&id("github"), true, vec![tool("create_issue")]);
+        tools.register_client(&id("github"), &always(), vec![tool("create_issue")]);
         assert_eq!(
             tools.route("github__create_issue", &AgentScope::all()),
             Some((id("github"), "create_issue".to_owned()))
@@ -550,6 +751,70 @@ mod tests {
             .iter()
             .filter(|tool| tool.client == id("plain"))
             .all(|tool| tool.name.starts_with("plain__")));
+    }
+
+    #[test]
+    fn auto_namespaces_only_where_names_collide() {
+        let tools = ToolManager::new();
+        tools.register_client(&id("a"), &auto(), vec![tool("search"), tool("only_a")]);
+        assert_eq!(names(&tools), ["only_a", "search"]);
+        // A second server with the same name: both are namespaced, whoever came first.
+        tools.register_client(&id("b"), &auto(), vec![tool("search"), tool("only_b")]);
+        assert_eq!(
+            names(&tools),
+            ["a__search", "b__search", "only_a", "only_b"]
+        );
+        // It goes: the name is plain again.
+        tools.unregister_client(&id("b"));
+        assert_eq!(names(&tools), ["only_a", "search"]);
+        // A server that keeps its names (`false`) keeps the shared one; `auto` yields.
+        tools.register_client(&id("c"), &never(), vec![tool("search")]);
+        assert_eq!(names(&tools), ["a__search", "only_a", "search"]);
+        assert_eq!(
+            tools.route("search", &AgentScope::all()),
+            Some((id("c"), "search".to_owned()))
+        );
+        // Namespaced servers never collide with plain names.
+        tools.register_client(&id("d"), &always(), vec![tool("only_a")]);
+        assert!(names(&tools).contains(&"d__only_a".to_owned()));
+        assert!(names(&tools).contains(&"only_a".to_owned()));
+        // The separator rule holds in `auto` too.
+        tools.register_client(&id("e"), &auto(), vec![tool("github__create_issue")]);
+        assert!(names(&tools).contains(&"e__github__create_issue".to_owned()));
+    }
+
+    #[test]
+    fn aliases_rename_whatever_the_mode() {
+        let tools = ToolManager::new();
+        let mut naming = always();
+        naming
+            .aliases
+            .insert("get_time".to_owned(), "clock".to_owned());
+        tools.register_client(
+            &id("time"),
+            &naming,
+            vec![tool("get_time"), tool("convert")],
+        );
+        assert_eq!(names(&tools), ["clock", "time__convert"]);
+        assert_eq!(
+            tools.route("clock", &AgentScope::all()),
+            Some((id("time"), "get_time".to_owned()))
+        );
+        // An `auto` name yields to an alias; a second alias of the same name is hashed.
+        tools.register_client(&id("other"), &auto(), vec![tool("clock")]);
+        assert_eq!(names(&tools), ["clock", "other__clock", "time__convert"]);
+        let mut late = never();
+        late.aliases.insert("now".to_owned(), "clock".to_owned());
+        tools.register_client(&id("late"), &late, vec![tool("now")]);
+        let all = names(&tools);
+        assert!(
+            all.iter().any(|name| name.starts_with("late__now_")),
+            "{all:?}"
+        );
+        assert_eq!(
+            tools.route("clock", &AgentScope::all()),
+            Some((id("time"), "get_time".to_owned()))
+        );
     }
 
     #[track_caller]

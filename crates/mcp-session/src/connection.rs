@@ -337,6 +337,31 @@ fn deliver_notification(
             }
             return;
         }
+        "notifications/tasks/status" => {
+            match params.map(|params| serde_json::from_str::<crate::protocol::Task>(params.get())) {
+                Some(Ok(task)) => Event::TaskStatus(task),
+                _ => {
+                    tracing::warn!(server = %shared.server, "skipping a malformed task status notification");
+                    return;
+                }
+            }
+        }
+        "notifications/elicitation/complete" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Complete {
+                elicitation_id: String,
+            }
+            match params.map(|params| serde_json::from_str::<Complete>(params.get())) {
+                Some(Ok(complete)) => Event::ElicitationComplete {
+                    elicitation_id: complete.elicitation_id,
+                },
+                _ => {
+                    tracing::warn!(server = %shared.server, "skipping a malformed elicitation/complete notification");
+                    return;
+                }
+            }
+        }
         "notifications/tools/list_changed" => Event::ToolsListChanged,
         "notifications/prompts/list_changed" => Event::PromptsListChanged,
         "notifications/resources/list_changed" => Event::ResourcesListChanged,
@@ -393,7 +418,12 @@ fn answer_request(
         },
         _ => match &shared.options.client_requests {
             Some(handler) if handler.handles(method) => {
-                match start_answer(shared, handler.as_ref(), method, id, params) {
+                let mode = params
+                    .and_then(|params| serde_json::from_str::<Value>(params.get()).ok())
+                    .filter(|_| method == "elicitation/create");
+                match crate::input::check_elicitation_mode(handler.as_ref(), method, mode.as_ref())
+                    .and_then(|()| start_answer(shared, handler.as_ref(), method, id, params))
+                {
                     Ok(answer) => match answering.try_send(answer) {
                         Ok(()) => return,
                         // The channel holds at most as many answers as there are slots.
@@ -426,6 +456,11 @@ impl ServerRequests {
             running: Mutex::new(HashMap::new()),
             next_number: AtomicU64::new(0),
         }
+    }
+
+    /// Waits for a free slot (the caller bounds the wait); `None` if the semaphore is closed.
+    pub(crate) async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
     }
 
     /// Cancels the answer to request `id` (the server's `notifications/cancelled`); returns

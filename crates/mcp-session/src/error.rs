@@ -135,6 +135,40 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The server asked for input (a `roots/list`, `sampling/createMessage` or
+    /// `elicitation/create` of an `input_required` result, revision 2026-07-28) that the host
+    /// could not give: it offers no such capability, or its handler refused or failed.
+    #[error("server `{server}` asked for `{input_method}` to answer `{method}`, and the host could not answer it (error {code}: {message})")]
+    InputRequest {
+        /// The server.
+        server: ServerName,
+        /// The method of the request that asked for input.
+        method: String,
+        /// The method of the input request.
+        input_method: String,
+        /// The JSON-RPC code of the refusal.
+        code: i64,
+        /// Why.
+        message: String,
+    },
+    /// The server answered with `input_required` more times than the host retries.
+    #[error(
+        "server `{server}` asked for input more than {rounds} times while answering `{method}`"
+    )]
+    TooManyInputRounds {
+        /// The server.
+        server: ServerName,
+        /// The method of the request.
+        method: String,
+        /// The bound on rounds.
+        rounds: usize,
+    },
+    /// A tool was to be called as a task, but the server does not declare tool tasks.
+    #[error("server `{server}` does not run tool calls as tasks")]
+    TasksNotSupported {
+        /// The server.
+        server: ServerName,
+    },
     /// A paginated list returned a cursor it had returned before.
     #[error("server `{server}` repeated the cursor `{cursor}` while listing `{method}`")]
     RepeatedCursor {
@@ -173,6 +207,9 @@ impl Error {
             | Error::NotInitialized { server, .. }
             | Error::Encode { server, .. }
             | Error::Decode { server, .. }
+            | Error::InputRequest { server, .. }
+            | Error::TasksNotSupported { server }
+            | Error::TooManyInputRounds { server, .. }
             | Error::RepeatedCursor { server, .. }
             | Error::TooManyPages { server, .. } => server,
         }

@@ -21,16 +21,20 @@
 mod connection;
 mod envelope;
 mod error;
+mod input;
 mod outbox;
 pub mod protocol;
 pub mod server;
 mod session;
+mod tasks;
 
 pub use connection::Connection;
 pub use error::Error;
+pub use input::MAX_INPUT_ROUNDS;
 pub use mcp_transport::ServerName;
 pub use session::{
     connect, handshake, ClientRequestHandler, Event, HandlerFuture, Handshake, ProgressCallback,
     RequestOptions, RootsProvider, Session, SessionOptions, DEFAULT_MAX_INPUT_BACKLOG,
     MAX_CLIENT_REQUESTS,
 };
+pub use tasks::{ToolTask, MAX_TASK_PROGRESS};

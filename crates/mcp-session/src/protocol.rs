@@ -293,6 +293,9 @@ impl CallToolResult {
 pub struct PromptArgument {
     /// The argument's name.
     pub name: String,
+    /// A human-readable title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     /// What it means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -551,6 +554,125 @@ impl RpcError {
     }
 }
 
+/// The `_meta` key that ties a message to a task (revision 2025-11-25, tasks).
+pub const META_RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
+
+/// Where a task is in its life (revision 2025-11-25, tasks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Being worked on.
+    Working,
+    /// The receiver waits for input from the requestor (it asks with requests of its own,
+    /// answered while `tasks/result` is awaited).
+    InputRequired,
+    /// Done; its result is available from `tasks/result`.
+    Completed,
+    /// Ended in failure (for a tool call, also a result with `isError`).
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// A status this host does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl TaskStatus {
+    /// Whether the task has ended (`completed`, `failed` or `cancelled`).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+}
+
+/// The state of a task, as `tasks/get` and `notifications/tasks/status` give it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    /// The receiver's id of the task.
+    pub task_id: String,
+    /// Where it is.
+    pub status: TaskStatus,
+    /// A human-readable word on the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// When it was created (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// When its status last changed (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<String>,
+    /// How long it is kept from its creation, in milliseconds (`None`: unlimited).
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// How often to poll it, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval: Option<u64>,
+    /// Fields not modelled here.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The answer to a task-augmented request: the task that was created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateTaskResult {
+    /// The task.
+    pub task: Task,
+    /// Fields not modelled here (`_meta`, with the model's immediate answer if the server
+    /// gives one).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One page of `tasks/list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTasksResult {
+    /// The tasks on this page.
+    pub tasks: Vec<Task>,
+    /// The cursor of the next page, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// Fields not modelled here.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ServerCapabilities {
+    /// Whether the server takes `tools/call` as a task (`tasks.requests.tools.call`).
+    pub fn tool_tasks(&self) -> bool {
+        self.extra
+            .get("tasks")
+            .and_then(|tasks| tasks.pointer("/requests/tools/call"))
+            .is_some()
+    }
+
+    /// Whether the server supports `tasks/cancel` (`tasks.cancel`).
+    pub fn task_cancel(&self) -> bool {
+        self.extra
+            .get("tasks")
+            .and_then(|tasks| tasks.get("cancel"))
+            .is_some()
+    }
+}
+
+impl Tool {
+    /// Whether the tool may be called as a task: its `execution.taskSupport` is `optional` or
+    /// `required` (the server must also declare tool tasks, see
+    /// [`ServerCapabilities::tool_tasks`]).
+    pub fn takes_tasks(&self) -> bool {
+        matches!(
+            self.extra
+                .get("execution")
+                .and_then(|execution| execution.get("taskSupport"))
+                .and_then(Value::as_str),
+            Some("optional" | "required")
+        )
+    }
+}
+
 /// Anything with a `nextCursor`: one page of a paginated list.
 pub trait Page: serde::de::DeserializeOwned {
     /// What the list holds.
@@ -581,6 +703,7 @@ macro_rules! impl_page {
 impl_page!(ListToolsResult, Tool, "tools/list", tools);
 impl_page!(ListPromptsResult, Prompt, "prompts/list", prompts);
 impl_page!(ListResourcesResult, Resource, "resources/list", resources);
+impl_page!(ListTasksResult, Task, "tasks/list", tasks);
 impl_page!(
     ListResourceTemplatesResult,
     ResourceTemplate,

@@ -26,8 +26,8 @@ use crate::protocol::{
     CallToolResult, DiscoverResult, GetPromptResult, Implementation, InitializeResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     LoggingLevel, LoggingMessage, Page, Progress, Prompt, ReadResourceResult, Resource,
-    ResourceTemplate, Root, RpcError, Tool, LATEST_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES,
-    META_CLIENT_INFO, META_PROTOCOL_VERSION, STATELESS_PROTOCOL_VERSION,
+    ResourceTemplate, Root, RpcError, Task, Tool, LATEST_PROTOCOL_VERSION,
+    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, STATELESS_PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION_CODE,
 };
 use crate::Error;
@@ -219,6 +219,14 @@ pub enum Event {
     },
     /// `notifications/message`: a log message.
     Log(LoggingMessage),
+    /// `notifications/tasks/status`: a task's new state.
+    TaskStatus(Task),
+    /// `notifications/elicitation/complete`: the out-of-band interaction of a URL-mode
+    /// elicitation is done.
+    ElicitationComplete {
+        /// The `elicitationId` of the `elicitation/create` it completes.
+        elicitation_id: String,
+    },
     /// Any other notification.
     Other {
         /// Its method.
@@ -275,6 +283,8 @@ pub(crate) struct Shared {
     pub(crate) server_requests: connection::ServerRequests,
     pub(crate) handles_gone: CancellationToken,
     events: Mutex<Option<mpsc::Receiver<Event>>>,
+    /// Progress callbacks of live task handles, by progress token.
+    pub(crate) task_progress: Mutex<crate::tasks::TaskProgress>,
 }
 
 /// Hashes the pending map's keys, request ids this session numbered itself from 1: a multiply
@@ -429,6 +439,7 @@ pub fn connect(transport: Transport, options: SessionOptions) -> (Session, Conne
         server_requests: connection::ServerRequests::new(),
         handles_gone: handles_gone.clone(),
         events: Mutex::new(Some(events_rx)),
+        task_progress: Mutex::new(HashMap::new()),
     });
     let connection = connection::new(shared.clone(), reader, events_tx);
     let session = Session {
@@ -491,6 +502,22 @@ impl Session {
         self.peer().map(|peer| peer.protocol_version.as_str())
     }
 
+    /// Whether the stateless revision 2026-07-28 was agreed (with `server/discover`).
+    pub fn is_stateless(&self) -> bool {
+        self.shared.stateless.get().is_some()
+    }
+
+    /// The session's settings.
+    pub(crate) fn options(&self) -> &SessionOptions {
+        &self.shared.options
+    }
+
+    /// A slot among the [`MAX_CLIENT_REQUESTS`] answers the client-request handler may work on
+    /// at once; waits for one to be free (the caller bounds the wait).
+    pub(crate) async fn client_request_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.shared.server_requests.slot().await
+    }
+
     /// Whether the session has ended (server gone or shutting down).
     pub fn is_closed(&self) -> bool {
         self.shared.closed.get().is_some()
@@ -548,7 +575,11 @@ impl Session {
         let mut version = STATELESS_PROTOCOL_VERSION.to_owned();
         let mut retried = false;
         loop {
-            let meta = StatelessMeta::new(&version, &shared.options.client_info);
+            let meta = StatelessMeta::new(
+                &version,
+                &shared.options.client_info,
+                client_capabilities(&shared.options),
+            );
             let params = serde_json::json!({ "_meta": meta.map });
             let options = RequestOptions {
                 timeout: timeout.or(Some(shared.options.request_timeout)),
@@ -628,16 +659,9 @@ impl Session {
     /// The `initialize` handshake of revision 2025-11-25 and older.
     async fn initialize_classic(&self) -> Result<InitializeResult, Error> {
         let shared = &self.shared;
-        let mut capabilities = Map::new();
-        if let Some(handler) = &shared.options.client_requests {
-            capabilities.extend(handler.capabilities());
-        }
-        if shared.options.roots.is_some() {
-            capabilities.insert("roots".to_owned(), serde_json::json!({"listChanged": true}));
-        }
         let params = serde_json::json!({
             "protocolVersion": LATEST_PROTOCOL_VERSION,
-            "capabilities": capabilities,
+            "capabilities": client_capabilities(&shared.options),
             "clientInfo": shared.options.client_info,
         });
         let result: InitializeResult = self
@@ -676,6 +700,13 @@ impl Session {
     ) -> Result<R, Error> {
         // Any `R` may be asked for, so the result is decoded here rather than in the driver
         // (which needs `R: Send + 'static`).
+        if let Some(Value::Object(params)) = &params {
+            if self.takes_input(method) {
+                return self
+                    .request_with_input(method, params.clone(), options)
+                    .await;
+            }
+        }
         let raw = self.request_raw(method, params, options).await?;
         serde_json::from_str(raw.get()).map_err(|source| Error::Decode {
             server: self.shared.server.clone(),
@@ -709,6 +740,13 @@ impl Session {
         params: Option<Value>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
+        if let Some(Value::Object(params)) = &params {
+            if self.takes_input(method) {
+                return self
+                    .request_with_input(method, params.clone(), options)
+                    .await;
+            }
+        }
         self.exchange(method, options, |id, meta| {
             encode_request(id, method, params, meta)
         })
@@ -717,7 +755,7 @@ impl Session {
 
     /// Sends the request that `encode(id, meta)` writes and waits for its answer, decoded (by
     /// the driver) into `R`.
-    async fn exchange<R: DeserializeOwned + Send + 'static>(
+    pub(crate) async fn exchange<R: DeserializeOwned + Send + 'static>(
         &self,
         method: &str,
         options: &RequestOptions,
@@ -927,6 +965,10 @@ impl Session {
         arguments: Option<Map<String, Value>>,
         options: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
+        if self.takes_input("tools/call") {
+            let params = call_tool_params(name, arguments.as_ref());
+            return self.request_with_input("tools/call", params, options).await;
+        }
         let arguments = arguments.as_ref();
         self.exchange("tools/call", options, |id, meta| {
             encode_call_tool(id, name, arguments, meta)
@@ -945,6 +987,10 @@ impl Session {
         arguments: Option<&Map<String, Value>>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
+        if self.takes_input("tools/call") {
+            let params = call_tool_params(name, arguments);
+            return self.request_with_input("tools/call", params, options).await;
+        }
         // The hot path: the request is written straight into its line, without a `Value` tree.
         self.exchange("tools/call", options, |id, meta| {
             encode_call_tool(id, name, arguments, meta)
@@ -985,6 +1031,11 @@ impl Session {
         params.insert("name".to_owned(), Value::String(name.to_owned()));
         if let Some(arguments) = arguments {
             params.insert("arguments".to_owned(), Value::Object(arguments));
+        }
+        if self.takes_input("prompts/get") {
+            return self
+                .request_with_input("prompts/get", params, options)
+                .await;
         }
         self.request_typed("prompts/get", Some(Value::Object(params)), options)
             .await
@@ -1039,6 +1090,13 @@ impl Session {
         uri: &str,
         options: &RequestOptions,
     ) -> Result<ReadResourceResult, Error> {
+        if self.takes_input("resources/read") {
+            let mut params = Map::new();
+            params.insert("uri".to_owned(), Value::String(uri.to_owned()));
+            return self
+                .request_with_input("resources/read", params, options)
+                .await;
+        }
         self.request_typed(
             "resources/read",
             Some(serde_json::json!({ "uri": uri })),
@@ -1262,7 +1320,7 @@ impl Shared {
             .get(&id)
             .and_then(|pending| pending.progress.clone());
         let Some(state) = state else {
-            return false;
+            return crate::tasks::report_task_progress(&self.task_progress, id, progress);
         };
         let elapsed = u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         state.last_report_ms.store(elapsed, Ordering::Relaxed);
@@ -1352,7 +1410,7 @@ struct OutgoingNotification<'a> {
     params: Option<Value>,
 }
 
-fn encode_request(
+pub(crate) fn encode_request(
     id: u64,
     method: &str,
     params: Option<Value>,
@@ -1431,13 +1489,36 @@ fn encode_call_tool(
     Ok(line)
 }
 
+/// The parameters of `tools/call`.
+fn call_tool_params(name: &str, arguments: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let mut params = Map::new();
+    params.insert("name".to_owned(), Value::String(name.to_owned()));
+    if let Some(arguments) = arguments {
+        params.insert("arguments".to_owned(), Value::Object(arguments.clone()));
+    }
+    params
+}
+
+/// The client capabilities a session declares: those its handler names, and `roots` when it has
+/// a roots provider.
+fn client_capabilities(options: &SessionOptions) -> Map<String, Value> {
+    let mut capabilities = Map::new();
+    if let Some(handler) = &options.client_requests {
+        capabilities.extend(handler.capabilities());
+    }
+    if options.roots.is_some() {
+        capabilities.insert("roots".to_owned(), serde_json::json!({"listChanged": true}));
+    }
+    capabilities
+}
+
 /// What a request carries in its `_meta` besides what its caller put there.
 #[derive(Clone, Copy)]
-struct RequestMeta<'a> {
+pub(crate) struct RequestMeta<'a> {
     /// A progress token (the request's id) is asked for.
-    progress: bool,
+    pub(crate) progress: bool,
     /// Revision 2026-07-28 was agreed: version, capabilities and client identity.
-    stateless: Option<&'a StatelessMeta>,
+    pub(crate) stateless: Option<&'a StatelessMeta>,
 }
 
 impl RequestMeta<'_> {
@@ -1448,21 +1529,25 @@ impl RequestMeta<'_> {
 
 /// The `_meta` members of every request in revision 2026-07-28, as a map and pre-encoded.
 #[derive(Debug)]
-struct StatelessMeta {
+pub(crate) struct StatelessMeta {
     map: Map<String, Value>,
     /// The members of `map` as JSON text without the braces: `"k":v,"k2":v2`.
     members: String,
 }
 
 impl StatelessMeta {
-    fn new(version: &str, client_info: &Implementation) -> StatelessMeta {
+    fn new(
+        version: &str,
+        client_info: &Implementation,
+        capabilities: Map<String, Value>,
+    ) -> StatelessMeta {
         let mut map = Map::new();
         map.insert(META_PROTOCOL_VERSION.to_owned(), Value::from(version));
-        // No roots, sampling or elicitation: in this revision they are asked for with
-        // `input_required` results, which this session does not answer yet.
+        // Roots, sampling and elicitation are asked for with `input_required` results in this
+        // revision, answered by the same handler and roots provider as requests in 2025-11-25.
         map.insert(
             META_CLIENT_CAPABILITIES.to_owned(),
-            Value::Object(Map::new()),
+            Value::Object(capabilities),
         );
         map.insert(
             META_CLIENT_INFO.to_owned(),
@@ -1504,7 +1589,11 @@ mod tests {
     #[track_caller]
     fn check(name: &str, arguments: Option<Value>, with_progress: bool) {
         check_with(name, arguments.clone(), with_progress, None);
-        let stateless = StatelessMeta::new("2026-07-28", &Implementation::new("host", "1.0"));
+        let stateless = StatelessMeta::new(
+            "2026-07-28",
+            &Implementation::new("host", "1.0"),
+            Map::new(),
+        );
         check_with(name, arguments, with_progress, Some(&stateless));
     }
 
@@ -1553,7 +1642,13 @@ mod tests {
 
     #[test]
     fn stateless_requests_carry_version_capabilities_and_client_info() {
-        let stateless = StatelessMeta::new("2026-07-28", &Implementation::new("host", "1.0"));
+        let mut capabilities = Map::new();
+        capabilities.insert("elicitation".to_owned(), serde_json::json!({}));
+        let stateless = StatelessMeta::new(
+            "2026-07-28",
+            &Implementation::new("host", "1.0"),
+            capabilities,
+        );
         let meta = RequestMeta {
             progress: true,
             stateless: Some(&stateless),
@@ -1565,7 +1660,7 @@ mod tests {
             serde_json::json!({
                 "progressToken": 3,
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
                 "io.modelcontextprotocol/clientInfo": {"name": "host", "version": "1.0"},
             })
         );

@@ -213,3 +213,161 @@ async fn a_server_that_cannot_start_is_reported_once() {
         stderr(&output)
     );
 }
+
+/// A config of one fake server `fake` with `config`.
+fn one_fake(config: &FakeConfig, marker: &str) -> std::path::PathBuf {
+    write_config(&json!({ "mcpServers": { "fake": fake_entry(config, marker) } }))
+}
+
+#[tokio::test]
+async fn call_as_a_task_shows_status_and_progress_until_the_result() {
+    let marker = unique_marker();
+    let tasks = FakeConfig {
+        tasks: true,
+        ..FakeConfig::default()
+    };
+    let config = one_fake(&tasks, &marker);
+    let output = run_cli(
+        &["call", "fake__slow", r#"{"ms": 300}"#, "--task"],
+        Some(&config),
+    )
+    .await;
+    let errors = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{errors}");
+    assert_eq!(stdout(&output), "slept 300 ms\n");
+    assert!(
+        errors.contains("task fake:fake-server-task-1: working"),
+        "{errors}"
+    );
+    assert!(errors.contains("progress 1/5 slow step 1/5"), "{errors}");
+    // A tool that does not run as a task is called normally, and says so.
+    let output = run_cli(
+        &["call", "fake__add", r#"{"a": 1, "b": 2}"#, "--task"],
+        Some(&config),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "3\n");
+    assert!(
+        stderr(&output).contains("does not run as a task"),
+        "{}",
+        stderr(&output)
+    );
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test]
+async fn url_elicitations_are_shown_and_forms_refused() {
+    let marker = unique_marker();
+    let fake = FakeConfig {
+        extra_tools: vec!["needs_url".to_owned()],
+        ..FakeConfig::default()
+    };
+    let config = one_fake(&fake, &marker);
+    let url = json!({"method": "elicitation/create", "params": {
+        "mode": "url", "elicitationId": "e-1", "message": "Connect your account.",
+        "url": "https://auth.example.com/connect?e=1",
+    }});
+    let output = run_cli(
+        &["call", "fake__ask_client", &url.to_string()],
+        Some(&config),
+    )
+    .await;
+    let errors = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{errors}");
+    assert!(
+        errors.contains("on auth.example.com: Connect your account.")
+            && errors.contains("https://auth.example.com/connect?e=1"),
+        "{errors}"
+    );
+    let response: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(response["result"]["action"], "accept", "{response}");
+    // A form cannot be shown by the command: the server is told so.
+    let form = json!({"method": "elicitation/create", "params": {
+        "message": "Your name?", "requestedSchema": {"type": "object"},
+    }});
+    let output = run_cli(
+        &["call", "fake__ask_client", &form.to_string()],
+        Some(&config),
+    )
+    .await;
+    let response: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(response["error"]["code"], -32602, "{response}");
+    assert!(
+        !stderr(&output).contains("open a page"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A call refused until a page is completed is tried again once it is.
+    let output = run_cli(&["call", "fake__needs_url"], Some(&config)).await;
+    let errors = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{errors}");
+    assert_eq!(stdout(&output), "connected\n");
+    assert!(
+        errors.contains("https://example.com/connect?id=fake-server-connect")
+            && errors.contains("the page was completed"),
+        "{errors}"
+    );
+    assert_no_process_left(&marker).await;
+}
+
+#[tokio::test]
+async fn tools_in_the_shapes_of_llm_apis() {
+    let output = run_cli(&["tools", "--format", "openai"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tools: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(tools.len(), 6);
+    assert!(tools.iter().all(|tool| tool["type"] == "function"));
+    assert!(tools
+        .iter()
+        .any(|tool| tool["function"]["name"] == "demo__echo"));
+    let output = run_cli(&["tools", "--format", "anthropic"], None).await;
+    let tools: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(tools.iter().all(|tool| tool["input_schema"].is_object()));
+    let output = run_cli(&["tools", "--format", "gemini"], None).await;
+    let tools: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        tools[0]["functionDeclarations"].as_array().unwrap().len(),
+        6
+    );
+    let output = run_cli(&["tools", "--format", "cobol"], None).await;
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn call_finds_auto_names_as_tools_lists_them() {
+    let marker = unique_marker();
+    let entry = |name: &str| {
+        let fake = FakeConfig {
+            name: format!("{name}-server"),
+            n_tools: 0,
+            extra_tools: vec!["search".to_owned(), format!("only_{name}")],
+            ..FakeConfig::default()
+        };
+        let mut entry = fake_entry(&fake, &marker);
+        entry["namespace"] = json!("auto");
+        entry
+    };
+    let config = write_config(&json!({ "mcpServers": { "a": entry("a"), "b": entry("b") } }));
+    let output = run_cli(&["tools", "--json"], Some(&config)).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let tools: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = tools
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    for expect in ["a__search", "b__search", "only_a", "only_b"] {
+        assert!(names.contains(&expect), "{expect} in {names:?}");
+    }
+    // The names `tools` lists are the names `call` takes, prefixed or not.
+    for (name, expect) in [
+        ("a__search", "a-server:search"),
+        ("only_b", "b-server:only_b"),
+    ] {
+        let output = run_cli(&["call", name], Some(&config)).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(stdout(&output), format!("{expect}\n"));
+    }
+    assert_no_process_left(&marker).await;
+}

@@ -10,12 +10,14 @@
 // A skipped test says so on stderr.
 #![allow(clippy::print_stderr)]
 
+mod apps;
 mod cli;
 mod everything;
 mod oauth;
 mod python_sdk;
 mod remote;
 mod replicas;
+mod search;
 mod servers;
 mod status_page;
 
@@ -106,6 +108,7 @@ impl Interop {
             self.node_server("server-filesystem"),
             self.node_server("server-memory"),
             self.sdk_example("simpleStreamableHttp.js"),
+            self.node_server("server-basic-vanillajs"),
             self.venv_bin("mcp-server-time"),
             self.venv_bin("mcp-server-git"),
             self.venv_bin("python"),
@@ -169,6 +172,12 @@ impl Interop {
         let mut config = self.node_config("memory", "server-memory", &[], scratch);
         config.env.insert("MEMORY_FILE_PATH".to_owned(), text(file));
         config
+    }
+
+    /// The MCP Apps example server `server-basic-vanillajs` on stdio: a `get-time` tool whose
+    /// `ui://` HTML app calls it by that name.
+    pub(crate) fn basic_app(&self, scratch: &Scratch) -> ClientConfig {
+        self.node_config("app", "server-basic-vanillajs", &["--stdio"], scratch)
     }
 
     /// `mcp-server-time` in UTC.

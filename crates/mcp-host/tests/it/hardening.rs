@@ -63,7 +63,7 @@ async fn a_server_without_namespace_cannot_shadow_a_namespaced_tool() {
         )
     };
     let plain = ClientConfig {
-        namespace: false,
+        namespace: mcp_host_foundation::Namespace::Never,
         ..fake_client(
             "plain",
             &FakeConfig {

@@ -1,16 +1,20 @@
 //! Integration tests of `McpHost` with real fake-server processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod catalogue;
 mod faults;
 mod hardening;
 mod heap;
+mod input;
 mod lifecycle;
+mod passthrough;
 mod reliability;
 mod reload;
 mod remote;
 mod routing;
 mod soak;
 mod stats;
+mod tasks;
 
 use std::time::Duration;
 

@@ -266,7 +266,7 @@ fn tool_client(host: &McpHost, name: &str) -> Option<ClientId> {
 async fn unprefixed_servers_keep_their_names() {
     let marker = unique_marker();
     let plain = ClientConfig {
-        namespace: false,
+        namespace: mcp_host_foundation::Namespace::Never,
         ..named_fake("plain", &marker)
     };
     let host = McpHost::new(vec![plain, named_fake("ns", &marker)]).unwrap();
@@ -326,7 +326,7 @@ async fn unprefixed_servers_keep_their_names() {
     // A second unprefixed server with the same names, started later: the names stay with
     // `plain`, and the newcomer's fall back to `<id>__<name>_<hash>`.
     let also = ClientConfig {
-        namespace: false,
+        namespace: mcp_host_foundation::Namespace::Never,
         ..named_fake("also", &marker)
     };
     host.register_client(also).await.unwrap();

@@ -5,9 +5,11 @@ mod bad_input;
 mod calls;
 mod faults;
 mod handshake;
+mod input;
 mod lists;
 mod props;
 mod server;
+mod tasks;
 
 use std::time::Duration;
 
