@@ -1805,9 +1805,13 @@ fn read_resource(config: &FakeConfig, params: &Value) -> Result<Value, RpcError>
         .unwrap_or_default();
     let text = if uri == "mem://hello" {
         format!("hello from {}", config.name)
-    } else if let Some(item) = uri.strip_prefix("mem://item/") {
+    } else if let Some(item) = uri
+        .strip_prefix("mem://item/")
+        .filter(|item| !item.starts_with("gone-"))
+    {
         format!("item {item}")
     } else {
+        // Not found (`mem://item/gone-…` too), the URI echoed in the error's data.
         return Err(RpcError {
             code: -32002,
             message: "resource not found".to_owned(),

@@ -207,6 +207,12 @@ async fn backpressure_and_a_message_is_sent_or_not() {
         let in_flight: i64 = served.host.call_stats().iter().map(|s| s.in_flight).sum();
         max_in_flight = max_in_flight.max(in_flight);
         if response.status() == 503 {
+            // The refusal keeps its cause: busy, not a vanished session.
+            let body = response.text().await.unwrap();
+            assert!(
+                body.contains("the session is busy: the message was not sent"),
+                "{body}"
+            );
             refused = Some(id);
             break;
         }

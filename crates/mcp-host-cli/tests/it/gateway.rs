@@ -666,3 +666,65 @@ async fn stdio_gateway_as_a_named_client_with_an_audit_log() {
     );
     assert_no_process_left(&marker).await;
 }
+
+/// Issue #15: the audit file survives logrotate. Once the file is moved away and the gateway
+/// gets SIGHUP, new lines go to a new file at the configured path; no line is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_reopened_on_sighup_after_logrotate_moved_it() {
+    let marker = unique_marker();
+    let config = json!({
+        "mcpServers": { "a": fake_entry(&FakeConfig::default(), &marker) },
+        "gateway": { "clients": { "ide": { "token": "ide-token-0123456789" } } }
+    });
+    let audit = std::env::temp_dir().join(format!("{marker}-audit.log"));
+    let moved = std::env::temp_dir().join(format!("{marker}-audit.log.moved"));
+    let audit_arg = audit.to_string_lossy().into_owned();
+    let gateway = start_gateway(&config, &["--client", "ide", "--audit-log", &audit_arg]).await;
+    let call = || async {
+        let echoed = gateway
+            .session
+            .call_tool(
+                "a__echo",
+                args(json!({"text": "hi"})),
+                &RequestOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(echoed.text(), "hi");
+    };
+    let n_lines = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_or(0, |text| text.lines().count())
+    };
+    call().await;
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while n_lines(&audit) < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "no audit line");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // What logrotate does: move the file away, then signal.
+    std::fs::rename(&audit, &moved).unwrap();
+    signal(gateway.process.pid(), "HUP").await;
+    // Calls made before the signal is handled still go to the moved file; once it is, a new
+    // file appears at the configured path.
+    let mut n_calls = 1;
+    let deadline = tokio::time::Instant::now() + PROMPTLY;
+    while n_lines(&audit) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no new audit file after SIGHUP"
+        );
+        call().await;
+        n_calls += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gateway.finish().await;
+    assert!(n_lines(&moved) >= 1);
+    assert_eq!(
+        n_lines(&audit) + n_lines(&moved),
+        n_calls,
+        "a line was lost"
+    );
+    let _ = std::fs::remove_file(&audit);
+    let _ = std::fs::remove_file(&moved);
+    assert_no_process_left(&marker).await;
+}

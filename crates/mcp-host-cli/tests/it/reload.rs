@@ -209,6 +209,25 @@ async fn an_invalid_or_missing_file_changes_nothing() {
         .await
         .contains(&"a__echo".to_owned()));
 
+    // Something unreadable where the file was (a directory: the tests run as root, whom file
+    // modes do not stop): nothing changes either.
+    std::fs::create_dir(&path).unwrap();
+    let unreadable = tokio::time::timeout(PROMPTLY, async {
+        loop {
+            let log = gateway.stderr.lock().unwrap().clone();
+            if log.matches("cannot read the configuration file").count() >= 2 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(unreadable.is_ok(), "{}", gateway.stderr.lock().unwrap());
+    assert!(tool_names(&gateway, &session, 4)
+        .await
+        .contains(&"a__echo".to_owned()));
+    std::fs::remove_dir(&path).unwrap();
+
     let mut with_b = good.clone();
     with_b["mcpServers"]["b"] = fake_entry(&fake, &marker);
     save_by_rename(&path, &with_b);

@@ -175,6 +175,29 @@ async fn probe(port: u16) -> bool {
     read.is_ok() && (answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200"))
 }
 
+/// The tool calls a replica started, from its `/metrics`.
+async fn calls_started(port: u16) -> u64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    bounded(
+        "a scrape",
+        Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.lines()
+        .filter(|line| line.starts_with("mcp_gateway_calls_started_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 async fn signal(pid: u32, name: &str) {
     #[allow(clippy::disallowed_methods)] // Test setup.
     let status = Command::new("kill")
@@ -270,6 +293,11 @@ async fn scenario(kind: &str, binary: &Path, interop: &crate::Interop, seconds: 
         summary["balancerFailures"] = json!(failures);
     }
 
+    // The restarted replica took its share again: calls were answered there.
+    let calls = calls_started(replicas[victim].port).await;
+    eprintln!("{kind}: the restarted replica started {calls} calls");
+    summary["restartedReplicaCalls"] = json!(calls);
+
     signal(balancer.id().unwrap(), "TERM").await;
     let _ = bounded(
         "the balancer's exit",
@@ -355,5 +383,10 @@ async fn replicas_behind_a_load_balancer_survive_a_replica_death() {
         // replica dies under it.
         assert!(failed <= N_CLIENTS as u64, "{}", brief());
         assert!(ok > 10 * N_CLIENTS as u64, "too few calls: {}", brief());
+        assert!(
+            summary["restartedReplicaCalls"].as_u64().unwrap() > 0,
+            "the restarted replica got no call: {}",
+            brief()
+        );
     }
 }

@@ -334,3 +334,42 @@ async fn errors_say_each_cause_once() {
     host.shutdown().await;
     assert_no_process_left(&marker).await;
 }
+
+/// Items 11 and 12, through the host: a server's error that echoes a secret leaves the host
+/// masked (message, data and `Debug`), and once the client that brought the secret is removed
+/// the host no longer masks it (nothing else registered it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_error_leaves_the_host_masked_and_a_removed_clients_secrets_are_forgotten() {
+    let marker = unique_marker();
+    let secret = "s3cr3t-t0ken-of-zeta";
+    let security = SecurityManager::with_host_env([("ZETA_TOKEN".to_owned(), secret.to_owned())]);
+    let mut zeta = fake_client("zeta", &FakeConfig::default(), &marker);
+    zeta.env
+        .insert("TOKEN".to_owned(), "${env:ZETA_TOKEN}".to_owned());
+    let host = McpHost::with_options(vec![], security, HostOptions::default()).unwrap();
+    host.initialize().await.unwrap();
+    host.register_client(zeta).await.unwrap();
+    // The fake server echoes the URI it could not find (`mem://item/gone-…`) in its error's
+    // data and the host adds its own words.
+    let error = host
+        .read_resource(&format!("mem://item/gone-{secret}"), &AgentScope::all())
+        .await
+        .unwrap_err();
+    let shown = format!("{error} {error:?} {}", error_chain(&error));
+    assert!(!shown.contains(secret), "{shown}");
+    assert!(shown.contains("****"), "{shown}");
+    assert_eq!(
+        host.mask_json(json!({ "text": format!("a {secret} b") })),
+        json!({ "text": "a **** b" })
+    );
+    host.client_shutdown(&id("zeta")).await.unwrap();
+    assert_eq!(
+        host.mask_json(json!({ "text": format!("a {secret} b") })),
+        json!({ "text": format!("a {secret} b") }),
+        "the host still masks the secret of a client it removed"
+    );
+    tokio::time::timeout(PROMPTLY, host.shutdown())
+        .await
+        .unwrap();
+    assert_no_process_left(&marker).await;
+}
