@@ -6,7 +6,17 @@
 //! that connected last among those that declared it (a request from a server carries nothing
 //! that ties it to the client whose call caused it). Without such a client the server gets an
 //! error that says so.
+//!
+//! Elicitation has two modes: the host declares both (`elicitation: {form: {}, url: {}}`), and
+//! each request goes to a client that declared its mode (`elicitation.url` for a URL-mode one;
+//! `elicitation.form`, or an `elicitation` without modes, for a form). A URL elicitation that no
+//! connected client can take is refused with -32602, naming the capability. The
+//! `notifications/elicitation/complete` that later ends a URL elicitation goes to the client
+//! that was given it: the relay remembers, per URL elicitation passed on, its server, id and
+//! client (at most [`MAX_URL_ELICITATIONS`], the oldest forgotten first, and forgotten when it
+//! completes, is declined, or its client goes away).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -26,6 +36,13 @@ const RELAYED: &[(&str, &str)] = &[
     ("elicitation/create", "elicitation"),
 ];
 
+/// How many URL elicitations passed on the relay remembers, to send their completion to the
+/// client that got them.
+pub(crate) const MAX_URL_ELICITATIONS: usize = 1024;
+
+/// A URL elicitation passed on: its server, its `elicitationId` and the client's key.
+type UrlElicitation = (String, String, u64);
+
 /// The gateway's connected clients that may be asked: give it to the host as its
 /// [`HostOptions::client_requests`](mcp_host::HostOptions) and to the gateway with
 /// [`GatewayBuilder::relay`](crate::GatewayBuilder::relay).
@@ -33,12 +50,21 @@ const RELAYED: &[(&str, &str)] = &[
 pub struct ClientRelay {
     clients: Mutex<Vec<(u64, ServerPeer)>>,
     next: AtomicU64,
+    /// The URL elicitations passed on and not yet completed.
+    urls: Arc<UrlElicitations>,
+}
+
+/// The URL elicitations passed on and not yet completed, oldest first.
+#[derive(Default)]
+struct UrlElicitations {
+    list: Mutex<VecDeque<UrlElicitation>>,
 }
 
 impl std::fmt::Debug for ClientRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientRelay")
             .field("clients", &lock(&self.clients).len())
+            .field("url_elicitations", &lock(&self.urls.list).len())
             .finish()
     }
 }
@@ -49,9 +75,26 @@ pub(crate) struct Attached {
     key: u64,
 }
 
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached").field("key", &self.key).finish()
+    }
+}
+
+impl Attached {
+    /// Whether this client was given URL elicitation `elicitation_id` of `server` (then it is
+    /// forgotten: its completion is passed on once).
+    pub(crate) fn completes(&self, server: &ServerName, elicitation_id: &str) -> bool {
+        self.relay.urls.forget(|(from, id, key)| {
+            *key == self.key && from == server.as_str() && id == elicitation_id
+        })
+    }
+}
+
 impl Drop for Attached {
     fn drop(&mut self) {
         lock(&self.relay.clients).retain(|(key, _)| *key != self.key);
+        self.relay.urls.forget(|(_, _, key)| *key == self.key);
     }
 }
 
@@ -71,27 +114,64 @@ impl ClientRelay {
         }
     }
 
-    /// The latest connected client that declared `capability`.
-    fn pick(&self, capability: &str) -> Option<ServerPeer> {
+    /// The latest connected client that declared `capability` (for elicitation, `mode` of it),
+    /// with its key.
+    fn pick(&self, capability: &str, mode: Option<&str>) -> Option<(u64, ServerPeer)> {
         lock(&self.clients)
             .iter()
             .rev()
-            .map(|(_, peer)| peer)
-            .find(|peer| {
-                peer.client()
-                    .and_then(|hello| hello.capabilities.get(capability))
-                    .is_some()
+            .find(|(_, peer)| {
+                let declared = peer
+                    .client()
+                    .and_then(|hello| hello.capabilities.get(capability));
+                match (declared, mode) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(modes), Some(mode)) => offers_mode(modes, mode),
+                }
             })
             .cloned()
     }
 }
 
+impl UrlElicitations {
+    /// Remembers a URL elicitation given to a client (forgetting the oldest at the bound).
+    fn remember(&self, url: UrlElicitation) {
+        let mut list = lock(&self.list);
+        if list.len() >= MAX_URL_ELICITATIONS {
+            list.pop_front();
+        }
+        list.push_back(url);
+    }
+
+    /// Forgets the URL elicitations `matches` picks; whether there was one.
+    fn forget(&self, matches: impl Fn(&UrlElicitation) -> bool) -> bool {
+        let mut list = lock(&self.list);
+        let n_before = list.len();
+        list.retain(|url| !matches(url));
+        list.len() != n_before
+    }
+}
+
+/// Whether an `elicitation` capability offers `mode`: `url` only when it says so; `form` when it
+/// says so or names no mode at all (the form-only declaration of earlier revisions).
+fn offers_mode(modes: &Value, mode: &str) -> bool {
+    let has = |name: &str| modes.get(name).is_some();
+    match mode {
+        "form" => has("form") || !has("url"),
+        other => has(other),
+    }
+}
+
 impl ClientRequestHandler for ClientRelay {
     fn capabilities(&self) -> Map<String, Value> {
-        RELAYED
-            .iter()
-            .map(|(_, capability)| ((*capability).to_owned(), Value::Object(Map::new())))
-            .collect()
+        let mut capabilities = Map::new();
+        capabilities.insert("sampling".to_owned(), Value::Object(Map::new()));
+        capabilities.insert(
+            "elicitation".to_owned(),
+            serde_json::json!({ "form": {}, "url": {} }),
+        );
+        capabilities
     }
 
     fn handles(&self, method: &str) -> bool {
@@ -103,18 +183,58 @@ impl ClientRequestHandler for ClientRelay {
             .iter()
             .find(|(relayed, _)| *relayed == method)
             .map_or("", |(_, capability)| *capability);
-        let client = self.pick(capability);
+        // An elicitation without a mode is a form.
+        let mode = (capability == "elicitation").then(|| {
+            params
+                .as_ref()
+                .and_then(|params| params.get("mode"))
+                .and_then(Value::as_str)
+                .unwrap_or("form")
+                .to_owned()
+        });
+        let client = self.pick(capability, mode.as_deref());
+        let url_id = params
+            .as_ref()
+            .and_then(|params| params.get("elicitationId"))
+            .and_then(Value::as_str)
+            .filter(|_| mode.as_deref() == Some("url"))
+            .map(str::to_owned);
         let method = method.to_owned();
         let server = server.clone();
+        let urls = self.urls.clone();
         Box::pin(async move {
-            let Some(client) = client else {
-                return Err(RpcError::new(
-                    -32601,
-                    format!("no client of the mcp-host gateway offers {capability}"),
-                ));
+            let Some((key, client)) = client else {
+                return Err(match mode.as_deref() {
+                    Some("url") => RpcError::new(
+                        -32602,
+                        "no client of the mcp-host gateway offers URL-mode elicitation (client capability elicitation.url)",
+                    ),
+                    Some(mode) => RpcError::new(
+                        -32601,
+                        format!("no client of the mcp-host gateway offers {capability} ({mode} mode)"),
+                    ),
+                    None => RpcError::new(
+                        -32601,
+                        format!("no client of the mcp-host gateway offers {capability}"),
+                    ),
+                });
             };
             tracing::debug!(server = %server, method, "relaying a server's request to the gateway's client");
-            client.request(&method, params, RELAY_TIMEOUT).await
+            let Some(url_id) = url_id else {
+                return client.request(&method, params, RELAY_TIMEOUT).await;
+            };
+            // Its completion goes to this client: remembered before the client can answer.
+            let url = (server.as_str().to_owned(), url_id, key);
+            urls.remember(url.clone());
+            let answer = client.request(&method, params, RELAY_TIMEOUT).await;
+            let accepted = answer
+                .as_ref()
+                .is_ok_and(|answer| answer.get("action").and_then(Value::as_str) == Some("accept"));
+            if !accepted {
+                // Declined, cancelled or failed: no completion will follow.
+                urls.forget(|remembered| *remembered == url);
+            }
+            answer
         })
     }
 }
