@@ -71,14 +71,18 @@ pub(crate) async fn serve_connection(
     let (peer, mut connection, mut requests) = serve(transport, options);
     tokio::pin!(stop);
     let policies_changed = client.policies.subscribe();
-    let tasks = SessionTasks::new(&client.caller.policy.name, client.max_tasks);
+    let tasks = Arc::new(SessionTasks::new(
+        &client.caller.policy.name,
+        client.max_tasks,
+        relay.clients(),
+    ));
     let state = Arc::new(ConnectionState {
         client,
         log_level: Mutex::new(None),
         subscriptions: Mutex::new(BTreeSet::new()),
-        tasks,
         // The servers' sampling and elicitation requests may be passed on to this client.
-        attached: relay.attach(peer.clone()),
+        attached: relay.attach(peer.clone(), tasks.clone()),
+        tasks,
     });
     let relaying = relay_notifications(
         &host,
@@ -208,8 +212,8 @@ struct ConnectionState {
     log_level: Mutex<Option<LoggingLevel>>,
     /// The URIs subscribed to with `resources/subscribe`.
     subscriptions: Mutex<BTreeSet<String>>,
-    /// Its tasks.
-    tasks: SessionTasks,
+    /// Its tasks (the relay reads them too, to send a request about a task to its client).
+    tasks: Arc<SessionTasks>,
     /// Its place in the relay of the servers' requests, while it lives.
     attached: Attached,
 }

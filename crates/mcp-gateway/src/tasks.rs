@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use mcp_host::{AgentScope, Error, McpHost, TaskCall};
@@ -29,6 +29,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::connection::{progress_relay, rpc_failure, tool_failure};
+use crate::relay::Clients;
 
 /// How many tasks that have not ended one connection may have by default.
 pub(crate) const MAX_TASKS_PER_SESSION: usize = 64;
@@ -64,6 +65,8 @@ pub(crate) struct SessionTasks {
     owner: String,
     limit: usize,
     live: Mutex<Live>,
+    /// Told when a task starts.
+    relay: Arc<Clients>,
 }
 
 #[derive(Debug, Default)]
@@ -81,13 +84,14 @@ struct Reservation<'a> {
 
 impl SessionTasks {
     /// The tasks of a new connection of `client`, at most `limit` that have not ended.
-    pub(crate) fn new(client: &str, limit: usize) -> SessionTasks {
+    pub(crate) fn new(client: &str, limit: usize, relay: Arc<Clients>) -> SessionTasks {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let connection = NEXT.fetch_add(1, Ordering::Relaxed);
         SessionTasks {
             owner: format!("{client}#{connection}"),
             limit: limit.max(1),
             live: Mutex::new(Live::default()),
+            relay,
         }
     }
 
@@ -127,6 +131,11 @@ impl SessionTasks {
         Ok(Reservation { tasks: self })
     }
 
+    /// Whether task `id` (the host's id) is one of this connection's that has not ended.
+    pub(crate) fn holds(&self, id: &str) -> bool {
+        lock(&self.live).ids.contains(id)
+    }
+
     /// Forgets task `id`: it has ended.
     fn ended(&self, id: &str) {
         lock(&self.live).ids.remove(id);
@@ -148,6 +157,8 @@ impl Reservation<'_> {
     /// Fills the place with task `id`.
     fn fill(self, id: String) {
         lock(&self.tasks.live).ids.insert(id);
+        // A server's request about it may be waiting for its client.
+        self.tasks.relay.task_started();
     }
 }
 
@@ -303,8 +314,8 @@ mod tests {
 
     #[test]
     fn owners_are_unique_per_connection() {
-        let a = SessionTasks::new("ci", 4);
-        let b = SessionTasks::new("ci", 4);
+        let a = SessionTasks::new("ci", 4, Arc::default());
+        let b = SessionTasks::new("ci", 4, Arc::default());
         assert_ne!(a.owner, b.owner);
         assert!(a.owner.starts_with("ci#"), "{}", a.owner);
         assert_eq!(

@@ -574,3 +574,70 @@ async fn a_stdio_connection_runs_tasks_and_ends_them_with_it() {
     served.finish().await;
     assert_no_process_left(&marker).await;
 }
+
+/// A server's request about a task (its `_meta` names the task, as when a task needs input)
+/// goes to the client whose task it is, even with a client that connected later, and names
+/// the task by the gateway's id; a request about a task no client has goes to nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_about_a_task_goes_to_the_tasks_client() {
+    let marker = unique_marker();
+    let served = serve(&marker, 8).await;
+    let capabilities = json!({"elicitation": {"form": {}, "url": {}}});
+    let (owner_handler, owner_asked) = Elicitor::new(capabilities.clone());
+    let owner = Client::connect(&served.url, Some(owner_handler)).await;
+    let (later_handler, later_asked) = Elicitor::new(capabilities);
+    let later = Client::connect(&served.url, Some(later_handler)).await;
+    // The fake numbers its tasks from 1: this is the task the call creates.
+    let ask = json!({"method": "elicitation/create", "params": {
+        "message": "Proceed?", "requestedSchema": {"type": "object"},
+        "_meta": {"io.modelcontextprotocol/related-task": {"taskId": "fake-server-task-1"}},
+    }});
+    let task = owner
+        .session
+        .call_tool_as_task(
+            "t__ask_client",
+            arguments(ask),
+            None,
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.id(), "t:fake-server-task-1");
+    let result = task.result().await.unwrap();
+    assert_eq!(
+        answer_of(&result)["result"]["action"],
+        "accept",
+        "{}",
+        result.text()
+    );
+    let asked = owner_asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        asked[0]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        "t:fake-server-task-1"
+    );
+    assert!(later_asked.lock().unwrap().is_empty());
+    // About a task no connected client has: refused (after a bounded wait), nobody asked.
+    let stray = json!({"method": "elicitation/create", "params": {
+        "message": "Proceed?", "requestedSchema": {"type": "object"},
+        "_meta": {"io.modelcontextprotocol/related-task": {"taskId": "fake-server-task-99"}},
+    }});
+    let result = later
+        .session
+        .call_tool(
+            "t__ask_client",
+            arguments(stray),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    let answer = answer_of(&result);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert!(later_asked.lock().unwrap().is_empty());
+    assert_eq!(owner_asked.lock().unwrap().len(), 1);
+    drop(task);
+    owner.close().await;
+    later.close().await;
+    served.finish().await;
+    assert_no_process_left(&marker).await;
+}
