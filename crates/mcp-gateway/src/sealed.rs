@@ -9,8 +9,9 @@
 //! no stickiness and a dead replica loses only the calls it was running.
 //!
 //! What cannot move stays on one replica and degrades cleanly: the GET stream and the
-//! resumption of a broken request stream, the log level a client set, and its resource
-//! subscriptions (a client re-subscribes where it lands). A DELETE ends a session on the
+//! resumption of a broken request stream, the log level a client set, its resource
+//! subscriptions (a client re-subscribes where it lands), and its tasks (they run where they
+//! were created; elsewhere their ids are unknown). A DELETE ends a session on the
 //! replica that gets it and deny-lists the id there; elsewhere a sealed id lives until it
 //! expires.
 
