@@ -6,7 +6,8 @@
 //! Besides calls, the gateway routes `completion/complete` to the server that owns the referenced
 //! prompt or resource template and `resources/(un)subscribe` by URI, forwards `logging/setLevel`
 //! to every server that logs, and relays the servers' log messages (at or above the level this
-//! client set) and the updates of resources this client subscribed to.
+//! client set) and the updates of resources this client subscribed to. Tasks (a task-augmented
+//! `tools/call`, the `tasks/*` methods, task statuses) are served by the tasks module.
 
 use std::collections::BTreeSet;
 use std::future::Future;
