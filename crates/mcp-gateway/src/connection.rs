@@ -6,7 +6,8 @@
 //! Besides calls, the gateway routes `completion/complete` to the server that owns the referenced
 //! prompt or resource template and `resources/(un)subscribe` by URI, forwards `logging/setLevel`
 //! to every server that logs, and relays the servers' log messages (at or above the level this
-//! client set) and the updates of resources this client subscribed to.
+//! client set) and the updates of resources this client subscribed to. Tasks (a task-augmented
+//! `tools/call`, the `tasks/*` methods, task statuses) are served by the tasks module.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -34,7 +35,8 @@ use tokio::sync::watch;
 use crate::audit::{AuditLog, AuditRecord};
 use crate::auth::{Caller, PolicyStore};
 use crate::policy::{ClientPolicy, Quotas};
-use crate::relay::ClientRelay;
+use crate::relay::{Attached, ClientRelay};
+use crate::tasks::{self, SessionTasks};
 
 /// Why the gateway stopped serving a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,14 +70,20 @@ pub(crate) async fn serve_connection(
     let mut options = server_options(&host);
     options.request_capacity = max_handlers;
     let (peer, mut connection, mut requests) = serve(transport, options);
-    // The servers' sampling and elicitation requests may be passed on to this client.
-    let _attached = relay.attach(peer.clone());
     tokio::pin!(stop);
     let policies_changed = client.policies.subscribe();
+    let tasks = Arc::new(SessionTasks::new(
+        &client.caller.policy.name,
+        client.max_tasks,
+        relay.clients(),
+    ));
     let state = Arc::new(ConnectionState {
         client,
         log_level: Mutex::new(None),
         subscriptions: Mutex::new(BTreeSet::new()),
+        // The servers' sampling and elicitation requests may be passed on to this client.
+        attached: relay.attach(peer.clone(), tasks.clone()),
+        tasks,
     });
     let relaying = relay_notifications(
         &host,
@@ -162,7 +170,12 @@ pub(crate) async fn serve_connection(
         let unsubscribes = subscriptions
             .iter()
             .map(|uri| host.unsubscribe_resource(uri, &scope));
-        futures::future::join_all(unsubscribes).await;
+        // Its tasks end with it too (the host bounds their cancellation).
+        futures::future::join(
+            futures::future::join_all(unsubscribes),
+            state.tasks.end(&host),
+        )
+        .await;
     })
     .await;
     stop
@@ -179,6 +192,8 @@ pub(crate) struct Client {
     pub(crate) audit: Option<Arc<AuditLog>>,
     /// The session's label in the audit log.
     pub(crate) session: String,
+    /// How many tasks that have not ended the connection may have.
+    pub(crate) max_tasks: usize,
 }
 
 impl Client {
@@ -198,6 +213,10 @@ struct ConnectionState {
     log_level: Mutex<Option<LoggingLevel>>,
     /// The URIs subscribed to with `resources/subscribe`.
     subscriptions: Mutex<BTreeSet<String>>,
+    /// Its tasks (the relay reads them too, to send a request about a task to its client).
+    tasks: Arc<SessionTasks>,
+    /// Its place in the relay of the servers' requests, while it lives.
+    attached: Attached,
 }
 
 /// Relays the host's catalogue changes (as the `list_changed` of each kind of component whose
@@ -243,7 +262,7 @@ async fn relay_notifications(
                 Err(_) => policies_open = false,
             },
             notification = notifications.recv(), if notifications_open => match notification {
-                Ok(notification) => relay(peer, state, notification),
+                Ok(notification) => relay(host, peer, state, notification),
                 Err(RecvError::Lagged(n_lost)) => {
                     tracing::debug!(n_lost, "the client is slow; dropped server notifications");
                 }
@@ -405,7 +424,12 @@ impl Wake for SourceWaker {
 }
 
 /// Passes a server's notification on to this client, if it wants it.
-fn relay(peer: &ServerPeer, state: &ConnectionState, notification: ServerNotification) {
+fn relay(
+    host: &McpHost,
+    peer: &ServerPeer,
+    state: &ConnectionState,
+    notification: ServerNotification,
+) {
     match notification.kind {
         NotificationKind::Log(message)
             if lock(&state.log_level).is_none_or(|level| message.level >= level) =>
@@ -420,7 +444,22 @@ fn relay(peer: &ServerPeer, state: &ConnectionState, notification: ServerNotific
                 Some(json!({ "uri": uri })),
             );
         }
-        // Below this client's level, not subscribed to, or new.
+        NotificationKind::TaskStatus(task) => {
+            let policy = state.client.policy().ok();
+            let scope = policy.as_ref().map(|policy| &policy.scope);
+            tasks::relay_status(host, peer, &state.tasks, scope, task);
+        }
+        NotificationKind::ElicitationComplete { elicitation_id }
+            if state
+                .attached
+                .completes(notification.client.server_name(), &elicitation_id) =>
+        {
+            peer.notify(
+                "notifications/elicitation/complete",
+                Some(json!({ "elicitationId": elicitation_id })),
+            );
+        }
+        // Below this client's level, not subscribed to, someone else's, or new.
         _ => {}
     }
 }
@@ -458,6 +497,9 @@ pub(crate) fn server_options(host: &McpHost) -> ServerOptions {
         completions: completions.then(|| json!({})),
         ..ServerCapabilities::default()
     };
+    if let Some(tasks) = tasks::capability(&servers) {
+        options.capabilities.extra.insert("tasks".to_owned(), tasks);
+    }
     options.instructions = Some(
         "mcp-host gateway: tools, prompts and resources of several MCP servers; names are <server>__<name> unless a server is configured with \"namespace\": false."
             .to_owned(),
@@ -500,8 +542,15 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
             }
         };
         // The hot path: the downstream result is forwarded as it came, without decoding it.
+        let calling = async {
+            if tasks::is_task_call(&params) {
+                tasks::call(&host, &state.tasks, scope, &request, &params).await
+            } else {
+                call_tool(&host, scope, &request, &params).await
+            }
+        };
         let outcome = tokio::select! {
-            outcome = call_tool(&host, scope, &request, &params) => outcome,
+            outcome = calling => outcome,
             () = cancelled.cancelled() => {
                 if auditing {
                     audit(&host, client, &policy, &request, &params, None, "cancelled", started);
@@ -527,6 +576,17 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
         match outcome {
             Ok(raw) => request.respond_raw(raw),
             Err(outcome) => request.respond(outcome),
+        }
+        return;
+    }
+    if tasks::METHODS.contains(&request.method()) {
+        let outcome = tokio::select! {
+            outcome = tasks::answer(&host, &state.tasks, scope, &request, &params) => outcome,
+            () = cancelled.cancelled() => return,
+        };
+        match outcome {
+            Ok(raw) => request.respond_raw(raw),
+            Err(error) => request.respond(Err(error)),
         }
         return;
     }
@@ -734,7 +794,7 @@ async fn dispatch(
 }
 
 /// Relays the downstream server's progress to our client, with the client's progress token.
-fn progress_relay(request: &IncomingRequest) -> RequestOptions {
+pub(crate) fn progress_relay(request: &IncomingRequest) -> RequestOptions {
     if request.progress_token().is_none() {
         return RequestOptions::default();
     }
@@ -795,7 +855,7 @@ fn to_value(result: &impl serde::Serialize) -> Result<Value, RpcError> {
 }
 
 /// Maps a host error to a JSON-RPC error, keeping a downstream server's own error as it was.
-fn rpc_failure(error: Error) -> RpcError {
+pub(crate) fn rpc_failure(error: Error) -> RpcError {
     match error {
         Error::Call { source, .. } => match *source {
             mcp_session::Error::Rpc {
@@ -833,7 +893,7 @@ fn rpc_failure(error: Error) -> RpcError {
 
 /// A tool that cannot run because its server failed is a tool error the model should see;
 /// an unknown tool or bad arguments stay protocol errors.
-fn tool_failure(error: Error) -> Result<Value, RpcError> {
+pub(crate) fn tool_failure(error: Error) -> Result<Value, RpcError> {
     match &error {
         Error::Call { source, .. } if !matches!(**source, mcp_session::Error::Rpc { .. }) => {
             Ok(json!({

@@ -671,6 +671,8 @@ pub(crate) struct Clients {
     pub(crate) policies: Arc<PolicyStore>,
     pub(crate) quotas: Arc<Quotas>,
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// How many tasks that have not ended a session may have.
+    pub(crate) max_tasks: usize,
 }
 
 /// State shared by every handler.
@@ -1346,6 +1348,7 @@ impl HttpState {
             quotas: self.clients.quotas.clone(),
             audit: self.clients.audit.clone(),
             session: short(&session.id).to_string(),
+            max_tasks: self.clients.max_tasks,
         };
         self.tracker.spawn(
             run_session(

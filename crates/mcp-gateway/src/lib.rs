@@ -5,8 +5,9 @@
 //! below the `mcp-host` command, which only parses arguments and hands a host to
 //! [`Gateway::builder`]. Each client of the gateway gets one connection that answers
 //! `initialize` itself, routes calls, prompts, reads, completions and subscriptions to the
-//! owning server, relays progress and cancellation both ways, passes the servers' log messages,
-//! resource updates, sampling and elicitation requests on, and sends `list_changed` when the
+//! owning server, relays progress and cancellation both ways, runs tool calls as tasks (each
+//! session sees its own), passes the servers' log messages, resource updates, task statuses,
+//! sampling and elicitation requests (form and URL modes) on, and sends `list_changed` when the
 //! host's servers change.
 //!
 //! **Architecture Invariant:** the gateway holds no second copy of the host's state: every list
@@ -64,6 +65,7 @@ mod reload;
 mod sealed;
 mod stateless;
 mod stdio;
+mod tasks;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -96,6 +98,7 @@ pub struct Gateway {
     quotas: Arc<policy::Quotas>,
     audit: Option<Arc<AuditLog>>,
     stdio_client: Option<String>,
+    max_tasks: usize,
 }
 
 /// Sets up a [`Gateway`]; made by [`Gateway::builder`].
@@ -109,6 +112,7 @@ pub struct GatewayBuilder {
     policies: policy::Policies,
     audit: Option<Arc<AuditLog>>,
     stdio_client: Option<String>,
+    max_tasks: usize,
 }
 
 impl Gateway {
@@ -122,6 +126,7 @@ impl Gateway {
             policies: policy::Policies::default(),
             audit: None,
             stdio_client: None,
+            max_tasks: tasks::MAX_TASKS_PER_SESSION,
         }
     }
 
@@ -237,6 +242,7 @@ impl Gateway {
             quotas: self.quotas.clone(),
             audit: self.audit.clone(),
             session: "stdio".to_owned(),
+            max_tasks: self.max_tasks,
         })
     }
 
@@ -266,6 +272,7 @@ impl Gateway {
                 policies: self.policies.clone(),
                 quotas: self.quotas.clone(),
                 audit: self.audit.clone(),
+                max_tasks: self.max_tasks,
             },
             stop,
         ))
@@ -339,6 +346,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// How many tasks that have not ended one client (a stdio client, or one HTTP session) may
+    /// have (default 64): past it, a task-augmented `tools/call` is refused with a JSON-RPC
+    /// error (-32000) that says so. Its tasks are cancelled and forgotten when it goes away.
+    pub fn max_tasks_per_session(mut self, n: usize) -> GatewayBuilder {
+        self.max_tasks = n.max(1);
+        self
+    }
+
     /// The gateway.
     pub fn build(self) -> Gateway {
         let reload = self.config_file.map(reload::ReloadState::new);
@@ -352,6 +367,7 @@ impl GatewayBuilder {
             quotas: Arc::new(policy::Quotas::default()),
             audit: self.audit,
             stdio_client: self.stdio_client,
+            max_tasks: self.max_tasks,
         }
     }
 }

@@ -2,15 +2,16 @@
 //! `Mcp-Session-Id` with a key the replicas share.
 //!
 //! The id is `base64url(key id ‖ nonce ‖ AES-256-GCM(state))`: the negotiated protocol
-//! version, the client's capabilities (sampling, elicitation, roots), the gateway client it
+//! version, the client's capabilities (sampling, elicitation and its modes, roots), the gateway client it
 //! belongs to, when it expires, and 8 random bytes. It is opaque, visible ASCII and at most
 //! 255 characters. A replica that does not know a session opens its id and rebuilds the
 //! session locally (an `initialize` replayed into a fresh connection), so a load balancer needs
 //! no stickiness and a dead replica loses only the calls it was running.
 //!
 //! What cannot move stays on one replica and degrades cleanly: the GET stream and the
-//! resumption of a broken request stream, the log level a client set, and its resource
-//! subscriptions (a client re-subscribes where it lands). A DELETE ends a session on the
+//! resumption of a broken request stream, the log level a client set, its resource
+//! subscriptions (a client re-subscribes where it lands), and its tasks (they run where they
+//! were created; elsewhere their ids are unknown). A DELETE ends a session on the
 //! replica that gets it and deny-lists the id there; elsewhere a sealed id lives until it
 //! expires.
 
@@ -142,6 +143,11 @@ pub(crate) struct SealedState {
     pub(crate) sampling: bool,
     /// The client declared `elicitation`.
     pub(crate) elicitation: bool,
+    /// The client declared `elicitation.form` (without it and `elicitation.url`, an
+    /// `elicitation` is form only).
+    pub(crate) elicitation_form: bool,
+    /// The client declared `elicitation.url`.
+    pub(crate) elicitation_url: bool,
     /// The client declared `roots`.
     pub(crate) roots: bool,
     /// The gateway client (policy name) the session belongs to.
@@ -153,6 +159,10 @@ pub(crate) struct SealedState {
 const SAMPLING: u8 = 1;
 const ELICITATION: u8 = 1 << 1;
 const ROOTS: u8 = 1 << 2;
+// Added with URL-mode elicitation: ids sealed before have neither, which reads as they meant
+// (`elicitation: {}`, form only).
+const ELICITATION_FORM: u8 = 1 << 3;
+const ELICITATION_URL: u8 = 1 << 4;
 
 impl SealedState {
     /// The state of a session an `initialize` request (its params) opens for `client`,
@@ -169,6 +179,8 @@ impl SealedState {
             protocol_version: protocol_version.to_owned(),
             sampling: capabilities.get("sampling").is_some(),
             elicitation: capabilities.get("elicitation").is_some(),
+            elicitation_form: capabilities.pointer("/elicitation/form").is_some(),
+            elicitation_url: capabilities.pointer("/elicitation/url").is_some(),
             roots: capabilities.get("roots").is_some(),
             client: client.to_owned(),
             expires: now_secs().saturating_add(ttl.as_secs()),
@@ -187,7 +199,14 @@ impl SealedState {
             capabilities.insert("sampling".to_owned(), json!({}));
         }
         if self.elicitation {
-            capabilities.insert("elicitation".to_owned(), json!({}));
+            let mut modes = serde_json::Map::new();
+            if self.elicitation_form {
+                modes.insert("form".to_owned(), json!({}));
+            }
+            if self.elicitation_url {
+                modes.insert("url".to_owned(), json!({}));
+            }
+            capabilities.insert("elicitation".to_owned(), serde_json::Value::Object(modes));
         }
         if self.roots {
             capabilities.insert("roots".to_owned(), json!({}));
@@ -236,6 +255,8 @@ impl SealedState {
             (self.sampling, SAMPLING),
             (self.elicitation, ELICITATION),
             (self.roots, ROOTS),
+            (self.elicitation_form, ELICITATION_FORM),
+            (self.elicitation_url, ELICITATION_URL),
         ] {
             if set {
                 flags |= flag;
@@ -260,6 +281,8 @@ impl SealedState {
             protocol_version: (*SUPPORTED_PROTOCOL_VERSIONS.get(usize::from(version))?).to_owned(),
             sampling: flags & SAMPLING != 0,
             elicitation: flags & ELICITATION != 0,
+            elicitation_form: flags & ELICITATION_FORM != 0,
+            elicitation_url: flags & ELICITATION_URL != 0,
             roots: flags & ROOTS != 0,
             client: client.to_owned(),
             expires,
@@ -379,6 +402,40 @@ mod tests {
             "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
         )
         .is_ok());
+    }
+
+    #[test]
+    fn elicitation_modes_survive_sealing_and_old_ids_read_as_form_only() {
+        let keys = SessionKeys::parse(KEY_A).unwrap();
+        for (declared, expected) in [
+            (json!({"url": {}}), json!({"url": {}})),
+            (
+                json!({"form": {}, "url": {}}),
+                json!({"form": {}, "url": {}}),
+            ),
+            (json!({}), json!({})),
+        ] {
+            let state = SealedState::from_initialize(
+                &json!({"protocolVersion": "2025-11-25", "capabilities": {"elicitation": declared}}),
+                "ci-bot",
+                Duration::from_secs(3600),
+            );
+            let opened = keys.open(&keys.seal(&state).unwrap()).unwrap();
+            assert_eq!(opened, state);
+            let replayed = opened.initialize_request();
+            assert_eq!(replayed["params"]["capabilities"]["elicitation"], expected);
+        }
+        // An id sealed before the modes were: its flags byte has only the first three bits.
+        let mut old = state();
+        old.elicitation = true;
+        let mut bytes = old.encode().unwrap();
+        bytes[1] &= SAMPLING | ELICITATION | ROOTS;
+        let decoded = SealedState::decode(&bytes).unwrap();
+        assert!(decoded.elicitation && !decoded.elicitation_url && !decoded.elicitation_form);
+        assert_eq!(
+            decoded.initialize_request()["params"]["capabilities"]["elicitation"],
+            json!({})
+        );
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! Not carried yet: `subscriptions/listen` (the gateway advertises no `listChanged` in this
 //! revision, so clients re-list when they want), multi-round-trip results (`input_required`),
 //! and the logging level of `_meta` (the gateway relays no log messages in this revision).
+//!
+//! Tasks are not served here: a task belongs to the session that created it, and this revision
+//! has none (its tasks are an extension with another shape). A task-augmented `tools/call` is
+//! refused with -32602, saying to open a session of revision 2025-11-25 for tasks, and
+//! `server/discover` offers no `tasks`.
 
 use axum::http::{HeaderMap, StatusCode};
 use mcp_session::protocol::{
@@ -216,6 +221,14 @@ pub(crate) fn check(headers: &HeaderMap, message: &Value) -> Verdict {
             None,
         );
     }
+    if method == "tools/call" && message["params"].get("task").is_some() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            -32602,
+            "invalid params: the mcp-host gateway runs tasks only in sessions (revision 2025-11-25); call the tool without `task`, or open a session to run it as a task",
+            None,
+        );
+    }
     Verdict::Forward
 }
 
@@ -238,11 +251,12 @@ pub(crate) fn discover_result(capabilities: Value, instructions: Option<&str>) -
 }
 
 /// The capabilities the gateway offers in revision 2026-07-28: those of revision 2025-11-25
-/// without what needs a session (log levels, subscriptions, `listChanged`).
+/// without what needs a session (log levels, subscriptions, `listChanged`, tasks).
 pub(crate) fn capabilities(session_capabilities: &Value) -> Value {
     let mut capabilities = session_capabilities.clone();
     if let Some(object) = capabilities.as_object_mut() {
         object.remove("logging");
+        object.remove("tasks");
         for kind in ["tools", "prompts", "resources"] {
             if let Some(capability) = object.get_mut(kind).and_then(Value::as_object_mut) {
                 capability.remove("listChanged");
@@ -319,6 +333,19 @@ mod tests {
         let mut named = call_headers.clone();
         named.insert("mcp-name", HeaderValue::from_static(" a__echo "));
         assert!(matches!(check(&named, &call), Verdict::Forward));
+        // Tasks need a session.
+        let mut task_call = call.clone();
+        task_call["params"]["task"] = json!({});
+        assert_eq!(refused(check(&named, &task_call)), (400, -32602));
+        for method in ["tasks/get", "tasks/list"] {
+            assert_eq!(
+                refused(check(
+                    &with_method(headers(Some(v)), method),
+                    &request(method, meta(v))
+                )),
+                (404, -32601)
+            );
+        }
         let no_meta = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}});
         assert_eq!(refused(check(&headers(Some(v)), &no_meta)), (400, -32602));
         let no_capabilities = request("server/discover", json!({ META_PROTOCOL_VERSION: v }));
@@ -365,7 +392,8 @@ mod tests {
     #[test]
     fn discover_names_the_gateway_and_drops_session_capabilities() {
         let capabilities = capabilities(&json!({
-            "tools": {"listChanged": true}, "logging": {}, "resources": {"subscribe": true, "listChanged": true}
+            "tools": {"listChanged": true}, "logging": {}, "resources": {"subscribe": true, "listChanged": true},
+            "tasks": {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
         }));
         assert_eq!(capabilities, json!({"tools": {}, "resources": {}}));
         let result = discover_result(capabilities, Some("hello"));

@@ -152,6 +152,24 @@ impl TaskRegistry {
             .collect()
     }
 
+    /// Forgets every task started through a scope whose owner is `owner`; returns how many, and
+    /// the client and server id of those that had not ended.
+    fn forget_owner(&self, owner: &str) -> (usize, Vec<(ClientId, String)>) {
+        let mut entries = lock(&self.entries);
+        let n_before = entries.len();
+        let mut running = Vec::new();
+        entries.retain(|_, entry| {
+            if entry.owner.as_deref() != Some(owner) {
+                return true;
+            }
+            if !entry.last.status.is_terminal() {
+                running.push((entry.client.clone(), entry.last.task_id.clone()));
+            }
+            false
+        });
+        (n_before - entries.len(), running)
+    }
+
     /// Forgets every task of `client`; returns the server ids of those that had not ended.
     pub(crate) fn forget_client(&self, client: &ClientId) -> Vec<String> {
         let mut entries = lock(&self.entries);
@@ -359,6 +377,47 @@ impl McpHost {
     /// The tasks `scope` may see, with their last known state, by id.
     pub fn list_tasks(&self, scope: &AgentScope) -> Vec<Task> {
         self.tasks().list(scope)
+    }
+
+    /// Ends the tasks of `owner` (see [`AgentScope::owner`]), as the gateway does when a
+    /// client's session ends: those that have not ended are cancelled at their servers (all at
+    /// once, waiting at most [`TASK_CANCEL_BOUND`]), and every one is forgotten. Returns how
+    /// many were forgotten.
+    ///
+    /// # Cancel safety
+    ///
+    /// The tasks are forgotten before anything is awaited; dropping the future only stops the
+    /// cancellations that are still on their way.
+    pub async fn end_tasks_of(&self, owner: &str) -> usize {
+        let (forgotten, running) = self.tasks().forget_owner(owner);
+        let cancels = running.iter().map(|(client, server_id)| async move {
+            let Ok(client_session) = self.ready_client(client) else {
+                return false;
+            };
+            if !client_session.init.capabilities.task_cancel() {
+                return false;
+            }
+            client_session.session.cancel_task(server_id).await.is_ok()
+        });
+        match tokio::time::timeout(TASK_CANCEL_BOUND, futures::future::join_all(cancels)).await {
+            Ok(outcomes) => {
+                let n_cancelled = outcomes.iter().filter(|cancelled| **cancelled).count();
+                tracing::debug!(
+                    owner,
+                    n_tasks = forgotten,
+                    n_cancelled,
+                    "ended an owner's tasks"
+                );
+            }
+            Err(_) => {
+                tracing::warn!(
+                    owner,
+                    n_running = running.len(),
+                    "an owner's tasks were not all cancelled in time"
+                );
+            }
+        }
+        forgotten
     }
 }
 

@@ -193,6 +193,61 @@ async fn stopping_a_client_cancels_its_tasks() {
     assert_no_process_left(&marker).await;
 }
 
+/// `end_tasks_of` (a gateway session that ended) forgets one owner's tasks and cancels those
+/// still running at their server; another owner's tasks are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_an_owners_tasks_cancels_and_forgets_them_only() {
+    let marker = unique_marker();
+    let host = McpHost::new(vec![tasks_fake("worker", &marker)]).unwrap();
+    host.initialize().await.unwrap();
+    let owner = |name: &str| AgentScope {
+        owner: Some(name.to_owned()),
+        ..AgentScope::default()
+    };
+    let (alice, bob) = (owner("alice"), owner("bob"));
+    let options = RequestOptions::default();
+    let long = || args(json!({"ms": 60000}));
+    let hers = task_of(
+        host.call_tool_as_task("worker__slow", long(), &alice, None, &options)
+            .await
+            .unwrap(),
+    );
+    let his = task_of(
+        host.call_tool_as_task("worker__slow", long(), &bob, None, &options)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(host.end_tasks_of("alice").await, 1);
+    assert!(host.list_tasks(&alice).is_empty());
+    let error = host.task_status(&hers.task_id, &alice).await.unwrap_err();
+    assert!(matches!(error, Error::UnknownTask { .. }), "{error}");
+    // At the server: hers cancelled, his still working.
+    let server = host.session(&id("worker")).unwrap().session;
+    let statuses: Vec<(String, TaskStatus)> = server
+        .list_tasks(None)
+        .await
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|task| (task.task_id, task.status))
+        .collect();
+    assert!(
+        statuses.contains(&("fake-server-task-1".to_owned(), TaskStatus::Cancelled)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("fake-server-task-2".to_owned(), TaskStatus::Working)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        host.task_status(&his.task_id, &bob).await.unwrap().status,
+        TaskStatus::Working
+    );
+    assert_eq!(host.end_tasks_of("nobody").await, 0);
+    host.shutdown().await;
+    assert_no_process_left(&marker).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_keeps_at_most_1024_tasks_per_client() {
     use mcp_host::tasks::MAX_TASKS_PER_CLIENT;
