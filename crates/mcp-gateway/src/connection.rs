@@ -35,6 +35,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::auth::{Caller, PolicyStore};
 use crate::policy::{ClientPolicy, Quotas};
 use crate::relay::ClientRelay;
+use crate::search::{self, ToolMode};
 
 /// Why the gateway stopped serving a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +189,11 @@ impl Client {
             .policy_of(&self.caller)
             .ok_or_else(|| RpcError::new(-32000, "this client is no longer allowed by the gateway"))
     }
+
+    /// The tool mode of `policy`'s client now: its own, else the gateway's.
+    fn tool_mode(&self, policy: &ClientPolicy) -> ToolMode {
+        self.policies.current().tool_mode_of(policy)
+    }
 }
 
 /// What one client of the gateway asked for that outlives a request.
@@ -213,8 +219,11 @@ async fn relay_notifications(
 ) {
     // A client no longer configured sees nothing.
     let view = || {
-        let scope = state.client.policy().map(|policy| policy.scope.clone());
-        CatalogueView::of(host, scope.as_ref().ok())
+        let policy = state.client.policy().ok();
+        let mode = policy
+            .as_ref()
+            .map_or(ToolMode::All, |policy| state.client.tool_mode(policy));
+        CatalogueView::of(host, policy.as_ref().map(|policy| &policy.scope), mode)
     };
     let mut seen = view();
     let (mut catalogue_open, mut policies_open, mut notifications_open) = (true, true, true);
@@ -263,8 +272,8 @@ struct CatalogueView {
 }
 
 impl CatalogueView {
-    /// The view through `scope`; `None` sees nothing.
-    fn of(host: &McpHost, scope: Option<&AgentScope>) -> CatalogueView {
+    /// The view through `scope` in tool `mode`; `None` sees nothing.
+    fn of(host: &McpHost, scope: Option<&AgentScope>, mode: ToolMode) -> CatalogueView {
         fn fingerprint(items: &impl serde::Serialize) -> u64 {
             use std::hash::{Hash as _, Hasher as _};
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -280,11 +289,16 @@ impl CatalogueView {
                 resources: 0,
             };
         };
-        let tools: Vec<(String, Tool)> = host
-            .list_tools(scope)
-            .into_iter()
-            .map(|registered| (registered.name, registered.item))
-            .collect();
+        let tools = match search::list_tools(mode) {
+            Some(listed) => fingerprint(&listed),
+            None => fingerprint(
+                &host
+                    .list_tools(scope)
+                    .into_iter()
+                    .map(|registered| (registered.name, registered.item))
+                    .collect::<Vec<(String, Tool)>>(),
+            ),
+        };
         let prompts: Vec<(String, Prompt)> = host
             .list_prompts(scope)
             .into_iter()
@@ -295,7 +309,7 @@ impl CatalogueView {
             host.list_resource_templates(scope),
         );
         CatalogueView {
-            tools: fingerprint(&tools),
+            tools,
             prompts: fingerprint(&prompts),
             resources: fingerprint(&resources),
         }
@@ -481,14 +495,16 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
     };
     let scope = &policy.scope;
     if request.method() == "tools/call" {
-        let name = params["name"].as_str().unwrap_or_default().to_owned();
+        let tool_mode = client.tool_mode(&policy);
+        let audited = search::audited_params(tool_mode, &params);
+        let name = audited["name"].as_str().unwrap_or_default().to_owned();
         let quota = client.quotas.of(&policy);
         let _permit = match quota.start_call() {
             Ok(permit) => permit,
             Err(refusal) => {
                 if auditing {
                     audit(
-                        &host, client, &policy, &request, &params, None, "quota", started,
+                        &host, client, &policy, &request, &audited, None, "quota", started,
                     );
                 }
                 request.respond(Err(RpcError {
@@ -501,10 +517,10 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
         };
         // The hot path: the downstream result is forwarded as it came, without decoding it.
         let outcome = tokio::select! {
-            outcome = call_tool(&host, scope, &request, &params) => outcome,
+            outcome = call_tool(&host, scope, tool_mode, &request, &params) => outcome,
             () = cancelled.cancelled() => {
                 if auditing {
-                    audit(&host, client, &policy, &request, &params, None, "cancelled", started);
+                    audit(&host, client, &policy, &request, &audited, None, "cancelled", started);
                 }
                 return;
             }
@@ -521,7 +537,7 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
                 Err(Err(_)) => "error",
             };
             audit(
-                &host, client, &policy, &request, &params, server, label, started,
+                &host, client, &policy, &request, &audited, server, label, started,
             );
         }
         match outcome {
@@ -615,12 +631,18 @@ fn audit(
 async fn call_tool(
     host: &McpHost,
     scope: &AgentScope,
+    tool_mode: ToolMode,
     request: &IncomingRequest,
     params: &Value,
 ) -> Result<Box<serde_json::value::RawValue>, Result<Value, RpcError>> {
     let name = string_param(params, "name").map_err(Err)?;
     let arguments = params.get("arguments").and_then(Value::as_object);
     let options = progress_relay(request);
+    if search::is_search_tool(tool_mode, &name) {
+        return search::call(host, &name, arguments, scope, &options)
+            .await
+            .map_err(tool_failure);
+    }
     host.call_tool_raw(&name, arguments, scope, &options)
         .await
         .map_err(tool_failure)
@@ -635,6 +657,10 @@ async fn dispatch(
 ) -> Result<Value, RpcError> {
     match request.method() {
         "tools/list" => {
+            let policy = state.client.policy()?;
+            if let Some(listed) = search::list_tools(state.client.tool_mode(&policy)) {
+                return Ok(listed);
+            }
             let tools: Vec<Tool> = host
                 .list_tools(scope)
                 .into_iter()

@@ -62,6 +62,7 @@ pub mod policy;
 mod relay;
 mod reload;
 mod sealed;
+mod search;
 mod stateless;
 mod stdio;
 
@@ -79,6 +80,7 @@ pub use http::{HttpListener, HttpOptions, ENDPOINT};
 pub use relay::ClientRelay;
 pub use reload::{ReloadHandle, ReloadOutcome, ReloadRecord, DEBOUNCE};
 pub use sealed::SessionKeys;
+pub use search::ToolMode;
 pub use stdio::stdio_transport;
 
 /// An [`McpHost`] served as one MCP server. Cheap to clone; every clone serves the same host.
@@ -109,6 +111,7 @@ pub struct GatewayBuilder {
     policies: policy::Policies,
     audit: Option<Arc<AuditLog>>,
     stdio_client: Option<String>,
+    tool_mode: Option<ToolMode>,
 }
 
 impl Gateway {
@@ -122,6 +125,7 @@ impl Gateway {
             policies: policy::Policies::default(),
             audit: None,
             stdio_client: None,
+            tool_mode: None,
         }
     }
 
@@ -339,16 +343,28 @@ impl GatewayBuilder {
         self
     }
 
+    /// What `tools/list` shows every client without a `toolMode` of its own, whatever the
+    /// configuration file's `gateway.toolMode` says, now and after reloads (the command line's
+    /// `--tool-mode`). Default: the file's, else [`ToolMode::All`].
+    pub fn tool_mode(mut self, mode: ToolMode) -> GatewayBuilder {
+        self.tool_mode = Some(mode);
+        self
+    }
+
     /// The gateway.
     pub fn build(self) -> Gateway {
         let reload = self.config_file.map(reload::ReloadState::new);
+        let policies = auth::PolicyStore::new(self.policies);
+        if let Some(mode) = self.tool_mode {
+            policies.set_tool_mode(mode);
+        }
         Gateway {
             observer: observe::Observer::new(self.host.clone(), reload.clone()),
             host: self.host,
             relay: self.relay.unwrap_or_default(),
             reload,
             max_handlers: self.max_handlers,
-            policies: auth::PolicyStore::new(self.policies),
+            policies,
             quotas: Arc::new(policy::Quotas::default()),
             audit: self.audit,
             stdio_client: self.stdio_client,

@@ -5,6 +5,7 @@
 mod identity;
 mod limits;
 mod replicas;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
