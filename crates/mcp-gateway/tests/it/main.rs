@@ -4,6 +4,7 @@
 
 mod identity;
 mod limits;
+mod passthrough;
 mod replicas;
 mod search;
 
