@@ -530,6 +530,14 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
                 .tool_route(&name, scope)
                 .map(|(server, _)| server.to_string());
             let label = match &outcome {
+                // `call_tool` of a tool this client cannot reach: refused, as a direct call is.
+                Ok(raw)
+                    if server.is_none()
+                        && matches!(audited, std::borrow::Cow::Owned(_))
+                        && mcp_host::raw_is_tool_error(raw) =>
+                {
+                    "denied"
+                }
                 Ok(raw) if mcp_host::raw_is_tool_error(raw) => "tool_error",
                 Ok(_) => "ok",
                 Err(Ok(_)) => "tool_error",

@@ -2,8 +2,11 @@
 //! `call_tool` only, which search and call within their policy; a direct call of a real tool
 //! still works; a reload that changes the mode reaches open sessions with `list_changed`.
 
+use std::sync::Arc;
+
 use mcp_gateway::config;
 use mcp_gateway::policy::{GatewaySettings, Policies};
+use mcp_gateway::AuditLog;
 use mcp_host_testkit::{
     assert_no_process_left, fake_server_args, fake_server_path, unique_marker, FakeConfig,
 };
@@ -67,17 +70,22 @@ fn tool_text(answer: &Value) -> (String, bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_mode_finds_and_calls_within_the_clients_policy() {
     let marker = unique_marker();
+    let dir = std::env::temp_dir().join(format!("mcp-gateway-search-audit-{marker}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let audit_path = dir.join("audit.log");
+    let audit = Arc::new(AuditLog::to_file(audit_path.clone(), 1 << 20).unwrap());
     let gateway = policies(json!({
         "toolMode": "search",
         "clients": {
-            "alpha": {"token": "${env:ALPHA_TOKEN}", "tools": {"deny": ["a__*"]}},
+            "alpha": {"token": "${env:ALPHA_TOKEN}", "tools": {"deny": ["a__*"]},
+                      "auditArguments": true},
             "beta": {"token": "${env:BETA_TOKEN}", "toolMode": "all"}
         }
     }));
     let served = serve_with(
         vec![fake("a", &marker), fake("b", &marker)],
         |_| {},
-        |builder| builder.policies(gateway),
+        |builder| builder.policies(gateway).audit(audit.clone()),
     )
     .await;
     let alpha = session_id(&served.session_as(Some(ALPHA), true).await);
@@ -189,6 +197,40 @@ async fn search_mode_finds_and_calls_within_the_clients_policy() {
         .await;
     assert_eq!(not_there["error"]["code"], -32602, "{not_there}");
     served.finish().await;
+
+    // The audit names the tool `call_tool` ran, and a hidden one as denied.
+    drop(audit);
+    let text = std::fs::read_to_string(&audit_path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|line: &Value| line["client"] == "alpha")
+        .collect();
+    let summary: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["target"].as_str().unwrap_or_default(),
+                line["server"].as_str().unwrap_or_default(),
+                line["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("find_tools", "", "ok"),
+            ("b__echo", "b", "ok"),
+            ("a__echo", "", "denied"),
+            ("no__such", "", "denied"),
+            ("call_tool", "", "tool_error"),
+            ("b__echo", "b", "ok"),
+            ("a__echo", "", "denied"),
+        ],
+        "{text}"
+    );
+    assert_eq!(lines[1]["arguments"], json!({"text": "through call_tool"}));
+    let _ = std::fs::remove_dir_all(&dir);
     assert_no_process_left(&marker).await;
 }
 
@@ -232,7 +274,8 @@ async fn wait_for_count(seen: &mut tokio::sync::watch::Receiver<usize>, n: usize
 }
 
 /// Changing `gateway.toolMode` in the configuration file reaches an open session: it hears
-/// `tools/list_changed` and lists the two search tools, then the catalogue again.
+/// `tools/list_changed` and lists the two search tools, then the catalogue again. In search
+/// mode a change of the catalogue is no change of the list: no `tools/list_changed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_switches_the_tool_mode_of_open_sessions() {
     let marker = unique_marker();
@@ -271,6 +314,18 @@ async fn a_reload_switches_the_tool_mode_of_open_sessions() {
     wait_for_count(&mut seen, 1).await;
     assert_eq!(list(2).await, ["find_tools", "call_tool"]);
 
+    // The server changes its tools (and the host has them) while the session is in search mode.
+    let mut catalogue = served.host.subscribe_catalogue();
+    catalogue.borrow_and_update();
+    let touch = call(4, "call_tool", json!({"name": "s__touch"}));
+    let touched = served.post(Some(&session), &touch, EVENT_STREAM).await;
+    let touched = crate::events(&touched.text().await.unwrap());
+    assert_eq!(touched[0]["result"]["isError"], false, "{touched:?}");
+    tokio::time::timeout(PROMPTLY, catalogue.changed())
+        .await
+        .expect("the host did not refresh the touched server's tools")
+        .unwrap();
+
     save(&path, &file(json!({"toolMode": "all"})));
     wait_for_count(&mut seen, 2).await;
     assert!(list(3).await.contains(&"s__echo".to_owned()));
@@ -281,6 +336,8 @@ async fn a_reload_switches_the_tool_mode_of_open_sessions() {
     })
     .await
     .unwrap();
+    // The stream ended with the gateway: the two switches, nothing for the touch.
+    assert_eq!(*seen.borrow(), 2);
     let _ = std::fs::remove_dir_all(&scratch);
     assert_no_process_left(&marker).await;
 }
