@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::policy::{ClientPolicy, OAuthSettings, Policies};
+use crate::search::ToolMode;
 
 /// How long a JWKS fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +55,8 @@ pub(crate) struct PolicyStore {
     current: RwLock<Arc<Policies>>,
     /// The `--bearer-token-env` token, kept through reloads as the client `default`.
     default_token: RwLock<Option<String>>,
+    /// The tool mode the command line set, kept through reloads over the file's `toolMode`.
+    tool_mode: RwLock<Option<ToolMode>>,
     version: watch::Sender<u64>,
     keys: tokio::sync::Mutex<KeyCache>,
     http: reqwest::Client,
@@ -96,6 +99,7 @@ impl PolicyStore {
         Arc::new(PolicyStore {
             current: RwLock::new(Arc::new(policies)),
             default_token: RwLock::new(None),
+            tool_mode: RwLock::new(None),
             version: watch::Sender::new(0),
             keys: tokio::sync::Mutex::new(KeyCache::default()),
             http: reqwest::Client::builder()
@@ -124,6 +128,17 @@ impl PolicyStore {
         self.replace(current);
     }
 
+    /// Makes `mode` the gateway's tool mode, now and after every reload (whatever the file's
+    /// `gateway.toolMode` says; a client's own `toolMode` still applies).
+    pub(crate) fn set_tool_mode(&self, mode: ToolMode) {
+        match self.tool_mode.write() {
+            Ok(mut tool_mode) => *tool_mode = Some(mode),
+            Err(poisoned) => *poisoned.into_inner() = Some(mode),
+        }
+        let current = (*self.current()).clone();
+        self.replace(current);
+    }
+
     /// Replaces the policies (a reload); sessions see the new ones at their next request.
     pub(crate) fn replace(&self, policies: Policies) {
         let default_token = match self.default_token.read() {
@@ -132,6 +147,14 @@ impl PolicyStore {
         };
         let policies = match default_token {
             Some(token) => policies.with_default_token(&token),
+            None => policies,
+        };
+        let tool_mode = match self.tool_mode.read() {
+            Ok(tool_mode) => *tool_mode,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        let policies = match tool_mode {
+            Some(mode) => policies.with_tool_mode(mode),
             None => policies,
         };
         match self.current.write() {

@@ -340,5 +340,26 @@ mod tests {
             r#"{"mcpServers": {}, "gateway": {"clients": {"bot": {"quota": {"callsPerMinute": "many"}}}}}"#,
             "`gateway.clients.bot.quota.callsPerMinute`",
         );
+        check_error(
+            r#"{"mcpServers": {}, "gateway": {"toolMode": "few"}}"#,
+            "`gateway.toolMode`: unknown variant `few`, expected `all` or `search`",
+        );
+        check_error(
+            r#"{"mcpServers": {}, "gateway": {"clients": {"bot": {"toolMode": true}}}}"#,
+            "`gateway.clients.bot.toolMode`",
+        );
+    }
+
+    #[test]
+    fn reads_the_tool_mode() {
+        use crate::search::ToolMode;
+        let file = parse(
+            r#"{"mcpServers": {}, "gateway": {"toolMode": "search", "clients": {"bot": {"token": "t", "toolMode": "all"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(file.gateway.tool_mode, Some(ToolMode::Search));
+        assert_eq!(file.gateway.clients["bot"].tool_mode, Some(ToolMode::All));
+        let file = parse(r#"{"mcpServers": {}}"#).unwrap();
+        assert_eq!(file.gateway.tool_mode, None);
     }
 }

@@ -36,6 +36,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::auth::{Caller, PolicyStore};
 use crate::policy::{ClientPolicy, Quotas};
 use crate::relay::{Attached, ClientRelay};
+use crate::search::{self, ToolMode};
 use crate::tasks::{self, SessionTasks};
 
 /// Why the gateway stopped serving a client.
@@ -203,6 +204,11 @@ impl Client {
             .policy_of(&self.caller)
             .ok_or_else(|| RpcError::new(-32000, "this client is no longer allowed by the gateway"))
     }
+
+    /// The tool mode of `policy`'s client now: its own, else the gateway's.
+    fn tool_mode(&self, policy: &ClientPolicy) -> ToolMode {
+        self.policies.current().tool_mode_of(policy)
+    }
 }
 
 /// What one client of the gateway asked for that outlives a request.
@@ -232,8 +238,11 @@ async fn relay_notifications(
 ) {
     // A client no longer configured sees nothing.
     let view = || {
-        let scope = state.client.policy().map(|policy| policy.scope.clone());
-        CatalogueView::of(host, scope.as_ref().ok())
+        let policy = state.client.policy().ok();
+        let mode = policy
+            .as_ref()
+            .map_or(ToolMode::All, |policy| state.client.tool_mode(policy));
+        CatalogueView::of(host, policy.as_ref().map(|policy| &policy.scope), mode)
     };
     let mut seen = view();
     let (mut catalogue_open, mut policies_open, mut notifications_open) = (true, true, true);
@@ -282,8 +291,8 @@ struct CatalogueView {
 }
 
 impl CatalogueView {
-    /// The view through `scope`; `None` sees nothing.
-    fn of(host: &McpHost, scope: Option<&AgentScope>) -> CatalogueView {
+    /// The view through `scope` in tool `mode`; `None` sees nothing.
+    fn of(host: &McpHost, scope: Option<&AgentScope>, mode: ToolMode) -> CatalogueView {
         fn fingerprint(items: &impl serde::Serialize) -> u64 {
             use std::hash::{Hash as _, Hasher as _};
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -299,11 +308,16 @@ impl CatalogueView {
                 resources: 0,
             };
         };
-        let tools: Vec<(String, Tool)> = host
-            .list_tools(scope)
-            .into_iter()
-            .map(|registered| (registered.name, registered.item))
-            .collect();
+        let tools = match search::list_tools(mode) {
+            Some(listed) => fingerprint(&listed),
+            None => fingerprint(
+                &host
+                    .list_tools(scope)
+                    .into_iter()
+                    .map(|registered| (registered.name, registered.item))
+                    .collect::<Vec<(String, Tool)>>(),
+            ),
+        };
         let prompts: Vec<(String, Prompt)> = host
             .list_prompts(scope)
             .into_iter()
@@ -314,7 +328,7 @@ impl CatalogueView {
             host.list_resource_templates(scope),
         );
         CatalogueView {
-            tools: fingerprint(&tools),
+            tools,
             prompts: fingerprint(&prompts),
             resources: fingerprint(&resources),
         }
@@ -523,14 +537,16 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
     };
     let scope = &policy.scope;
     if request.method() == "tools/call" {
-        let name = params["name"].as_str().unwrap_or_default().to_owned();
+        let tool_mode = client.tool_mode(&policy);
+        let audited = search::audited_params(tool_mode, &params);
+        let name = audited["name"].as_str().unwrap_or_default().to_owned();
         let quota = client.quotas.of(&policy);
         let _permit = match quota.start_call() {
             Ok(permit) => permit,
             Err(refusal) => {
                 if auditing {
                     audit(
-                        &host, client, &policy, &request, &params, None, "quota", started,
+                        &host, client, &policy, &request, &audited, None, "quota", started,
                     );
                 }
                 request.respond(Err(RpcError {
@@ -546,14 +562,14 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
             if tasks::is_task_call(&params) {
                 tasks::call(&host, &state.tasks, scope, &request, &params).await
             } else {
-                call_tool(&host, scope, &request, &params).await
+                call_tool(&host, scope, tool_mode, &request, &params).await
             }
         };
         let outcome = tokio::select! {
             outcome = calling => outcome,
             () = cancelled.cancelled() => {
                 if auditing {
-                    audit(&host, client, &policy, &request, &params, None, "cancelled", started);
+                    audit(&host, client, &policy, &request, &audited, None, "cancelled", started);
                 }
                 return;
             }
@@ -563,6 +579,14 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
                 .tool_route(&name, scope)
                 .map(|(server, _)| server.to_string());
             let label = match &outcome {
+                // `call_tool` of a tool this client cannot reach: refused, as a direct call is.
+                Ok(raw)
+                    if server.is_none()
+                        && matches!(audited, std::borrow::Cow::Owned(_))
+                        && mcp_host::raw_is_tool_error(raw) =>
+                {
+                    "denied"
+                }
                 Ok(raw) if mcp_host::raw_is_tool_error(raw) => "tool_error",
                 Ok(_) => "ok",
                 Err(Ok(_)) => "tool_error",
@@ -570,7 +594,7 @@ async fn handle(host: Arc<McpHost>, state: Arc<ConnectionState>, mut request: In
                 Err(Err(_)) => "error",
             };
             audit(
-                &host, client, &policy, &request, &params, server, label, started,
+                &host, client, &policy, &request, &audited, server, label, started,
             );
         }
         match outcome {
@@ -675,12 +699,18 @@ fn audit(
 async fn call_tool(
     host: &McpHost,
     scope: &AgentScope,
+    tool_mode: ToolMode,
     request: &IncomingRequest,
     params: &Value,
 ) -> Result<Box<serde_json::value::RawValue>, Result<Value, RpcError>> {
     let name = string_param(params, "name").map_err(Err)?;
     let arguments = params.get("arguments").and_then(Value::as_object);
     let options = progress_relay(request);
+    if search::is_search_tool(tool_mode, &name) {
+        return search::call(host, &name, arguments, scope, &options)
+            .await
+            .map_err(tool_failure);
+    }
     host.call_tool_raw(&name, arguments, scope, &options)
         .await
         .map_err(tool_failure)
@@ -695,6 +725,10 @@ async fn dispatch(
 ) -> Result<Value, RpcError> {
     match request.method() {
         "tools/list" => {
+            let policy = state.client.policy()?;
+            if let Some(listed) = search::list_tools(state.client.tool_mode(&policy)) {
+                return Ok(listed);
+            }
             let tools: Vec<Tool> = host
                 .list_tools(scope)
                 .into_iter()

@@ -63,6 +63,7 @@ pub mod policy;
 mod relay;
 mod reload;
 mod sealed;
+mod search;
 mod stateless;
 mod stdio;
 mod tasks;
@@ -81,6 +82,7 @@ pub use http::{HttpListener, HttpOptions, ENDPOINT};
 pub use relay::ClientRelay;
 pub use reload::{ReloadHandle, ReloadOutcome, ReloadRecord, DEBOUNCE};
 pub use sealed::SessionKeys;
+pub use search::ToolMode;
 pub use stdio::stdio_transport;
 
 /// An [`McpHost`] served as one MCP server. Cheap to clone; every clone serves the same host.
@@ -113,6 +115,7 @@ pub struct GatewayBuilder {
     audit: Option<Arc<AuditLog>>,
     stdio_client: Option<String>,
     max_tasks: usize,
+    tool_mode: Option<ToolMode>,
 }
 
 impl Gateway {
@@ -127,6 +130,7 @@ impl Gateway {
             audit: None,
             stdio_client: None,
             max_tasks: tasks::MAX_TASKS_PER_SESSION,
+            tool_mode: None,
         }
     }
 
@@ -354,16 +358,28 @@ impl GatewayBuilder {
         self
     }
 
+    /// What `tools/list` shows every client without a `toolMode` of its own, whatever the
+    /// configuration file's `gateway.toolMode` says, now and after reloads (the command line's
+    /// `--tool-mode`). Default: the file's, else [`ToolMode::All`].
+    pub fn tool_mode(mut self, mode: ToolMode) -> GatewayBuilder {
+        self.tool_mode = Some(mode);
+        self
+    }
+
     /// The gateway.
     pub fn build(self) -> Gateway {
         let reload = self.config_file.map(reload::ReloadState::new);
+        let policies = auth::PolicyStore::new(self.policies);
+        if let Some(mode) = self.tool_mode {
+            policies.set_tool_mode(mode);
+        }
         Gateway {
             observer: observe::Observer::new(self.host.clone(), reload.clone()),
             host: self.host,
             relay: self.relay.unwrap_or_default(),
             reload,
             max_handlers: self.max_handlers,
-            policies: auth::PolicyStore::new(self.policies),
+            policies,
             quotas: Arc::new(policy::Quotas::default()),
             audit: self.audit,
             stdio_client: self.stdio_client,

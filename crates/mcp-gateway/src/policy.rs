@@ -19,6 +19,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::search::ToolMode;
+
 /// The name of the client a single `--bearer-token-env` token stands for.
 pub const DEFAULT_CLIENT: &str = "default";
 
@@ -34,6 +36,10 @@ pub struct GatewaySettings {
     /// the gateway is then an OAuth resource server (MCP authorization, 2025-11-25).
     #[serde(default)]
     pub oauth: Option<OAuthSettings>,
+    /// What `tools/list` shows: every tool (`all`, the default), or only `find_tools` and
+    /// `call_tool` (`search`). A client's own `toolMode` overrides it.
+    #[serde(default)]
+    pub tool_mode: Option<ToolMode>,
 }
 
 /// One client of the gateway.
@@ -73,6 +79,9 @@ pub struct ClientSettings {
     /// With OAuth: the scopes its access token must carry (403 `insufficient_scope` otherwise).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Its tool mode, instead of the gateway's `toolMode`.
+    #[serde(default)]
+    pub tool_mode: Option<ToolMode>,
 }
 
 /// A client's quotas.
@@ -129,6 +138,8 @@ pub struct ClientPolicy {
     pub audit_arguments: bool,
     /// With OAuth: the scopes its token must carry.
     pub required_scopes: Vec<String>,
+    /// Its own tool mode; `None`: the gateway's.
+    pub tool_mode: Option<ToolMode>,
     token_sha256: Option<[u8; 32]>,
 }
 
@@ -141,6 +152,7 @@ impl ClientPolicy {
             quota: QuotaSettings::default(),
             audit_arguments: false,
             required_scopes: Vec::new(),
+            tool_mode: None,
             token_sha256: None,
         }
     }
@@ -151,6 +163,7 @@ impl ClientPolicy {
 pub struct Policies {
     clients: BTreeMap<String, Arc<ClientPolicy>>,
     oauth: Option<OAuthSettings>,
+    tool_mode: ToolMode,
 }
 
 impl Policies {
@@ -231,6 +244,7 @@ impl Policies {
                 quota: client.quota.clone(),
                 audit_arguments: client.audit_arguments,
                 required_scopes: client.scopes.clone(),
+                tool_mode: client.tool_mode,
                 token_sha256,
             };
             clients.insert(name.clone(), Arc::new(policy));
@@ -247,7 +261,24 @@ impl Policies {
         Ok(Policies {
             clients,
             oauth: settings.oauth.clone(),
+            tool_mode: settings.tool_mode.unwrap_or_default(),
         })
+    }
+
+    /// The gateway's tool mode (`gateway.toolMode`), for clients without one of their own.
+    pub fn tool_mode(&self) -> ToolMode {
+        self.tool_mode
+    }
+
+    /// The same policies with the gateway's tool mode set to `mode`.
+    pub fn with_tool_mode(mut self, mode: ToolMode) -> Policies {
+        self.tool_mode = mode;
+        self
+    }
+
+    /// The tool mode of `policy`'s client: its own, else the gateway's.
+    pub fn tool_mode_of(&self, policy: &ClientPolicy) -> ToolMode {
+        policy.tool_mode.unwrap_or(self.tool_mode)
     }
 
     /// One client named [`DEFAULT_CLIENT`] with `token` and no restrictions (the

@@ -26,7 +26,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use mcp_gateway::policy::Policies;
-use mcp_gateway::{AuditLog, ClientRelay, Gateway, HttpListener, HttpOptions, Stop, ENDPOINT};
+use mcp_gateway::{
+    AuditLog, ClientRelay, Gateway, HttpListener, HttpOptions, Stop, ToolMode, ENDPOINT,
+};
 use mcp_host::{AgentScope, ClientState, Format, HostOptions, McpHost, TaskCall};
 use mcp_host_foundation::{ClientConfig, SecurityManager};
 use mcp_session::RequestOptions;
@@ -206,6 +208,11 @@ enum Command {
         /// reopened on SIGHUP.
         #[arg(long, value_name = "FILE")]
         audit_log: Option<PathBuf>,
+        /// What tools/list shows: every tool (all), or only find_tools and call_tool (search),
+        /// which search the tools and call them. Overrides `gateway.toolMode` of the
+        /// configuration file, also after reloads; a client's own `toolMode` still applies.
+        #[arg(long, value_name = "MODE", value_parser = ["all", "search"])]
+        tool_mode: Option<String>,
     },
     /// Log in to a remote server that asks for OAuth: `mcp-host login github`.
     ///
@@ -551,6 +558,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_sessions,
             max_sessions_per_peer,
             drain_timeout_ms,
+            tool_mode,
         } => {
             let listen = match (http, metrics) {
                 (Some(addr), _) => Some(Listen::Mcp(addr)),
@@ -581,9 +589,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(Listen::Observability(_)) => (false, options),
                 _ => (true, options),
             });
+            let tool_mode = tool_mode
+                .map(|mode| mode.parse::<ToolMode>())
+                .transpose()
+                .map_err(|why| anyhow::anyhow!("--tool-mode: {why}"))?;
             let identity = ServeIdentity {
                 stdio_client: client,
                 audit_log,
+                tool_mode,
             };
             serve(
                 cli.config,
@@ -863,6 +876,7 @@ fn http_options(
 struct ServeIdentity {
     stdio_client: Option<String>,
     audit_log: Option<PathBuf>,
+    tool_mode: Option<ToolMode>,
 }
 
 /// How large the audit log grows before it is rotated.
@@ -920,6 +934,9 @@ async fn serve(
         .policies(policies);
     if let Some(name) = identity.stdio_client {
         builder = builder.stdio_client(name);
+    }
+    if let Some(mode) = identity.tool_mode {
+        builder = builder.tool_mode(mode);
     }
     if let Some(path) = identity.audit_log {
         let audit = AuditLog::to_file(path.clone(), AUDIT_LOG_MAX_BYTES)

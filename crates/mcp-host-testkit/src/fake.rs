@@ -134,8 +134,10 @@ pub struct FakeConfig {
     /// let `echo`, `slow`, `fail` and `ask_client` run as tasks (`execution.taskSupport:
     /// optional`); a task of `ask_client` is `input_required` while it waits for the client.
     pub tasks: bool,
-    /// `--every-field`: also list [`DECORATED_TOOL`], [`DECORATED_PROMPT`] and
-    /// [`DECORATED_RESOURCE`], and answer `initialize` with [`DECORATED_SERVER_INFO`]: every
+    /// `--every-field`: also list [`DECORATED_TOOL`], [`DECORATED_PROMPT`],
+    /// [`DECORATED_RESOURCE`] and [`DECORATED_TEMPLATE`], answer `initialize` with
+    /// [`DECORATED_SERVER_INFO`], and the tool, prompt and resource with
+    /// [`DECORATED_CALL_RESULT`], [`DECORATED_PROMPT_RESULT`] and [`DECORATED_READ`]: every
     /// optional field of revision 2025-11-25 (titles, icons, `_meta`, annotations, execution),
     /// members in an order that is not alphabetical, so that a host that passes them on can be
     /// checked byte for byte.
@@ -218,12 +220,22 @@ pub fn catalogue_tools(n: usize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A resource template with every optional field (compact JSON; see
+/// [`FakeConfig::every_field`]).
+pub const DECORATED_TEMPLATE: &str = r#"{"uriTemplate":"ui://decorated/{page}.html","name":"decorated_pages","title":"Decorated Pages","description":"Has every optional field.","mimeType":"text/html;profile=mcp-app","annotations":{"priority":1,"audience":["assistant"]},"icons":[{"src":"https://example.com/pages.png","theme":"light"}],"_meta":{"vendor/t":{"b":1,"a":2}},"x-unknown":{"z":0}}"#;
+/// What `resources/read` of [`DECORATED_RESOURCE`] answers: contents and result with `_meta`
+/// and unknown members.
+pub const DECORATED_READ: &str = r#"{"contents":[{"uri":"ui://decorated/app.html","mimeType":"text/html;profile=mcp-app","text":"<!doctype html><p>app</p>","_meta":{"ui":{"csp":{"resourceDomains":["https://cdn.example.com"]},"prefersBorder":false}},"x-unknown":1}],"_meta":{"vendor/read":true},"x-unknown":"result"}"#;
+/// What `prompts/get` of [`DECORATED_PROMPT`] answers.
+pub const DECORATED_PROMPT_RESULT: &str = r#"{"description":"Decorated.","messages":[{"role":"user","content":{"type":"text","text":"Hi","annotations":{"priority":0.2},"_meta":{"vendor/c":1}},"x-unknown":2}],"_meta":{"vendor/p":[1]},"x-unknown":"prompt"}"#;
+/// What a call of [`DECORATED_TOOL`] answers.
+pub const DECORATED_CALL_RESULT: &str = r#"{"content":[{"type":"text","text":"{\"n\":1}","annotations":{"audience":["user"]},"_meta":{"vendor/c":2}},{"type":"resource_link","uri":"ui://decorated/app.html","name":"decorated_app","_meta":{"z":1,"a":0}}],"structuredContent":{"n":1},"isError":false,"_meta":{"vendor/call":{"b":2,"a":1}},"x-unknown":[null]}"#;
 /// A tool with every optional field (compact JSON; see [`FakeConfig::every_field`]).
 pub const DECORATED_TOOL: &str = r#"{"name":"decorated","title":"Decorated Tool","description":"Has every optional field.","inputSchema":{"type":"object","properties":{"q":{"type":"string","description":"Query."}},"required":["q"],"$defs":{"unused":{"type":"null"}}},"outputSchema":{"type":"object","properties":{"n":{"type":"integer"}}},"annotations":{"title":"Decorated","readOnlyHint":true,"destructiveHint":false,"idempotentHint":true,"openWorldHint":false},"icons":[{"src":"https://example.com/tool.png","mimeType":"image/png","sizes":["48x48","96x96"],"theme":"dark"}],"execution":{"taskSupport":"forbidden"},"_meta":{"vendor/zeta":1,"vendor/alpha":{"z":true,"a":[3,2,1]}},"x-unknown":{"kept":"as is"}}"#;
 /// A prompt with every optional field.
-pub const DECORATED_PROMPT: &str = r#"{"name":"decorated_prompt","title":"Decorated Prompt","description":"Has every optional field.","arguments":[{"name":"who","title":"Who","description":"Someone.","required":false}],"icons":[{"src":"data:image/svg+xml;base64,PHN2Zy8+","mimeType":"image/svg+xml"}],"_meta":{"vendor/b":2,"vendor/a":1}}"#;
+pub const DECORATED_PROMPT: &str = r#"{"name":"decorated_prompt","title":"Decorated Prompt","description":"Has every optional field.","arguments":[{"name":"who","title":"Who","description":"Someone.","required":false}],"icons":[{"src":"data:image/svg+xml;base64,PHN2Zy8+","mimeType":"image/svg+xml"}],"_meta":{"vendor/b":2,"vendor/a":1},"x-unknown":[1,"two"]}"#;
 /// A resource with every optional field.
-pub const DECORATED_RESOURCE: &str = r#"{"uri":"ui://decorated/app.html","name":"decorated_app","title":"Decorated App","description":"Has every optional field.","mimeType":"text/html;profile=mcp-app","size":1024,"annotations":{"audience":["user","assistant"],"priority":0.5,"lastModified":"2025-11-25T10:30:00Z"},"icons":[{"src":"https://example.com/app.png","sizes":["any"]}],"_meta":{"ui":{"prefersBorder":true,"csp":{"connectDomains":[]}}}}"#;
+pub const DECORATED_RESOURCE: &str = r#"{"uri":"ui://decorated/app.html","name":"decorated_app","title":"Decorated App","description":"Has every optional field.","mimeType":"text/html;profile=mcp-app","size":1024,"annotations":{"audience":["user","assistant"],"priority":0.5,"lastModified":"2025-11-25T10:30:00Z"},"icons":[{"src":"https://example.com/app.png","sizes":["any"]}],"_meta":{"ui":{"prefersBorder":true,"csp":{"connectDomains":[]}}},"x-unknown":null}"#;
 /// `serverInfo` with every optional field.
 pub const DECORATED_SERVER_INFO: &str = r#"{"name":"fake-server","version":"0.1.0","title":"Fake Server","description":"A server for tests.","websiteUrl":"https://example.com/fake","icons":[{"src":"https://example.com/server.png","mimeType":"image/png","sizes":["32x32"]}]}"#;
 
@@ -1059,6 +1071,9 @@ async fn dispatch(shared: &Arc<Shared>, method: &str, params: &Value) -> Outcome
             config.page_size,
             false,
         ),
+        "prompts/get" if config.every_field && params["name"] == "decorated_prompt" => {
+            decorated(DECORATED_PROMPT_RESULT).ok_or_else(|| invalid_params(String::new()))
+        }
         "prompts/get" => prompt(params),
         "resources/list" => paginate(
             {
@@ -1075,12 +1090,21 @@ async fn dispatch(shared: &Arc<Shared>, method: &str, params: &Value) -> Outcome
             false,
         ),
         "resources/templates/list" => paginate(
-            vec![json!({"uriTemplate": "mem://item/{id}", "name": "item"})],
+            {
+                let mut templates = vec![json!({"uriTemplate": "mem://item/{id}", "name": "item"})];
+                if config.every_field {
+                    templates.extend(decorated(DECORATED_TEMPLATE));
+                }
+                templates
+            },
             "resourceTemplates",
             params,
             config.page_size,
             false,
         ),
+        "resources/read" if config.every_field && params["uri"] == "ui://decorated/app.html" => {
+            decorated(DECORATED_READ).ok_or_else(|| invalid_params(String::new()))
+        }
         "resources/read" => read_resource(config, params),
         _ => Err(RpcError {
             code: -32601,
@@ -1583,6 +1607,9 @@ async fn call_tool(shared: &Shared, params: &Value) -> Outcome {
     let arguments = params.get("arguments").cloned().unwrap_or(json!({}));
     let result = match name {
         "echo" => echo(&arguments).await,
+        "decorated" if config.every_field => {
+            decorated(DECORATED_CALL_RESULT).ok_or_else(|| invalid_params(String::new()))
+        }
         "add" => add(&arguments),
         "slow" => slow(shared, params, &arguments).await,
         "fail" => Ok(json!({

@@ -19,8 +19,9 @@ pub mod in_process;
 pub mod procs;
 
 pub use fake::{
-    catalogue_tools, serve, serve_with_log, Exit, FakeConfig, DECORATED_PROMPT, DECORATED_RESOURCE,
-    DECORATED_SERVER_INFO, DECORATED_TOOL,
+    catalogue_tools, serve, serve_with_log, Exit, FakeConfig, DECORATED_CALL_RESULT,
+    DECORATED_PROMPT, DECORATED_PROMPT_RESULT, DECORATED_READ, DECORATED_RESOURCE,
+    DECORATED_SERVER_INFO, DECORATED_TEMPLATE, DECORATED_TOOL,
 };
 pub use in_process::{spawn_in_process, InProcessFake};
 pub use procs::{

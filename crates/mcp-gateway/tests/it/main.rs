@@ -4,7 +4,9 @@
 
 mod identity;
 mod limits;
+mod passthrough;
 mod replicas;
+mod search;
 mod tasks;
 
 use std::sync::Arc;

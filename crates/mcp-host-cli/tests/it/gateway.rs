@@ -728,3 +728,63 @@ async fn the_audit_log_is_reopened_on_sighup_after_logrotate_moved_it() {
     let _ = std::fs::remove_file(&moved);
     assert_no_process_left(&marker).await;
 }
+
+/// `serve --tool-mode search` on stdio: the client sees `find_tools` and `call_tool` (the flag
+/// wins over the file's `gateway.toolMode`), finds and calls through them, and may still call
+/// a tool by its name; an unknown mode is refused by the command line.
+#[tokio::test]
+async fn stdio_gateway_in_tool_search_mode() {
+    let marker = unique_marker();
+    let fake = FakeConfig::default();
+    let config = json!({
+        "mcpServers": { "a": fake_entry(&fake, &marker) },
+        "gateway": { "toolMode": "all" }
+    });
+    let gateway = start_gateway(&config, &["--tool-mode", "search"]).await;
+    let names: Vec<String> = gateway
+        .session
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|tool| tool.name)
+        .collect();
+    assert_eq!(names, ["find_tools", "call_tool"]);
+    let found = gateway
+        .session
+        .call_tool(
+            "find_tools",
+            args(json!({"query": "echo text", "limit": 2})),
+            &RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    let structured = found.structured_content.clone().unwrap_or_default();
+    assert_eq!(structured["tools"][0]["name"], "a__echo", "{found:?}");
+    let options = RequestOptions::default();
+    for (name, arguments) in [
+        (
+            "call_tool",
+            json!({"name": "a__echo", "arguments": {"text": "hi"}}),
+        ),
+        ("a__echo", json!({"text": "hi"})),
+    ] {
+        let echoed = gateway
+            .session
+            .call_tool(name, args(arguments), &options)
+            .await
+            .unwrap();
+        assert_eq!(echoed.text(), "hi", "{name}");
+    }
+    gateway.finish().await;
+
+    let path = write_config(&config);
+    let output = crate::run_cli(&["serve", "--tool-mode", "few"], Some(&path)).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        crate::stderr(&output).contains("--tool-mode"),
+        "{}",
+        crate::stderr(&output)
+    );
+    assert_no_process_left(&marker).await;
+}
