@@ -57,6 +57,8 @@ pub(crate) enum Mode {
     Smoke,
     /// Release build, `mcp-host-bench scale`.
     Scale,
+    /// Release build, `mcp-host-bench noisy`.
+    Noisy,
 }
 
 /// Runs `cargo xtask bench --install-only`: installs the SDK clients and the peers, nothing else.
@@ -88,7 +90,7 @@ fn install_http(dir: &Path, peers: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `cargo xtask bench [--smoke | --scale]`.
+/// Runs `cargo xtask bench [--smoke | --scale | --noisy]`.
 pub(crate) fn run(mode: Mode) -> anyhow::Result<()> {
     let smoke = mode == Mode::Smoke;
     let root = workspace_root()?;
@@ -112,32 +114,59 @@ pub(crate) fn run(mode: Mode) -> anyhow::Result<()> {
     run_cargo(&root, &cargo_command(build))?;
     let built = started.elapsed();
     let peers_dir = target_dir(&root).join("bench-peers");
-    if mode != Mode::Scale {
+    let peers = matches!(mode, Mode::Full | Mode::Smoke);
+    if peers {
         install_http(&peers_dir, mode == Mode::Full)?;
     }
     let installed = started.elapsed();
 
     let profile_dir = if smoke { "debug" } else { "release" };
     let exe = target_dir(&root).join(profile_dir).join(CRATE);
-    let mut args = vec![if mode == Mode::Scale { "scale" } else { "run" }.to_owned()];
+    let mut args = vec![match mode {
+        Mode::Full | Mode::Smoke => "run",
+        Mode::Scale => "scale",
+        Mode::Noisy => "noisy",
+    }
+    .to_owned()];
     if smoke {
         args.push("--smoke".to_owned());
     }
-    if mode != Mode::Scale {
+    if peers {
         args.push("--peers".to_owned());
         args.push(crate::interop::path_text(&peers_dir)?);
     }
     args.push("--rustc".to_owned());
     args.push(rustc_version(&root));
+    run_bench(&exe, &args, &root, mode)?;
+    if smoke {
+        // The quota figure's smoke: it fails when the noisy client is never refused.
+        run_bench(
+            &exe,
+            &["noisy".to_owned(), "--smoke".to_owned()],
+            &root,
+            mode,
+        )?;
+    }
+    println!(
+        "bench: built in {built:.1?}, installed in {:.1?}, {} in {:.1?} all told",
+        installed.saturating_sub(built),
+        if smoke { "smoke run" } else { "measured" },
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Runs the benchmark executable with `args`, bounded by the mode's timeout.
+fn run_bench(exe: &Path, args: &[String], root: &Path, mode: Mode) -> anyhow::Result<()> {
     let mut line = format!("$ {}", exe.display());
-    for arg in &args {
+    for arg in args {
         line.push(' ');
         line.push_str(&shell_quote(arg));
     }
     println!("{line}");
-    let mut child = Command::new(&exe)
-        .args(&args)
-        .current_dir(&root)
+    let mut child = Command::new(exe)
+        .args(args)
+        .current_dir(root)
         .stdin(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot run {}", exe.display()))?;
@@ -146,7 +175,7 @@ pub(crate) fn run(mode: Mode) -> anyhow::Result<()> {
         + match mode {
             Mode::Full => RUN_TIMEOUT,
             Mode::Smoke => SMOKE_TIMEOUT,
-            Mode::Scale => SCALE_TIMEOUT,
+            Mode::Scale | Mode::Noisy => SCALE_TIMEOUT,
         };
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -162,12 +191,6 @@ pub(crate) fn run(mode: Mode) -> anyhow::Result<()> {
     if !status.success() {
         bail!("{} exited with {status}", exe.display());
     }
-    println!(
-        "bench: built in {built:.1?}, installed in {:.1?}, {} in {:.1?} all told",
-        installed.saturating_sub(built),
-        if smoke { "smoke run" } else { "measured" },
-        started.elapsed()
-    );
     Ok(())
 }
 

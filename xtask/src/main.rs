@@ -6,7 +6,8 @@
 //!
 //! `cargo xtask bench` measures mcp-host against rmcp and a raw stdio loop, and its HTTP gateway against the
 //! peer gateways with the SDK clients (see `BENCHMARKS.md`); `cargo xtask bench --smoke` runs it with tiny counts
-//! and is the CI step before interop; `cargo xtask bench --scale` measures growth with servers and sessions.
+//! and is the CI step before interop; `cargo xtask bench --scale` measures growth with servers and sessions,
+//! `cargo xtask bench --noisy` what a client over its quota costs the others.
 //!
 //! Subcommands are parsed by hand and cargo is run through `$CARGO`, so this crate stays quick to compile.
 //! It depends on no workspace crate.
@@ -48,6 +49,9 @@ Commands:
   bench --scale
             1 to 500 stdio servers in one host and 1 to 256 HTTP sessions on the gateway, in
             release: results and charts in target/bench/scale/
+  bench --noisy
+            what a gateway client over its quota costs another client (its p50 and p99 alone,
+            and while the first calls at 10x its quota or flat out), in release: target/bench/noisy/
   bench --install-only
             only install the HTTP section's SDK clients and peer gateways
   interop   install real MCP servers from npm and PyPI into target/interop/ (skipped when already
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         ["bench"] => report(bench::run(bench::Mode::Full)),
         ["bench", "--smoke"] => report(bench::run(bench::Mode::Smoke)),
         ["bench", "--scale"] => report(bench::run(bench::Mode::Scale)),
+        ["bench", "--noisy"] => report(bench::run(bench::Mode::Noisy)),
         ["bench", "--install-only"] => report(bench::install_only()),
         ["interop"] => report(interop::run(false)),
         ["interop", "--install-only"] => report(interop::run(true)),

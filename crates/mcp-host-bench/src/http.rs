@@ -7,7 +7,7 @@
 //! run goes on; a failure of mcp-host or of the direct server fails the benchmark.
 
 pub(crate) mod gateway;
-mod raw;
+pub(crate) mod raw;
 pub(crate) mod report;
 pub(crate) mod spec;
 mod worker;

@@ -11,12 +11,14 @@
 //! `mcp-host serve --http`, the direct HTTP echo server and the peer gateways; its guard fails the
 //! run when a client's sequential p50 through mcp-host exceeds 3 × its p50 direct.
 //! `mcp-host-bench scale` measures how the host and the HTTP gateway grow with servers and sessions.
+//! `mcp-host-bench noisy` measures what a gateway client over its quota costs the others.
 //!
 //! The echo server (`bench-echo-server`) and the `mcp-host` binary (for the gateway figure) are
 //! expected next to this executable, as `cargo build --bins` leaves them.
 
 mod clients;
 mod http;
+mod noisy;
 mod procs;
 mod report;
 mod scale;
@@ -53,6 +55,10 @@ Commands:
             1, 10, 100 and 500 stdio echo servers in one McpHost, and 1, 16 and 256 HTTP
             sessions on `mcp-host serve --http`: start-up, RSS, p50 and throughput per size;
             results go to DIR (default: <target>/bench/scale)
+  noisy [--smoke] [--reps N] [--out DIR]
+            a quiet client's sequential p50/p99 through `mcp-host serve --http`, alone and
+            while another client calls at 10× its quota, flat out over its quota, and flat
+            out without quota; results go to DIR (default: <target>/bench/noisy)
   http-client <raw-http|rmcp> <spec-json>
             internal: one HTTP client process
   profile <raw|rmcp|session|host|gateway> [CALLS]
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
     let outcome = match args.as_slice() {
         ["run", rest @ ..] => parse_run(rest).and_then(|options| run(&options)),
         ["scale", rest @ ..] => parse_run(rest).and_then(|options| scale::run(&options)),
+        ["noisy", rest @ ..] => parse_run(rest).and_then(|options| noisy::run(&options)),
         ["worker", spec] => worker_command(spec),
         ["scale-worker", spec] => scale::worker_command(spec).and_then(|text| write_stdout(&text)),
         ["http-client", kind, spec] => {

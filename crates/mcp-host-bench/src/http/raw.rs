@@ -21,6 +21,8 @@ pub(crate) struct Endpoint {
     addr: SocketAddr,
     host: String,
     path: String,
+    /// The bearer token sent in `Authorization`, if any.
+    bearer: Option<String>,
 }
 
 impl Endpoint {
@@ -37,7 +39,14 @@ impl Endpoint {
             addr,
             host: host.to_owned(),
             path: if path.is_empty() { "/" } else { path }.to_owned(),
+            bearer: None,
         })
+    }
+
+    /// The same endpoint, with `Authorization: Bearer <token>` on every request.
+    pub(crate) fn with_bearer(mut self, token: &str) -> Endpoint {
+        self.bearer = Some(token.to_owned());
+        self
     }
 }
 
@@ -79,7 +88,6 @@ impl Connection {
     }
 
     /// The last answer's body.
-    #[cfg(test)]
     pub(crate) fn body(&self) -> &[u8] {
         &self.body
     }
@@ -101,6 +109,11 @@ impl Connection {
         output.extend_from_slice(
             b"\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\n",
         );
+        if let Some(token) = &self.endpoint.bearer {
+            output.extend_from_slice(b"Authorization: Bearer ");
+            output.extend_from_slice(token.as_bytes());
+            output.extend_from_slice(b"\r\n");
+        }
         if let Some(session_id) = session_id {
             output.extend_from_slice(b"Mcp-Session-Id: ");
             output.extend_from_slice(session_id.as_bytes());
