@@ -20,6 +20,8 @@ pub mod orphans;
 mod pidfd;
 mod process;
 mod server_name;
+#[cfg(target_os = "linux")]
+mod spawn_linux;
 mod spawner;
 mod stderr;
 mod transport;

@@ -7,7 +7,7 @@
 //! the calls; callers then fall back to what they knew before.
 
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
 
 use nix::sys::signal::Signal;
@@ -50,6 +50,12 @@ impl PidFd {
         Ok(PidFd { fd, pid })
     }
 
+    /// A pidfd the kernel handed over (`CLONE_PIDFD`) for process `pid`.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn from_owned(fd: OwnedFd, pid: u32) -> PidFd {
+        PidFd { fd, pid }
+    }
+
     /// The id the process had when it was pinned.
     pub(crate) fn pid(&self) -> u32 {
         self.pid
@@ -88,6 +94,19 @@ impl PidFd {
         self.signal(None)
     }
 
+    /// Waits for the process to exit and reaps it (blocking). Only for a child known to be
+    /// exiting, such as one that failed before executing its program.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn wait_blocking(&self) -> io::Result<()> {
+        loop {
+            match waitid(Id::PIDFd(self.fd.as_fd()), WaitPidFlag::WEXITED) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(errno) => return Err(io::Error::from(errno)),
+            }
+        }
+    }
+
     /// Reaps the process if it has exited and is our child; `None` if it is still running.
     ///
     /// Fails with `ECHILD` when it is not our child, or was reaped by someone else.
@@ -102,6 +121,12 @@ impl PidFd {
             Ok(_) => Ok(None),
             Err(errno) => Err(io::Error::from(errno)),
         }
+    }
+}
+
+impl AsRawFd for PidFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 

@@ -15,7 +15,12 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::pidfd::{PidFd, Presence};
-use crate::{spawner, stderr, Diagnostics, Error, ServerName, Transport, TransportOptions};
+#[cfg(target_os = "linux")]
+use crate::spawn_linux;
+use crate::{
+    spawner, stderr, BoxedRead, BoxedWrite, Diagnostics, Error, ServerName, Transport,
+    TransportOptions,
+};
 
 /// How long to wait for the kernel to report a SIGKILLed process as exited.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -141,10 +146,17 @@ pub struct ChildProcess {
 /// Starts `command` as a server: its own process group, stdio piped, stderr drained.
 ///
 /// The server is killed by the kernel if the host process dies (`PR_SET_PDEATHSIG`). Linux ties
-/// that signal to the thread that forks the server, so every server is forked by a thread
+/// that signal to the thread that creates the server, so every server is created by a thread
 /// that lives as long as the process, whatever thread calls this (a runtime worker, a blocking
 /// pool thread that ends later, a thread of the caller's own). The call blocks its thread until
 /// the program is executed, as `Command::spawn` does. It must be made inside a tokio runtime.
+///
+/// On Linux with pidfds (5.3) the server is created without copying the host's memory
+/// (`clone` with `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does) and gets no descriptor of the
+/// host's but its three pipes; elsewhere, or with `MCP_TRANSPORT_SPAWN=fork` in the host's
+/// environment, through std's `Command` with `fork`, where only close-on-exec descriptors are
+/// kept from it. A program that is missing or cannot be executed is an [`Error::Spawn`] either
+/// way.
 ///
 /// Two tasks are spawned on `tracker`: one drains stderr, one reaps the child. Both end when the
 /// process group is gone, or when the returned [`ChildProcess`] is closed or dropped.
@@ -159,6 +171,104 @@ pub fn spawn(
         program: command.program.clone(),
         source,
     };
+    let Started {
+        pid,
+        stdin,
+        stdout,
+        stderr,
+        child,
+        leader,
+        how,
+    } = start(command).map_err(spawn_error)?;
+    let span = tracing::info_span!("mcp_server", server = %server, pid);
+    tracing::debug!(parent: &span, program = %command.program.display(), spawn = how, "server process started");
+
+    let diagnostics = Diagnostics::new(server.clone(), options, true);
+    let kill_now = CancellationToken::new();
+    let stop_stderr = CancellationToken::new();
+
+    let stderr_diagnostics = diagnostics.clone();
+    let stop = stop_stderr.clone();
+    tracker.spawn(
+        async move {
+            tokio::select! {
+                () = stderr::drain(stderr, stderr_diagnostics.clone()) => {}
+                () = stop.cancelled() => stderr_diagnostics.mark_stderr_done(),
+            }
+        }
+        .instrument(span.clone()),
+    );
+
+    tracker
+        .spawn(reap(child, kill_now.clone(), leader.clone(), diagnostics.clone()).instrument(span));
+
+    let transport = Transport::new(diagnostics.clone(), stdout, stdin, options);
+    let process = ChildProcess {
+        server,
+        pid,
+        leader,
+        diagnostics,
+        kill_now,
+        stop_stderr,
+        finished: false,
+    };
+    Ok((process, transport))
+}
+
+/// A server process just started: its pipes, what reaps it, and its pinned leader.
+struct Started {
+    pid: u32,
+    stdin: BoxedWrite,
+    stdout: BoxedRead,
+    stderr: BoxedRead,
+    child: Child,
+    /// The leader, pinned while it was certainly ours (before the reaper started), where the
+    /// kernel has pidfds.
+    leader: Option<Arc<PidFd>>,
+    /// How it was started (`clone` or `fork`), for the log.
+    how: &'static str,
+}
+
+/// Starts the server on a spawner thread: without copying the host's memory where Linux allows
+/// (`spawn_linux.rs`), through std's `Command` (`fork`) otherwise.
+fn start(command: &ServerCommand) -> std::io::Result<Started> {
+    #[cfg(target_os = "linux")]
+    if spawn_linux::available() {
+        match start_cloned(command) {
+            Err(error) if error.kind() == std::io::ErrorKind::Unsupported => {
+                tracing::debug!(error = %error, "the kernel refused to start a server without fork; using fork");
+            }
+            started => return started,
+        }
+    }
+    start_forked(command)
+}
+
+/// Starts the server with `clone(CLONE_VM | CLONE_VFORK)` (see `spawn_linux.rs`).
+#[cfg(target_os = "linux")]
+fn start_cloned(command: &ServerCommand) -> std::io::Result<Started> {
+    use tokio::net::unix::pipe;
+
+    // The pipes and the pidfd register with the caller's runtime.
+    tokio::runtime::Handle::try_current()
+        .map_err(|_| std::io::Error::other("servers can only be started inside a tokio runtime"))?;
+    let prepared = spawn_linux::prepare(command)?;
+    let started = spawner::run(move || spawn_linux::start(&prepared))?;
+    // Claimed first: if a pipe fails below, dropping the child kills it.
+    let (child, leader) = started.child.into_child()?;
+    Ok(Started {
+        pid: started.pid,
+        stdin: Box::pin(pipe::Sender::from_owned_fd(started.stdin)?),
+        stdout: Box::pin(pipe::Receiver::from_owned_fd(started.stdout)?),
+        stderr: Box::pin(pipe::Receiver::from_owned_fd(started.stderr)?),
+        child: Child::Cloned(child),
+        leader: Some(leader),
+        how: "clone",
+    })
+}
+
+/// Starts the server through std's `Command`, with a `pre_exec` closure (so std uses `fork`).
+fn start_forked(command: &ServerCommand) -> std::io::Result<Started> {
     // This is the one place in the workspace that starts processes.
     #[allow(clippy::disallowed_methods)]
     let mut cmd = tokio::process::Command::new(&command.program);
@@ -194,7 +304,7 @@ pub fn spawn(
             Ok(())
         });
     }
-    let mut child = spawner::spawn(cmd).map_err(spawn_error)?;
+    let mut child = spawner::spawn(cmd)?;
     let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
         child.id(),
         child.stdin.take(),
@@ -203,56 +313,27 @@ pub fn spawn(
     ) else {
         // `spawn` with piped stdio always provides all three; be safe anyway.
         let _ = child.start_kill();
-        return Err(spawn_error(std::io::Error::other(
+        return Err(std::io::Error::other(
             "the child's stdio could not be captured",
-        )));
+        ));
     };
-    let span = tracing::info_span!("mcp_server", server = %server, pid);
-    tracing::debug!(parent: &span, program = %command.program.display(), "server process started");
-
-    let diagnostics = Diagnostics::new(server.clone(), options, true);
-    let kill_now = CancellationToken::new();
-    let stop_stderr = CancellationToken::new();
-
-    let stderr_diagnostics = diagnostics.clone();
-    let stop = stop_stderr.clone();
-    tracker.spawn(
-        async move {
-            tokio::select! {
-                () = stderr::drain(stderr, stderr_diagnostics.clone()) => {}
-                () = stop.cancelled() => stderr_diagnostics.mark_stderr_done(),
-            }
-        }
-        .instrument(span.clone()),
-    );
-
     // Pinned before the reaper runs, so the id is still our child's.
     let leader = match PidFd::open(pid) {
         Ok(leader) => Some(Arc::new(leader)),
         Err(error) => {
-            tracing::debug!(parent: &span, error = %error, "no pidfd for the server; relying on the reaper alone");
+            tracing::debug!(pid, error = %error, "no pidfd for the server; relying on the reaper alone");
             None
         }
     };
-    tracker
-        .spawn(reap(child, kill_now.clone(), leader.clone(), diagnostics.clone()).instrument(span));
-
-    let transport = Transport::new(
-        diagnostics.clone(),
-        Box::pin(stdout),
-        Box::pin(stdin),
-        options,
-    );
-    let process = ChildProcess {
-        server,
+    Ok(Started {
         pid,
+        stdin: Box::pin(stdin),
+        stdout: Box::pin(stdout),
+        stderr: Box::pin(stderr),
+        child: Child::Forked(child),
         leader,
-        diagnostics,
-        kill_now,
-        stop_stderr,
-        finished: false,
-    };
-    Ok((process, transport))
+        how: "fork",
+    })
 }
 
 /// A handle that can SIGKILL a server's process group from anywhere, without owning the process.
@@ -311,6 +392,33 @@ impl Reap for tokio::process::Child {
 
     fn start_kill(&mut self) -> std::io::Result<()> {
         tokio::process::Child::start_kill(self)
+    }
+}
+
+/// A server process, started one way or the other.
+enum Child {
+    /// Through std's `Command`, reaped by tokio.
+    Forked(tokio::process::Child),
+    /// Through `spawn_linux`, reaped through its pidfd.
+    #[cfg(target_os = "linux")]
+    Cloned(spawn_linux::PidfdChild),
+}
+
+impl Reap for Child {
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Child::Forked(child) => child.wait().await,
+            #[cfg(target_os = "linux")]
+            Child::Cloned(child) => child.wait().await,
+        }
+    }
+
+    fn start_kill(&mut self) -> std::io::Result<()> {
+        match self {
+            Child::Forked(child) => child.start_kill(),
+            #[cfg(target_os = "linux")]
+            Child::Cloned(child) => child.start_kill(),
+        }
     }
 }
 

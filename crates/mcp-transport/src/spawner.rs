@@ -2,15 +2,15 @@
 //! host process.
 //!
 //! Servers are started with `PR_SET_PDEATHSIG = SIGKILL`, so that the kernel kills them when the
-//! host dies, even by SIGKILL. But Linux sends that signal when the *thread* that forked the
-//! child ends, not the process: a server started from a tokio blocking-pool thread (which ends
-//! after 10 s idle), from a worker that leaves through `block_in_place`, or from any short-lived
-//! thread would be killed with that thread. So every spawn is handed to a small set of threads
-//! (one per CPU, at most 4), started on first use and never ended: the signal then comes only
-//! when the host process itself goes.
+//! host dies, even by SIGKILL. But Linux sends that signal when the *thread* that created the
+//! child (with `clone` or `fork`) ends, not the process: a server started from a tokio
+//! blocking-pool thread (which ends after 10 s idle), from a worker that leaves through
+//! `block_in_place`, or from any short-lived thread would be killed with that thread. So every
+//! spawn is handed to a small set of threads (one per CPU, at most 4), started on first use and
+//! never ended: the signal then comes only when the host process itself goes.
 //!
-//! The calling thread waits for the spawn as it did when it forked itself (a spawn returns once
-//! the program is executed), plus a hand-off to a spawner thread and back.
+//! The calling thread waits for the spawn as it did when it started the child itself (a spawn
+//! returns once the program is executed), plus a hand-off to a spawner thread and back.
 
 use std::io;
 use std::sync::mpsc;
@@ -21,7 +21,7 @@ use std::time::Duration;
 type Job = Box<dyn FnOnce() + Send>;
 
 /// How long a caller waits for its spawn before giving up (a child that shows up later is
-/// killed: its `Child` is dropped with `kill_on_drop`).
+/// killed: its `Child` is dropped with `kill_on_drop`; `spawn_linux::Unclaimed` kills it likewise).
 const SPAWN_WAIT: Duration = Duration::from_secs(30);
 
 /// Starts `command` on a spawner thread, registered with the caller's tokio runtime.
@@ -30,17 +30,29 @@ const SPAWN_WAIT: Duration = Duration::from_secs(30);
 pub(crate) fn spawn(mut command: tokio::process::Command) -> io::Result<tokio::process::Child> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| io::Error::other("servers can only be started inside a tokio runtime"))?;
-    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-    let job: Job = Box::new(move || {
+    run(move || {
         // The child's pipes and its reaper register with the caller's runtime.
         let _entered = runtime.enter();
-        let _ = reply_tx.send(command.spawn());
+        command.spawn()
+    })
+}
+
+/// Runs `start` (which starts a server) on a spawner thread and returns what it returns.
+///
+/// Blocks the calling thread until then. If the caller stops waiting (after 30 s), the result is
+/// dropped when it comes, so whatever it holds must clean up after itself when dropped.
+pub(crate) fn run<T: Send + 'static>(
+    start: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = reply_tx.send(start());
     });
     spawner()?
         .send(job)
         .map_err(|_| io::Error::other("the thread that starts servers has ended"))?;
     match reply_rx.recv_timeout(SPAWN_WAIT) {
-        Ok(spawned) => spawned,
+        Ok(started) => started,
         Err(mpsc::RecvTimeoutError::Timeout) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
@@ -60,7 +72,7 @@ fn spawner() -> io::Result<&'static mpsc::Sender<Job>> {
     let spawner = SPAWNER.get_or_init(|| {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
-        // As many as there are CPUs (up to 4): a fork is CPU work, and servers started at once
+        // As many as there are CPUs (up to 4): a spawn is CPU work, and servers started at once
         // should not wait for each other more than before.
         let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         let mut n_started = 0;

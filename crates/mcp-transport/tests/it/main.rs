@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod orphans;
 mod props;
+mod spawn;
 
 use std::time::Duration;
 
