@@ -348,8 +348,8 @@ async fn replicas_behind_a_load_balancer_survive_a_replica_death() {
             summary["lost"].as_u64().unwrap(),
         );
         eprintln!(
-            "{kind}: {} of {N_CLIENTS} sessions survived; calls ok {ok}, failed {failed}, lost {lost}; longest gap {:.0} ms",
-            summary["survived"], summary["longestGapMs"].as_f64().unwrap()
+            "{kind}: {} of {N_CLIENTS} sessions survived ({} ended by a silently closed connection); calls ok {ok}, failed {failed}, lost {lost}; longest gap {:.0} ms",
+            summary["survived"], summary["silentlyClosed"], summary["longestGapMs"].as_f64().unwrap()
         );
         if let Some(failures) = summary["balancerFailures"].as_array() {
             eprintln!("{kind}: answers that were not a success: {failures:?}");
@@ -372,16 +372,22 @@ async fn replicas_behind_a_load_balancer_survive_a_replica_death() {
                 .collect::<Vec<_>>());
             brief
         };
-        // In about one run of ten, the Python SDK ends a whole session when its HTTP client
-        // meets a connection the balancer closed without an answer as the replica died
-        // (httpx's RemoteProtocolError escapes the SDK's task group): one such session is
-        // tolerated, and shown above; every other session must survive.
+        // HAProxy closes a kept-alive client connection without any answer when the replica
+        // under its request dies (so that the client may retry, RFC 9112 section 9.3.1), and
+        // the Python SDK then ends the whole session (httpx's RemoteProtocolError escapes its
+        // task group): such a session ended because of the one call it had in flight on the
+        // dead replica. Every session must survive but those; nginx answers 502 instead, and
+        // one session ended some other way is tolerated there as before.
         let survived = summary["survived"].as_u64().unwrap();
-        assert!(survived + 1 >= N_CLIENTS as u64, "{}", brief());
+        let silently_closed = summary["silentlyClosed"].as_u64().unwrap();
+        match kind {
+            "haproxy" => assert_eq!(survived + silently_closed, N_CLIENTS as u64, "{}", brief()),
+            _ => assert!(survived + 1 >= N_CLIENTS as u64, "{}", brief()),
+        }
         assert_eq!(lost, 0, "{}", brief());
-        // Each client has one call in flight at a time: at most that one fails when its
-        // replica dies under it.
-        assert!(failed <= N_CLIENTS as u64, "{}", brief());
+        // Each client has one call in flight at a time: at most that one fails (or ends its
+        // session) when its replica dies under it.
+        assert!(failed + silently_closed <= N_CLIENTS as u64, "{}", brief());
         assert!(ok > 10 * N_CLIENTS as u64, "too few calls: {}", brief());
         assert!(
             summary["restartedReplicaCalls"].as_u64().unwrap() > 0,

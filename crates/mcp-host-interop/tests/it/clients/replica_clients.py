@@ -57,7 +57,17 @@ async def one_client(idx: int, url: str, seconds: float, results: list) -> None:
         import traceback
         traceback.print_exception(exc, file=sys.stderr)
         record["errors"].append("session: " + repr(exc)[:300])
+        record["silentClose"] = is_silent_close(exc)
     results[idx] = record
+
+
+def is_silent_close(exc: BaseException) -> bool:
+    """Whether the session ended only because a request's connection was closed without any
+    answer (a balancer does that to a kept-alive connection whose request was on a replica that
+    died, so that the client may retry; the SDK ends the whole session instead)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_silent_close(inner) for inner in exc.exceptions)
+    return "Server disconnected without sending a response" in str(exc)
 
 
 async def main(url: str, n_clients: int, seconds: float) -> dict:
@@ -68,6 +78,7 @@ async def main(url: str, n_clients: int, seconds: float) -> dict:
     return {
         "clients": results,
         "survived": sum(1 for record in results if record and record["survived"]),
+        "silentlyClosed": sum(1 for record in results if record and record.get("silentClose")),
         "ok": sum(record["ok"] for record in results if record),
         "failed": sum(record["failed"] for record in results if record),
         "lost": sum(record["lost"] for record in results if record),
