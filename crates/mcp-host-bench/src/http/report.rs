@@ -11,13 +11,17 @@ use crate::report::{median, number, quantile, series_of, Series, TargetCheck};
 /// The guard: through mcp-host, a client's sequential p50 may be at most this many times its p50
 /// against the direct server, in the same run.
 ///
-/// 3 for the clients people run (the SDKs, rmcp). 10 for the raw floor: its p50 direct (25–47 µs
-/// in release) is about one stdio round trip to the echo server (26 µs for the raw stdio floor),
-/// which every gateway adds and the direct server does not have, so without any stall its ratio
-/// is 1.9–3.5 in release and 1.7–6.1 in a debug build on a loaded 2-core machine. The stalls the
-/// guard is for (delayed ACKs: ~40 ms a call) are over 100 × for every client.
+/// 3 for the clients people run (the SDKs, rmcp). For the raw floor, 10 in release and 30 in a
+/// debug build (the CI smoke): its p50 direct (25–47 µs in release) is about one stdio round trip
+/// to the echo server (26 µs for the raw stdio floor), which every gateway adds and the direct
+/// server does not have, and in a debug build the gateway's own code is several times slower
+/// than the direct server's, so without any stall the ratio is 1.9–3.5 in release and 3.9–10.7
+/// in debug builds on this 2-core machine (10.7 in a CI run, 8.7 for a build from before the day's
+/// changes). The stalls the guard is for (delayed ACKs: ~40 ms a call) are over 100 × (143 × in
+/// the debug smoke) for the raw floor, and caught through the TypeScript SDK too (6.9 ×).
 pub(crate) fn guard_limit(client: HttpClientKind) -> f64 {
     match client {
+        HttpClientKind::RawHttp if cfg!(debug_assertions) => 30.0,
         HttpClientKind::RawHttp => 10.0,
         HttpClientKind::Rmcp | HttpClientKind::TsSdk | HttpClientKind::PySdk => 3.0,
     }
