@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 
-use crate::http::raw::{Connection, Endpoint};
+use crate::http::raw::{open_session as open, Connection, Endpoint};
 use crate::report::quantile;
 use crate::{procs, progress, RunOptions};
 
@@ -300,29 +300,6 @@ impl Counts {
             self.failed.load(Ordering::Relaxed),
         )
     }
-}
-
-/// A session of the raw client: `initialize`, then `notifications/initialized`.
-async fn open(endpoint: &Endpoint) -> anyhow::Result<(Connection, Option<String>)> {
-    let mut connection = Connection::connect(endpoint).await?;
-    let answer = connection
-        .post_request(
-            None,
-            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"noisy-bench","version":"0"}}}"#,
-        )
-        .await?;
-    let id = answer.session_id;
-    let answer = connection
-        .request(
-            "POST",
-            id.as_deref(),
-            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        )
-        .await?;
-    if answer.status != 202 && answer.status != 200 {
-        bail!("HTTP {} for notifications/initialized", answer.status);
-    }
-    Ok((connection, id))
 }
 
 fn call_message(tool: &str, id: u64) -> Vec<u8> {

@@ -271,6 +271,32 @@ impl Connection {
     }
 }
 
+/// Opens a session: `initialize` on a new connection, then `notifications/initialized`; the
+/// connection and the session id the server gave (if any).
+pub(crate) async fn open_session(
+    endpoint: &Endpoint,
+) -> anyhow::Result<(Connection, Option<String>)> {
+    let mut connection = Connection::connect(endpoint).await?;
+    let answer = connection
+        .post_request(
+            None,
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw-http","version":"0"}}}"#,
+        )
+        .await?;
+    let id = answer.session_id;
+    let answer = connection
+        .request(
+            "POST",
+            id.as_deref(),
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        )
+        .await?;
+    if answer.status != 202 && answer.status != 200 {
+        bail!("HTTP {} for notifications/initialized", answer.status);
+    }
+    Ok((connection, id))
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())

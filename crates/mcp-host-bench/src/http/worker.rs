@@ -259,24 +259,7 @@ impl Driver for RawDriver {
     type Lane = RawLane;
 
     async fn open(&self) -> anyhow::Result<RawSession> {
-        let mut connection = Connection::connect(&self.endpoint).await?;
-        let answer = connection
-            .post_request(
-                None,
-                br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw-http","version":"0"}}}"#,
-            )
-            .await?;
-        let id = answer.session_id;
-        let answer = connection
-            .request(
-                "POST",
-                id.as_deref(),
-                br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            )
-            .await?;
-        if answer.status != 202 && answer.status != 200 {
-            bail!("HTTP {} for notifications/initialized", answer.status);
-        }
+        let (connection, id) = super::raw::open_session(&self.endpoint).await?;
         Ok(RawSession { id, connection })
     }
 
