@@ -189,11 +189,8 @@ fn tool_text(result: &serde_json::Value) -> String {
 /// through them, and may still call the app's tool by its name, as the app would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mcp_app_through_the_http_gateway() {
-    use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt as _, BufReader};
-
-    use crate::cli::{entry, mcp_host_binary};
-    use crate::{assert_no_process_left, MARKER_VAR};
+    use crate::assert_no_process_left;
+    use crate::cli::{entry, HttpGateway};
 
     let Some(interop) = interop() else { return };
     let scratch = Scratch::new();
@@ -211,43 +208,16 @@ async fn an_mcp_app_through_the_http_gateway() {
     });
     std::fs::write(&config, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
 
-    #[allow(clippy::disallowed_methods)] // The binary under test.
-    let mut gateway = tokio::process::Command::new(mcp_host_binary());
-    gateway
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--http", "127.0.0.1:0", "--tool-mode", "search"])
-        .env("APPS_TOKEN", APPS_TOKEN)
-        .env("AGENT_TOKEN", AGENT_TOKEN)
-        .env_remove("MCP_HOST_CONFIG")
-        .env_remove("RUST_LOG")
-        .env(MARKER_VAR, &scratch.marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut gateway = gateway.spawn().unwrap();
-    let mut lines = BufReader::new(gateway.stderr.take().unwrap()).lines();
-    let url = bounded(
-        "mcp-host serve --http",
+    let gateway = HttpGateway::start(
+        &config,
+        &["127.0.0.1:0", "--tool-mode", "search"],
+        &[("APPS_TOKEN", APPS_TOKEN), ("AGENT_TOKEN", AGENT_TOKEN)],
+        &scratch,
+        "gateway",
         std::time::Duration::from_secs(90),
-        async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    return url.to_owned();
-                }
-                eprintln!("gateway: {line}");
-            }
-            panic!("the gateway exited before listening");
-        },
     )
     .await;
-    let mut drain = tokio::task::JoinSet::new();
-    drain.spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("gateway: {line}");
-        }
-    });
+    let url = gateway.url.clone();
     let http = reqwest::Client::new();
 
     // The MCP Apps host: the app's ui:// resource and the HTML it reads.
@@ -336,24 +306,8 @@ async fn an_mcp_app_through_the_http_gateway() {
         .await;
     assert!(!tool_text(&direct).is_empty(), "{direct}");
 
-    #[allow(clippy::disallowed_methods)]
-    let stopped = tokio::process::Command::new("kill")
-        .args(["-TERM", &gateway.id().unwrap().to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(stopped.success());
-    let exit = bounded(
-        "the gateway's exit",
-        std::time::Duration::from_secs(30),
-        gateway.wait(),
-    )
-    .await
-    .unwrap();
-    assert!(exit.success(), "{exit:?}");
-    bounded("the stderr drain", PROMPTLY, async {
-        while drain.join_next().await.is_some() {}
-    })
-    .await;
+    gateway
+        .terminate(std::time::Duration::from_secs(30), PROMPTLY)
+        .await;
     assert_no_process_left(&scratch).await;
 }

@@ -28,6 +28,86 @@ const SERVERS: [&str; 5] = ["everything", "filesystem", "git", "memory", "time"]
 /// The protocol revision the host asks for, which every one of the five servers accepts.
 const PROTOCOL_VERSION: &str = "2025-11-25";
 
+/// `mcp-host --config CONFIG serve --http ARGS…` run as a user would (ARGS starts with the
+/// address), its stderr echoed with a label and drained so that it never blocks on a full pipe.
+pub(crate) struct HttpGateway {
+    pub(crate) child: tokio::process::Child,
+    /// Its `/mcp` URL, from its "listening on" line.
+    pub(crate) url: String,
+    drain: tokio::task::JoinSet<()>,
+}
+
+impl HttpGateway {
+    /// Starts the gateway with `envs` and waits up to `bound` for its "listening on" line.
+    pub(crate) async fn start(
+        config: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        scratch: &Scratch,
+        label: &str,
+        bound: Duration,
+    ) -> HttpGateway {
+        use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+        #[allow(clippy::disallowed_methods)] // The binary under test.
+        let mut command = tokio::process::Command::new(mcp_host_binary());
+        command
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--http"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .env_remove("MCP_HOST_CONFIG")
+            .env_remove("RUST_LOG")
+            .env(MARKER_VAR, &scratch.marker)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("cannot start mcp-host serve --http");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        // The gateway announces its address once every server is up.
+        let url = bounded("mcp-host serve --http", bound, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    return url.to_owned();
+                }
+                eprintln!("{label}: {line}");
+            }
+            panic!("{label} exited before listening");
+        })
+        .await;
+        let mut drain = tokio::task::JoinSet::new();
+        let label = label.to_owned();
+        drain.spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{label}: {line}");
+            }
+        });
+        HttpGateway { child, url, drain }
+    }
+
+    /// SIGTERM: it must exit with 0 within `exit_bound`, and its stderr end within `drain_bound`.
+    pub(crate) async fn terminate(mut self, exit_bound: Duration, drain_bound: Duration) {
+        let pid = self.child.id().expect("the gateway already exited");
+        #[allow(clippy::disallowed_methods)]
+        let killed = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(killed.success());
+        let status = bounded("the gateway's exit", exit_bound, self.child.wait())
+            .await
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+        bounded("the stderr drain", drain_bound, async {
+            while self.drain.join_next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
 /// `target/<profile>/mcp-host`, next to the directory (`deps/`) of this test's executable.
 pub(crate) fn mcp_host_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("cannot find the test executable");
@@ -379,48 +459,22 @@ async fn python_sdk_client_through_gateway() {
 /// must stop its servers and exit with 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_client_through_http_gateway() {
-    use tokio::io::{AsyncBufReadExt as _, BufReader};
-
     let Some(interop) = interop() else { return };
     let scratch = Scratch::new();
     let five = five_servers(&interop, &scratch);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/clients/sdk_http_client.py");
     assert!(script.is_file(), "{} is missing", script.display());
 
-    // The binary under test is run directly; the spawn ban is for library code.
-    #[allow(clippy::disallowed_methods)]
-    let mut gateway = tokio::process::Command::new(mcp_host_binary());
-    gateway
-        .arg("--config")
-        .arg(&five.config)
-        .args(["serve", "--http", "127.0.0.1:0"])
-        .env_remove("MCP_HOST_CONFIG")
-        .env_remove("RUST_LOG")
-        .env(MARKER_VAR, &scratch.marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut gateway = gateway.spawn().expect("cannot start mcp-host serve --http");
-    let mut lines = BufReader::new(gateway.stderr.take().unwrap()).lines();
-    // The gateway announces its address once every server is up.
-    let url = bounded("mcp-host serve --http", COMMAND_BOUND, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                return url.to_owned();
-            }
-            eprintln!("gateway: {line}");
-        }
-        panic!("the gateway exited before listening");
-    })
+    let gateway = HttpGateway::start(
+        &five.config,
+        &["127.0.0.1:0"],
+        &[],
+        &scratch,
+        "gateway",
+        COMMAND_BOUND,
+    )
     .await;
-    // Keep draining the gateway's stderr so that it never blocks on a full pipe.
-    let mut drain = tokio::task::JoinSet::new();
-    drain.spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("gateway: {line}");
-        }
-    });
+    let url = gateway.url.clone();
 
     // Test setup runs the SDK's client directly; the spawn ban is for library code.
     #[allow(clippy::disallowed_methods)]
@@ -443,23 +497,7 @@ async fn python_sdk_client_through_http_gateway() {
         "{summary}"
     );
 
-    // SIGTERM: an orderly stop of every server, then exit 0.
-    let pid = gateway.id().expect("the gateway already exited");
-    #[allow(clippy::disallowed_methods)]
-    let killed = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
-    let status = bounded("the gateway's exit", COMMAND_BOUND, gateway.wait())
-        .await
-        .unwrap();
-    assert!(status.success(), "{status:?}");
-    bounded("the stderr drain", PROMPTLY_DRAIN, async {
-        while drain.join_next().await.is_some() {}
-    })
-    .await;
+    gateway.terminate(COMMAND_BOUND, PROMPTLY_DRAIN).await;
     assert_no_process_left(&scratch).await;
 }
 

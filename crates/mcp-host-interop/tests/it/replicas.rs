@@ -14,11 +14,9 @@ use std::time::{Duration, Instant};
 
 use mcp_host_testkit::{fake_server_args, fake_server_path, FakeConfig};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
-use tokio::task::JoinSet;
 
-use crate::cli::mcp_host_binary;
+use crate::cli::HttpGateway;
 use crate::{assert_no_process_left, bounded, interop, Scratch, MARKER_VAR};
 
 /// The key the replicas share (a test key, nothing secret).
@@ -28,8 +26,7 @@ const N_CLIENTS: usize = 20;
 /// One replica: its port and process.
 struct Replica {
     port: u16,
-    child: Child,
-    drain: JoinSet<()>,
+    gateway: HttpGateway,
 }
 
 /// Free loopback ports (bound, then released for the test's processes).
@@ -55,47 +52,24 @@ fn which(program: &str) -> Option<PathBuf> {
 }
 
 async fn start_replica(config: &Path, port: u16, scratch: &Scratch) -> Replica {
-    #[allow(clippy::disallowed_methods)] // The binary under test.
-    let mut command = Command::new(mcp_host_binary());
-    command
-        .arg("--config")
-        .arg(config)
-        .args([
-            "serve",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--session-key-env",
-            "MCP_HOST_TEST_SESSION_KEY",
-            "--max-sessions-per-peer",
-            "0",
-        ])
-        .env("MCP_HOST_TEST_SESSION_KEY", SESSION_KEY)
-        .env_remove("MCP_HOST_CONFIG")
-        .env_remove("RUST_LOG")
-        .env(MARKER_VAR, &scratch.marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    bounded("a replica listening", Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with("listening on ") {
-                return;
-            }
-            eprintln!("replica {port}: {line}");
-        }
-        panic!("replica {port} exited before listening");
-    })
+    let address = format!("127.0.0.1:{port}");
+    let args = [
+        address.as_str(),
+        "--session-key-env",
+        "MCP_HOST_TEST_SESSION_KEY",
+        "--max-sessions-per-peer",
+        "0",
+    ];
+    let gateway = HttpGateway::start(
+        config,
+        &args,
+        &[("MCP_HOST_TEST_SESSION_KEY", SESSION_KEY)],
+        scratch,
+        &format!("replica {port}"),
+        Duration::from_secs(60),
+    )
     .await;
-    let mut drain = JoinSet::new();
-    drain.spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("replica {port}: {line}");
-        }
-    });
-    Replica { port, child, drain }
+    Replica { port, gateway }
 }
 
 /// The balancer's configuration: the file in `deploy/`, on these ports and paths.
@@ -257,9 +231,9 @@ async fn scenario(kind: &str, binary: &Path, interop: &crate::Interop, seconds: 
         _ = &mut output => panic!("the clients ended before the fault"),
         () = tokio::time::sleep(kill_at) => {}
     }
-    let dead_pid = replicas[victim].child.id().unwrap();
+    let dead_pid = replicas[victim].gateway.child.id().unwrap();
     signal(dead_pid, "KILL").await;
-    let _ = replicas[victim].child.wait().await;
+    let _ = replicas[victim].gateway.child.wait().await;
     eprintln!(
         "{kind}: killed replica {} at {:.1?}",
         replicas[victim].port,
@@ -305,20 +279,11 @@ async fn scenario(kind: &str, binary: &Path, interop: &crate::Interop, seconds: 
         balancer.wait(),
     )
     .await;
-    for mut replica in replicas {
-        signal(replica.child.id().unwrap(), "TERM").await;
-        let status = bounded(
-            "a replica's exit",
-            Duration::from_secs(30),
-            replica.child.wait(),
-        )
-        .await
-        .unwrap();
-        assert!(status.success(), "{status:?}");
-        bounded("the stderr drain", Duration::from_secs(10), async {
-            while replica.drain.join_next().await.is_some() {}
-        })
-        .await;
+    for replica in replicas {
+        replica
+            .gateway
+            .terminate(Duration::from_secs(30), Duration::from_secs(10))
+            .await;
     }
     assert_no_process_left(&scratch).await;
     summary

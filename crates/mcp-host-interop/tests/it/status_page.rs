@@ -12,9 +12,8 @@ use std::time::Duration;
 use mcp_host_foundation::ClientConfig;
 use mcp_host_testkit::{fake_server_args, fake_server_path, FakeConfig};
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-use crate::cli::{entry, mcp_host_binary};
+use crate::cli::{entry, HttpGateway};
 use crate::{assert_no_process_left, bounded, interop, Scratch, MARKER_VAR, PROMPTLY};
 
 /// Chromium, as the machine's probe and our tests start it: no sandbox (we run as root), no
@@ -129,37 +128,16 @@ async fn status_page_in_a_real_browser() {
     )
     .unwrap();
 
-    #[allow(clippy::disallowed_methods)] // The binary under test.
-    let mut gateway = tokio::process::Command::new(mcp_host_binary());
-    gateway
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--http", "127.0.0.1:0"])
-        .env_remove("MCP_HOST_CONFIG")
-        .env_remove("RUST_LOG")
-        .env(MARKER_VAR, &scratch.marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut gateway = gateway.spawn().unwrap();
-    let mut lines = BufReader::new(gateway.stderr.take().unwrap()).lines();
-    let url = bounded("mcp-host serve --http", Duration::from_secs(90), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                return url.to_owned();
-            }
-            eprintln!("gateway: {line}");
-        }
-        panic!("the gateway exited before listening");
-    })
+    let gateway = HttpGateway::start(
+        &config,
+        &["127.0.0.1:0"],
+        &[],
+        &scratch,
+        "gateway",
+        Duration::from_secs(90),
+    )
     .await;
-    let mut drain = tokio::task::JoinSet::new();
-    drain.spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("gateway: {line}");
-        }
-    });
+    let url = gateway.url.clone();
     let page = url.replace("/mcp", "/");
     let shots = scratch_target().join("interop");
     std::fs::create_dir_all(&shots).unwrap();
@@ -233,25 +211,7 @@ async fn status_page_in_a_real_browser() {
     )
     .await;
 
-    #[allow(clippy::disallowed_methods)]
-    let stopped = tokio::process::Command::new("kill")
-        .args(["-TERM", &gateway.id().unwrap().to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(stopped.success());
-    let exit = bounded(
-        "the gateway's exit",
-        Duration::from_secs(30),
-        gateway.wait(),
-    )
-    .await
-    .unwrap();
-    assert!(exit.success(), "{exit:?}");
-    bounded("the stderr drain", PROMPTLY, async {
-        while drain.join_next().await.is_some() {}
-    })
-    .await;
+    gateway.terminate(Duration::from_secs(30), PROMPTLY).await;
     assert_no_process_left(&scratch).await;
 }
 
