@@ -585,36 +585,16 @@ impl Authorizer {
         )
         .await?;
         if !discovered.supports_grant("client_credentials") {
-            return Err(Error::Authorization {
-                server: self.inner.server.clone(),
-                reason: format!(
-                    "the authorization server {} does not offer the client_credentials grant",
-                    discovered.issuer
-                ),
-            });
+            return Err(self.grant_not_offered(&discovered, "the client_credentials grant"));
         }
-        let scopes = self.scopes_for(challenge.as_ref(), &discovered, step_up.as_deref(), false)?;
-        let stored = lock(&self.inner.state).record.client.clone();
-        let client = identify(
-            &self.inner.fetcher,
-            &self.inner.options,
-            &discovered,
-            None,
-            stored.as_ref(),
-        )
-        .await?;
+        let (scopes, client) = self
+            .scopes_and_client(challenge.as_ref(), &discovered, step_up.as_deref())
+            .await?;
         self.inner
             .client_credentials
             .fetch_add(1, Ordering::Relaxed);
-        let request = TokenRequest {
-            fetcher: &self.inner.fetcher,
-            token_endpoint: &discovered.token_endpoint,
-            issuer: &discovered.issuer,
-            client: &client,
-            key: self.inner.assertion_key.as_ref(),
-            resource: Some(&discovered.resource),
-        };
-        let tokens = request
+        let tokens = self
+            .token_request(&discovered, &client)
             .client_credentials(&scopes)
             .await
             .map_err(|failure| failure.into_error(&self.inner.fetcher, "client_credentials"))?;
@@ -648,24 +628,11 @@ impl Authorizer {
             .as_ref()
             .and_then(|m| m.grant_types_supported.as_ref());
         if listed.is_some_and(|grants| !grants.iter().any(|g| g == crate::grant::JWT_BEARER)) {
-            return Err(Error::Authorization {
-                server: self.inner.server.clone(),
-                reason: format!(
-                    "the authorization server {} does not offer the JWT bearer grant",
-                    discovered.issuer
-                ),
-            });
+            return Err(self.grant_not_offered(&discovered, "the JWT bearer grant"));
         }
-        let scopes = self.scopes_for(challenge.as_ref(), &discovered, step_up.as_deref(), false)?;
-        let stored = lock(&self.inner.state).record.client.clone();
-        let client = identify(
-            &self.inner.fetcher,
-            &self.inner.options,
-            &discovered,
-            None,
-            stored.as_ref(),
-        )
-        .await?;
+        let (scopes, client) = self
+            .scopes_and_client(challenge.as_ref(), &discovered, step_up.as_deref())
+            .await?;
         let assertion = crate::grant::exchange_id_token(
             &self.inner.fetcher,
             &provider,
@@ -674,15 +641,8 @@ impl Authorizer {
             &scopes,
         )
         .await?;
-        let request = TokenRequest {
-            fetcher: &self.inner.fetcher,
-            token_endpoint: &discovered.token_endpoint,
-            issuer: &discovered.issuer,
-            client: &client,
-            key: self.inner.assertion_key.as_ref(),
-            resource: Some(&discovered.resource),
-        };
-        let tokens = request
+        let tokens = self
+            .token_request(&discovered, &client)
             .jwt_bearer(&assertion, &scopes)
             .await
             .map_err(|failure| failure.into_error(&self.inner.fetcher, "jwt-bearer"))?;
@@ -690,6 +650,54 @@ impl Authorizer {
             .await?;
         tracing::info!(server = %self.inner.server, "access token obtained with an identity assertion");
         Ok(tokens)
+    }
+
+    /// The refusal of a grant the authorization server does not offer.
+    fn grant_not_offered(&self, discovered: &Discovered, grant: &str) -> Error {
+        Error::Authorization {
+            server: self.inner.server.clone(),
+            reason: format!(
+                "the authorization server {} does not offer {grant}",
+                discovered.issuer
+            ),
+        }
+    }
+
+    /// What a grant without a person asks for: the scopes, and the client it authenticates as
+    /// (the stored one, or one identified or registered now).
+    async fn scopes_and_client(
+        &self,
+        challenge: Option<&Challenge>,
+        discovered: &Discovered,
+        step_up: Option<&[String]>,
+    ) -> Result<(Vec<String>, crate::store::ClientRecord), Error> {
+        let scopes = self.scopes_for(challenge, discovered, step_up, false)?;
+        let stored = lock(&self.inner.state).record.client.clone();
+        let client = identify(
+            &self.inner.fetcher,
+            &self.inner.options,
+            discovered,
+            None,
+            stored.as_ref(),
+        )
+        .await?;
+        Ok((scopes, client))
+    }
+
+    /// A request to the token endpoint of `discovered`, as `client`, for this server.
+    fn token_request<'a>(
+        &'a self,
+        discovered: &'a Discovered,
+        client: &'a crate::store::ClientRecord,
+    ) -> TokenRequest<'a> {
+        TokenRequest {
+            fetcher: &self.inner.fetcher,
+            token_endpoint: &discovered.token_endpoint,
+            issuer: &discovered.issuer,
+            client,
+            key: self.inner.assertion_key.as_ref(),
+            resource: Some(&discovered.resource),
+        }
     }
 
     /// The authorization code flow with PKCE.
@@ -819,15 +827,8 @@ impl Authorizer {
                 reason: "the redirect carries no code".to_owned(),
             });
         };
-        let request = TokenRequest {
-            fetcher: &self.inner.fetcher,
-            token_endpoint: &discovered.token_endpoint,
-            issuer: &discovered.issuer,
-            client: &client,
-            key: self.inner.assertion_key.as_ref(),
-            resource: Some(&discovered.resource),
-        };
-        let tokens = request
+        let tokens = self
+            .token_request(&discovered, &client)
             .code(code, verifier.secret(), &redirect_uri, &scopes)
             .await
             .map_err(|failure| failure.into_error(&self.inner.fetcher, "authorization_code"))?;
