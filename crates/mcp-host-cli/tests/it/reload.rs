@@ -303,13 +303,26 @@ async fn sighup_and_a_storm_of_writes() {
     .await
     .expect("the last configuration was not applied");
     assert!(settled.contains(&"a__echo".to_owned()), "{settled:?}");
-    let n_reloads = gateway
-        .stderr
-        .lock()
-        .unwrap()
-        .matches("configuration reloaded")
-        .count();
+    let n_reloads = || {
+        gateway
+            .stderr
+            .lock()
+            .unwrap()
+            .matches("configuration reloaded")
+            .count()
+    };
+    // The reload that added `c` logs its line once its servers are registered, so `c__echo`
+    // can be listed a moment before the line reaches us: wait for it (SIGHUP's reload and at
+    // least one of the storm).
+    let logged = tokio::time::timeout(PROMPTLY, async {
+        while n_reloads() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(logged.is_ok(), "{} reloads", n_reloads());
     // Debounced: 100 writes are a few reloads (the storm may be split where a reload ran).
+    let n_reloads = n_reloads();
     assert!((2..=10).contains(&n_reloads), "{n_reloads} reloads");
     gateway.terminate().await;
     assert_no_process_left(&marker).await;
